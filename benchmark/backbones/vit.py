@@ -1,0 +1,166 @@
+"""ViT backbones (timm ``VisionTransformer``) with authors' checkpoints and any-resolution tokens.
+
+Every model is built with ``dynamic_img_size=True`` so timm interpolates the positional embedding
+to the input's token grid: 480×880 DAVIS frames work, where Co-Settle's own MAE code path, which
+adds a fixed 14×14 embedding, breaks. The tokens are the last block's output after the final norm
+with prefix tokens (CLS, registers) dropped — what Co-Settle, CRW and DINO's propagation read.
+
+The architecture's width, depth and patch size are read from the checkpoint (heads = width / 64, as
+every released ViT uses), so the same code loads a ViT-B release and the tiny synthetic checkpoints
+the tests write in each author's layout.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from timm.models.vision_transformer import checkpoint_filter_fn
+
+from benchmark.backbones.base import Backbone, BackboneMeta
+from benchmark.backbones.converters import CONVERTERS
+from benchmark.backbones.weights import file_sha256, load_checkpoint, weights_dir
+from benchmark.errors import UserError
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+# name -> (meta, converter name, extra timm kwargs)
+SPECS: dict[str, tuple[BackboneMeta, str, dict[str, Any]]] = {
+    "mae": (BackboneMeta("mae", "vit_base_patch16_224", "vit", "MAE, He et al. CVPR 2022", "mae_pretrain_vit_base.pth",
+                         "https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base.pth", "vit_base_patch16_224.mae"),
+            "mae", {}),
+    "ijepa": (BackboneMeta("ijepa", "vit_base_patch16_224", "vit", "I-JEPA, Assran et al. CVPR 2023", "ijepa_vitb16.pth.tar",
+                           "https://github.com/facebookresearch/ijepa (an I-JEPA ViT-B/16 checkpoint in its release layout)",
+                           notes="no CLS token; tokens are the encoder output after its final norm"),
+              "ijepa", {"class_token": False, "global_pool": "avg", "fc_norm": False}),
+    "clip": (BackboneMeta("clip", "vit_base_patch16_clip_quickgelu_224", "vit", "CLIP, Radford et al. ICML 2021",
+                          "clip_vitb16_openai_state_dict.pt",
+                          "https://github.com/openai/CLIP (ViT-B/16; save clip_model.state_dict() from the released ViT-B-16.pt)",
+                          "vit_base_patch16_clip_quickgelu_224.openai", mean=CLIP_MEAN, std=CLIP_STD,
+                          notes="tokens after ln_post, before the projection"),
+             "clip", {}),
+    "blip": (BackboneMeta("blip", "vit_base_patch16_224", "vit", "BLIP, Li et al. ICML 2022", "model_base.pth",
+                          "https://storage.googleapis.com/sfr-vision-language-research/BLIP/models/model_base.pth",
+                          mean=CLIP_MEAN, std=CLIP_STD),
+             "blip", {}),
+    "mocov3": (BackboneMeta("mocov3", "vit_base_patch16_224", "vit", "MoCo v3, Chen et al. ICCV 2021", "vit-b-300ep.pth.tar",
+                            "https://dl.fbaipublicfiles.com/moco-v3/vit-b-300ep/vit-b-300ep.pth.tar"),
+               "mocov3", {}),
+    "ibot": (BackboneMeta("ibot", "vit_base_patch16_224", "vit", "iBOT, Zhou et al. ICLR 2022", "checkpoint_teacher.pth",
+                          "https://github.com/bytedance/ibot (ViT-B/16 teacher checkpoint)"),
+             "ibot", {}),
+    "dino": (BackboneMeta("dino", "vit_base_patch16_224", "vit", "DINO, Caron et al. ICCV 2021", "dino_vitbase16_pretrain.pth",
+                          "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
+                          "vit_base_patch16_224.dino"),
+             "dino", {}),
+    "dinov2": (BackboneMeta("dinov2", "vit_base_patch14_dinov2", "vit", "DINOv2, Oquab et al. TMLR 2024",
+                            "dinov2_vitb14_pretrain.pth",
+                            "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth",
+                            "vit_base_patch14_dinov2.lvd142m", notes="DINOv2 releases ViT-B/14 only (patch 14, stride 14)"),
+               "dinov2", {"init_values": 1e-5}),
+    "clip_l14": (BackboneMeta("clip_l14", "vit_large_patch14_clip_quickgelu_224", "vit", "CLIP ViT-L/14, Radford et al. 2021",
+                              "clip_vitl14_openai_state_dict.pt",
+                              "https://github.com/openai/CLIP (ViT-L/14; save clip_model.state_dict())",
+                              "vit_large_patch14_clip_quickgelu_224.openai", mean=CLIP_MEAN, std=CLIP_STD),
+                 "clip", {}),
+    "clip_l14_dcr": (BackboneMeta("clip_l14_dcr", "vit_large_patch14_clip_quickgelu_224", "vit",
+                                  "DCR-enhanced CLIP ViT-L/14 (github.com/boyuh/DCR)", "clip_vitl14_dcr_state_dict.pt",
+                                  "https://github.com/boyuh/DCR (the released CLIP ViT-L/14 weights, OpenAI state-dict layout)",
+                                  mean=CLIP_MEAN, std=CLIP_STD),
+                     "clip", {}),
+}
+
+
+class ViTBackbone(Backbone):
+    """A timm ViT returning its last-layer, post-norm patch tokens as a ``(B,h,w,C)`` grid."""
+
+    def __init__(self, meta: BackboneMeta, model: torch.nn.Module, weights_id: str):
+        super().__init__()
+        self.meta = meta
+        self.model = model
+        self.stride = int(model.patch_embed.patch_size[0])
+        self.dim = int(model.embed_dim)
+        self.weights_id = weights_id
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model.forward_features(x)
+        h, w = x.shape[-2] // self.stride, x.shape[-1] // self.stride
+        return out[:, self.model.num_prefix_tokens :].reshape(x.shape[0], h, w, -1)
+
+
+def _infer_arch(state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Width, depth and patch size from a checkpoint (OpenAI-CLIP or timm key names)."""
+    patch = state.get("patch_embed.proj.weight", state.get("visual.conv1.weight"))
+    if patch is None:
+        raise UserError(
+            "checkpoint has no patch embedding ('patch_embed.proj.weight' or 'visual.conv1.weight'): it is not a ViT "
+            "checkpoint for this backbone; pass the authors' released file"
+        )
+    depth = 1 + max(
+        (int(m.group(1)) for k in state for m in [re.search(r"(?:^blocks|resblocks)\.(\d+)\.", k)] if m), default=-1
+    )
+    dim = int(patch.shape[0])
+    return {"embed_dim": dim, "depth": depth, "num_heads": max(1, dim // 64), "patch_size": int(patch.shape[-1])}
+
+
+def _load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    state = checkpoint_filter_fn(state, model)
+    state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    result = model.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith("head")]
+    if missing or result.unexpected_keys:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} keys (e.g. {', '.join(missing[:3])})")
+        if result.unexpected_keys:
+            parts.append(f"unexpected {len(result.unexpected_keys)} keys (e.g. {', '.join(result.unexpected_keys[:3])})")
+        raise UserError(f"weights file {source} does not fit this backbone: {'; '.join(parts)}; use the backbone that matches the file")
+
+
+def _create(arch: str, **kwargs: Any) -> torch.nn.Module:
+    return timm.create_model(arch, pretrained=False, num_classes=0, dynamic_img_size=True, **kwargs)
+
+
+def build_vit(name: str, weights: str | Path | None = None, num_heads: int | None = None) -> ViTBackbone:
+    """Build ViT backbone ``name`` from ``weights`` (authors' file), the weights folder, or timm's hub cache.
+
+    Raises:
+        UserError: no weights anywhere (says which file to fetch and where to put it), or a file that
+            does not match the layout or the architecture.
+    """
+    meta, converter, extra = SPECS[name]
+    if weights is None and (weights_dir() / meta.weights_file).is_file():
+        weights = weights_dir() / meta.weights_file
+    if weights is not None:
+        path = Path(weights)
+        state = CONVERTERS[converter](load_checkpoint(path))
+        arch_kwargs = _infer_arch(state)
+        if num_heads:
+            arch_kwargs["num_heads"] = num_heads
+        model = _create(meta.arch, **extra, **arch_kwargs)
+        _load_into(model, state, str(path))
+        shape = ", ".join(f"{k}={v}" for k, v in arch_kwargs.items())
+        meta = replace(meta, notes=f"{meta.notes}; shape read from the checkpoint: {shape}".lstrip("; "))
+        return ViTBackbone(meta, model.eval(), f"{path.name}@sha256:{file_sha256(path)}")
+    if meta.hub_tag:
+        try:
+            model = timm.create_model(meta.hub_tag, pretrained=True, num_classes=0, dynamic_img_size=True, **extra)
+            return ViTBackbone(meta, model.eval(), f"hub:{meta.hub_tag}")
+        except Exception:  # timm/huggingface_hub raise many types when the file is absent offline
+            pass
+    hub = f", or have timm's hub cache hold '{meta.hub_tag}'" if meta.hub_tag else ""
+    raise UserError(
+        f"no weights for backbone {name!r}: download {meta.weights_file} from {meta.weights_url} and pass "
+        f"--weights PATH or put it at {weights_dir() / meta.weights_file}{hub}"
+    )
+
+
+def build_vit_tiny_random() -> ViTBackbone:
+    """A ViT-Ti/16 with random weights: fast plumbing tests only, labelled RANDOM INIT everywhere."""
+    torch.manual_seed(0)
+    meta = BackboneMeta("vit_tiny_random", "vit_tiny_patch16_224", "vit", "random init (tests only)", random_init=True)
+    return ViTBackbone(meta, _create("vit_tiny_patch16_224").eval(), "random-init(seed=0)")

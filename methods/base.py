@@ -1,0 +1,64 @@
+"""The method contract: a way of turning a frozen image backbone into video features.
+
+A method is built on a backbone with its resolved config. ``fit`` trains whatever the method trains
+(nothing for ``frozen``) and returns a training record; ``frame_features`` gives per-frame token grids
+for dense tasks and ``video_embedding`` one vector per clip for video-level tasks. A task never
+knows which method produced the features.
+
+Adding a method: subclass :class:`Method`, decorate it with ``@METHODS.register("name")`` in a file
+anywhere, and run it with ``bench run --plugin that_file.py --method name``. Its defaults come from
+``configs/methods/<name>.yaml`` when that file exists, else from the class's ``default_config``.
+"""
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import torch
+
+from benchmark.backbones.base import Backbone
+from benchmark.context import RunContext
+
+
+class Method(abc.ABC):
+    """Base class of every transfer method.
+
+    Attributes:
+        name: registry name, set by subclasses.
+        trains: whether ``fit`` trains parameters (shown in tables' cost columns).
+        default_config: defaults for plugin methods without a YAML file in ``configs/methods``.
+    """
+
+    name: ClassVar[str] = ""
+    trains: ClassVar[bool] = False
+    default_config: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, backbone: Backbone, config: dict[str, Any]):
+        self.backbone = backbone
+        self.config = dict(config)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.backbone.parameters()).device
+
+    def fit(self, ctx: RunContext) -> dict[str, Any]:
+        """Train (if the method trains) and return a record: curve, trainable params, time, memory."""
+        return {"trainable_params": 0}
+
+    @torch.inference_mode()
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Backbone tokens for ``(T,3,H,W)`` frames in ``[0,1]``, in batches of ``config['batch_size']``."""
+        batch = int(self.config.get("batch_size", 16))
+        out = [
+            self.backbone.encode(frames[i : i + batch].to(self.device, non_blocking=True)).float()
+            for i in range(0, frames.shape[0], batch)
+        ]
+        return torch.cat(out)
+
+    @abc.abstractmethod
+    def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames ``(T,3,H,W)`` in ``[0,1]`` → features ``(T,h,w,C)``."""
+
+    def video_embedding(self, frames: torch.Tensor) -> torch.Tensor:
+        """One vector ``(C,)`` for a clip: the mean of its frame features (temporal methods override)."""
+        return self.frame_features(frames).mean(dim=(0, 1, 2))
