@@ -8,6 +8,7 @@ naming the file.
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 from pathlib import Path
 from typing import Sequence
 
@@ -44,6 +45,19 @@ def list_videos(folder: str | Path) -> list[Path]:
     return out
 
 
+def walk_videos(folder: Path) -> list[Path]:
+    """Video files and frame folders anywhere under ``folder`` (a frame folder is not descended into), sorted."""
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        if any(f.lower().endswith(FRAME_EXTENSIONS) for f in filenames):
+            out.append(Path(dirpath))
+            dirnames.clear()
+            continue
+        out.extend(Path(dirpath) / f for f in sorted(filenames) if is_video_file(Path(f)))
+    return sorted(out)
+
+
 def _decord_reader(path: Path):
     if os.environ.get("I2V_NO_DECORD"):
         return None
@@ -57,14 +71,29 @@ def _decord_reader(path: Path):
         return None
 
 
-def _pyav_frames(path: Path) -> list[np.ndarray]:
+def _pyav_frames(path: Path, wanted: set[int] | None = None) -> tuple[dict[int, np.ndarray], int]:
+    """Decode with PyAV, keeping the frames in ``wanted`` (all if None) and the last frame decoded.
+
+    Decoding stops after the largest wanted index, which bounds time and memory on long videos
+    (THUMOS videos run for minutes). Returns the kept frames by index and the number decoded.
+    """
     import av
 
+    stop = max(wanted) if wanted else None
+    kept: dict[int, np.ndarray] = {}
+    count, frame = 0, None
     try:
         with av.open(str(path)) as container:
-            return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+            for count, frame in enumerate(container.decode(video=0), start=1):
+                if wanted is None or count - 1 in wanted:
+                    kept[count - 1] = frame.to_ndarray(format="rgb24")
+                if stop is not None and count > stop:
+                    break
+            if frame is not None and count - 1 not in kept:
+                kept[count - 1] = frame.to_ndarray(format="rgb24")
     except (av.error.FFmpegError, ValueError, IndexError) as e:
         raise UserError(f"cannot decode video {path} ({type(e).__name__}): the file is corrupt or not a video; re-encode or remove it") from None
+    return kept, count
 
 
 def video_length(path: str | Path) -> int:
@@ -76,7 +105,7 @@ def video_length(path: str | Path) -> int:
     vr = _decord_reader(path)
     if vr is not None:
         return len(vr)
-    return len(_pyav_frames(path))
+    return _pyav_frames(path, wanted=set())[1]
 
 
 def _check_file(path: Path) -> None:
@@ -110,12 +139,68 @@ def read_video(path: str | Path, indices: Sequence[int] | None = None) -> np.nda
             return vr.get_batch(idx).asnumpy()
         except Exception:  # fall through to PyAV, which reports the real decoding problem
             pass
-    frames = _pyav_frames(path)
-    if not frames:
+    kept, count = _pyav_frames(path, None if indices is None else {max(int(i), 0) for i in indices})
+    if count == 0:
         raise UserError(f"video {path} has no decodable frames: the file is truncated or not a video")
-    if indices is None:
-        return np.stack(frames)
-    return np.stack([frames[min(max(int(i), 0), len(frames) - 1)] for i in indices])
+    # indices past the end are clamped to the last frame, which _pyav_frames always keeps
+    idx = range(count) if indices is None else [min(max(int(i), 0), count - 1) for i in indices]
+    return np.stack([kept[i] for i in idx])
+
+
+def video_fps(path: str | Path) -> float:
+    """Average frame rate of a video file (decord, else PyAV); frame folders carry none."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a frame folder and has no frame rate: give the fps in the annotation file")
+    _check_file(path)
+    vr = _decord_reader(path)
+    if vr is not None:
+        return float(vr.get_avg_fps())
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            rate = container.streams.video[0].average_rate
+    except (av.error.FFmpegError, ValueError, IndexError) as e:
+        raise UserError(f"cannot open video {path} ({type(e).__name__}): the file is corrupt or not a video") from None
+    if not rate:
+        raise UserError(f"video {path} declares no frame rate: give the fps in the annotation file")
+    return float(rate)
+
+
+# Encoders by container, as the data sets ship: H.264 in .mp4 (Kinetics, THUMOS), MPEG-4 Part 2 in
+# .avi (UCF101 and HMDB51 are XviD), VP9 in .webm (Something-Something v2).
+_CODECS = {
+    ".mp4": ("libx264", {"crf": "12", "preset": "veryfast"}),
+    ".avi": ("mpeg4", {"qscale:v": "2"}),
+    ".webm": ("libvpx-vp9", {"crf": "12", "b:v": "0", "deadline": "realtime", "cpu-used": "8"}),
+}
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0) -> Path:
+    """Encode ``uint8 (T, H, W, 3)`` frames (H, W even) to ``path`` with the codec its extension implies.
+
+    One encoder thread, so the bytes depend only on the frames (the toy suite must be reproducible).
+    """
+    import av
+
+    path = Path(path)
+    if path.suffix.lower() not in _CODECS:
+        raise ValueError(f"cannot write {path.suffix} videos: use one of {', '.join(_CODECS)}")
+    frames = np.asarray(frames, dtype=np.uint8)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[1] % 2 or frames.shape[2] % 2:
+        raise ValueError(f"frames must be uint8 (T, H, W, 3) with even H and W, got {frames.shape}")
+    codec, options = _CODECS[path.suffix.lower()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.thread_count = 1
+        stream.options = dict(options)
+        for f in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")))
+        container.mux(stream.encode())
+    return path
 
 
 def to_tensor(frames: np.ndarray, size: tuple[int, int] | int | None = None) -> torch.Tensor:

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 from scipy.interpolate import PchipInterpolator
+from PIL import Image
 from skimage import data as skdata
-from skimage.transform import resize
 
 # Colour photos shipped inside scikit-image (no download), plus grey textures tinted in distinct hues.
 PHOTO_NAMES: tuple[str, ...] = (
@@ -55,18 +55,19 @@ def _photo(name: str) -> np.ndarray:
     img = getattr(skdata, name)()
     if isinstance(img, tuple):  # stereo_motorcycle returns (left, right, disparity)
         img = img[0]
-    img = img.astype(np.float32) / 255.0
     if img.ndim == 2:
-        img = img[..., None] * np.asarray(_TINTS[name], np.float32)
-    scale = _MAX_SIDE / max(img.shape[:2])
+        img = np.rint(img[..., None] * np.asarray(_TINTS[name])).astype(np.uint8)
+    pil = Image.fromarray(img)
+    scale = _MAX_SIDE / max(pil.size)
     if scale < 1:
-        img = resize(img, (round(img.shape[0] * scale), round(img.shape[1] * scale)), anti_aliasing=True)
-    img.setflags(write=False)
-    return img.astype(np.float32)
+        pil = pil.resize((round(pil.width * scale), round(pil.height * scale)), Image.LANCZOS)
+    arr = np.asarray(pil)
+    arr.setflags(write=False)
+    return arr
 
 
 def load_photo(index: int) -> np.ndarray:
-    """Photo ``index`` of :data:`PHOTO_NAMES` as read-only float32 (H, W, 3) in [0, 1] (cached)."""
+    """Photo ``index`` of :data:`PHOTO_NAMES` as read-only uint8 (H, W, 3) (cached)."""
     return _photo(PHOTO_NAMES[index % len(PHOTO_NAMES)])
 
 
@@ -86,15 +87,14 @@ def texture(rng: np.random.Generator, h: int, w: int, photo: int | None = None,
     src = load_photo(int(rng.integers(len(PHOTO_NAMES))) if photo is None else photo)
     ph, pw = src.shape[:2]
     z = float(rng.uniform(*zoom))
-    ch, cw = min(ph, max(2, round(h * z))), min(pw, max(2, round(w * z)))
-    # keep the aspect ratio when the photo is too small for the requested crop
-    f = min(ch / (h * z), cw / (w * z))
-    ch, cw = max(2, round(h * z * f)), max(2, round(w * z * f))
+    # the largest crop of aspect h:w that fits the photo bounds z
+    z = min(z, ph / h, pw / w)
+    ch, cw = max(1, round(h * z)), max(1, round(w * z))
     y0, x0 = int(rng.integers(0, ph - ch + 1)), int(rng.integers(0, pw - cw + 1))
-    crop = src[y0:y0 + ch, x0:x0 + cw]
-    if crop.shape[:2] == (h, w):
-        return crop.copy()
-    return resize(crop, (h, w), order=1, anti_aliasing=z * f > 1.5).astype(np.float32)
+    crop = Image.fromarray(src[y0:y0 + ch, x0:x0 + cw])
+    if crop.size != (w, h):
+        crop = crop.resize((w, h), Image.BILINEAR)  # PIL's bilinear widens its support when shrinking
+    return np.asarray(crop, dtype=np.float32) / 255.0
 
 
 def blob_mask(rng: np.random.Generator, h: int, w: int, irregularity: float = 0.25) -> np.ndarray:
@@ -129,15 +129,21 @@ def capsule_sprite(rng: np.random.Generator, length: float, radius: float, photo
     return Sprite(texture(rng, h, w, photo), inside)
 
 
-def smooth_path(rng: np.random.Generator, n: int, lo: float, hi: float, knots: int = 4) -> np.ndarray:
+def smooth_path(rng: np.random.Generator, n: int, lo: float, hi: float, knots: int = 4,
+                start: float | None = None) -> np.ndarray:
     """A smooth random trajectory of ``n`` values in ``[lo, hi]``, float32 (n,).
 
     ``knots`` random values at evenly spaced times are joined by a PCHIP spline, which never
     overshoots its knots, so the path stays in range and has no jumps; fewer knots → slower motion.
+    ``start`` pins the first value (e.g. to lay objects out apart in the first frame).
     """
+    if n < 2:
+        return np.full(n, rng.uniform(lo, hi) if start is None else start, np.float32)
     knots = max(2, min(knots, n))
     t = np.linspace(0, n - 1, knots)
     v = rng.uniform(lo, hi, size=knots)
+    if start is not None:
+        v[0] = start
     return PchipInterpolator(t, v)(np.arange(n)).astype(np.float32)
 
 

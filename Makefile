@@ -1,0 +1,27 @@
+# The two commands: `make demo` and `make test`. Both create .venv and install everything first.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BENCH  := $(VENV)/bin/bench
+STAMP  := $(VENV)/.installed-stamp
+DEMO   ?= results/demo
+
+.PHONY: demo test install clean
+
+install: $(STAMP)
+
+# torch/torchvision pinned to the pair that installs offline here (see ../shared/README.md)
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q "torch==2.14.1" "torchvision==0.29.1" -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BENCH) run --method frozen --backbone efficientnet_lite0 --suite toy --tasks tradeoff,davis,ucf101_retrieval --results $(DEMO)
+	$(BENCH) run --method frozen --backbone vit_tiny_random --suite toy --tasks tradeoff,davis,ucf101_retrieval --results $(DEMO)
+	$(BENCH) table --results $(DEMO)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) results/demo

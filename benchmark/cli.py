@@ -1,0 +1,220 @@
+"""``bench``: the command line of i2v-bench.
+
+Start-up stays light: only argparse, YAML and the lazy registries are imported until a subcommand
+needs torch, so ``bench --help`` and ``bench list`` answer at once. Every user mistake surfaces as
+one line on stderr and exit code 2 (:class:`benchmark.errors.UserError`).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import EXIT_USER_ERROR, UserError
+
+
+def _csv(text: str | None) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def cache_root() -> Path:
+    """Folder for generated data and other caches (``$I2V_BENCH_CACHE`` or ``~/.cache/i2v-bench``)."""
+    return Path(os.environ.get("I2V_BENCH_CACHE", Path.home() / ".cache" / "i2v-bench"))
+
+
+def _overrides(args: argparse.Namespace, suite: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    from benchmark.config import parse_sets, read_yaml
+
+    merged: dict[str, dict[str, Any]] = {}
+    layers = [suite.get("overrides", {}) if not args.data_root or args.suite_overrides else {}]
+    if args.config:
+        cfg = read_yaml(Path(args.config))
+        if not isinstance(cfg, dict) or not all(isinstance(v, dict) for v in cfg.values()):
+            raise UserError(f"config file {args.config} must map sections (method, backbone or task names) to key: value maps")
+        layers.append(cfg)
+    layers.append(parse_sets(args.set))
+    for layer in layers:
+        for section, values in (layer or {}).items():
+            if values:
+                merged.setdefault(section, {}).update(values)
+    return merged
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.config import dataset_folder_name, suites
+    from benchmark.registry import load_plugin
+    from benchmark.runner import RunSpec, pending_tasks, resolve, submit
+
+    for plugin in args.plugin:
+        load_plugin(plugin)
+    suite: dict[str, Any] = {}
+    if args.suite:
+        all_suites = suites()
+        if args.suite not in all_suites:
+            raise UserError(f"unknown suite {args.suite!r}: available: {', '.join(all_suites)}")
+        suite = all_suites[args.suite]
+    tasks = _csv(args.tasks) or list(suite.get("tasks", []))
+    if not tasks:
+        raise UserError("no tasks to run: pass --tasks a,b or --suite NAME (see `bench list tasks`)")
+    data_root = Path(args.data_root) if args.data_root else None
+    if data_root is None and suite.get("data") == "toy":
+        from tasks.data.toy import generate
+
+        data_root = generate(cache_root() / "toy" / f"{suite.get('toy_size', 'small')}-seed0", 0, suite.get("toy_size", "small"))
+    if data_root is not None and not data_root.is_dir():
+        raise UserError(f"--data-root {data_root} does not exist: pass the folder that holds the data sets")
+    train_data = Path(args.train_data) if args.train_data else None
+    if train_data is None and data_root is not None and suite.get("train_data"):
+        candidate = data_root / dataset_folder_name(suite["train_data"])
+        train_data = candidate if candidate.is_dir() else None
+    seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else [0]
+    overrides = _overrides(args, suite)
+    datasets = dict(item.split("=", 1) for item in args.data) if args.data else {}
+    specs = []
+    for seed in seeds:
+        spec = RunSpec(
+            method=args.method, backbone=args.backbone, tasks=tasks, seed=seed, results=Path(args.results),
+            data_root=data_root, train_data=train_data, datasets=datasets, weights=args.weights,
+            overrides=overrides, plugins=[str(Path(p).resolve()) for p in args.plugin], force=args.force,
+            device=args.device, progress=not args.no_progress,
+        )
+        todo = pending_tasks(spec, resolve(spec))
+        for t in tasks:
+            if t not in todo:
+                print(f"  {args.method} x {args.backbone} x {t} (seed {seed}): already present", file=sys.stderr)
+        if todo:
+            specs.append(spec)
+    if not specs:
+        print("all results already present: nothing to do (pass --force to recompute)", file=sys.stderr)
+    outcomes = submit(specs, args.executor, Path(args.results) / "jobs") if specs else []
+    status = 0
+    for outcome in outcomes:
+        for task, state, info in outcome:
+            if state == "error":
+                raise UserError(info)
+            if state == "failed":
+                print(f"error: {info}", file=sys.stderr)
+                status = 1
+    if status == 0:
+        from benchmark.table import render
+
+        print(render(Path(args.results), "markdown", tasks))
+    return status
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from benchmark.registry import BACKBONES, METHODS, TASKS, load_plugin
+
+    for plugin in args.plugin:
+        load_plugin(plugin)
+    if args.what == "results":
+        from benchmark.results import iter_results
+
+        for r in iter_results(Path(args.results)):
+            print(f"{r['method']:<12} {r.get('backbone_label', r['backbone']):<28} {r['task']:<18} seed {r['seed']}  "
+                  f"{r['main_metric']}={r['metrics'].get(r['main_metric'])}")
+        return 0
+    if args.what == "suites":
+        from benchmark.config import suites
+
+        for name, s in suites().items():
+            print(f"{name:<10} {', '.join(s.get('tasks', []))}")
+        return 0
+    reg = {"methods": METHODS, "backbones": BACKBONES, "tasks": TASKS}[args.what]
+    for name in reg.names():
+        print(f"{name:<28} {reg.summary(name)}")
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    from benchmark.table import render
+
+    print(render(Path(args.results), args.format, _csv(args.tasks) or None, args.metric))
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from tasks.data.toy import generate
+
+    out = generate(Path(args.out), seed=args.seed, size=args.size)
+    print(f"toy suite written to {out}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from tasks.scoring import score
+
+    return score(args.dataset, Path(args.data_root), Path(args.predictions), args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench", description="i2v-bench: image-to-video transfer benchmark")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="train (if needed) and evaluate a method on a backbone")
+    r.add_argument("--method", required=True)
+    r.add_argument("--backbone", required=True)
+    r.add_argument("--tasks", help="comma-separated task names")
+    r.add_argument("--suite", help="a suite from configs/suites.yaml (toy generates its own data)")
+    r.add_argument("--data-root", help="folder holding the data sets (DAVIS/, UCF101/, ...) or one data set")
+    r.add_argument("--data", action="append", default=[], metavar="DATASET=DIR", help="explicit folder of one data set")
+    r.add_argument("--train-data", help="folder of unlabelled training videos (methods that train)")
+    r.add_argument("--results", default="results", help="result folder (default: results)")
+    r.add_argument("--executor", default="inline", choices=["inline", "debug", "local", "slurm"])
+    r.add_argument("--seeds", help="comma-separated seeds (default 0)")
+    r.add_argument("--weights", help="backbone weight file in its authors' format")
+    r.add_argument("--config", help="YAML file of overrides: {section: {key: value}}")
+    r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one value")
+    r.add_argument("--plugin", action="append", default=[], help="Python file registering extra methods/tasks")
+    r.add_argument("--device", default="auto")
+    r.add_argument("--force", action="store_true", help="recompute results that already exist")
+    r.add_argument("--suite-overrides", action="store_true", help="apply the suite's overrides with --data-root too")
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=cmd_run)
+
+    ls = sub.add_parser("list", help="list methods, backbones, tasks, suites or results")
+    ls.add_argument("what", choices=["methods", "backbones", "tasks", "suites", "results"])
+    ls.add_argument("--results", default="results")
+    ls.add_argument("--plugin", action="append", default=[])
+    ls.set_defaults(func=cmd_list)
+
+    t = sub.add_parser("table", help="leaderboard of the results")
+    t.add_argument("--results", default="results")
+    t.add_argument("--format", default="markdown")
+    t.add_argument("--tasks")
+    t.add_argument("--metric", help="show this metric instead of each task's main metric")
+    t.set_defaults(func=cmd_table)
+
+    d = sub.add_parser("data", help="generate data")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    toy = dsub.add_parser("toy", help="write the toy suite in the real data sets' layouts")
+    toy.add_argument("--out", required=True)
+    toy.add_argument("--seed", type=int, default=0)
+    toy.add_argument("--size", default="small", choices=["small", "medium"])
+    toy.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("score", help="score a folder of predictions against a data set")
+    s.add_argument("dataset", choices=["davis", "vip", "jhmdb"])
+    s.add_argument("--data-root", required=True)
+    s.add_argument("--predictions", required=True)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_score)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: finished results are kept; rerun the same command to do the rest", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

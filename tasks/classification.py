@@ -1,0 +1,164 @@
+"""Action classification on frozen (or method-adapted) video embeddings: linear probe and k-NN.
+
+Video embeddings come from :mod:`tasks.video_features` (uniform clips, optional multi-clip
+averaging), computed once per video and cached in memory, then:
+
+* **Linear probe** — DINOv2's linear evaluation (``dinov2/eval/linear.py``): one ``Linear(C, K)``
+  per learning rate (weights N(0, 0.01), bias 0), *all trained together in one pass* over the same
+  shuffled batches of cached features, SGD momentum 0.9, no weight decay, ``lr × batch / 256``,
+  cosine annealing to 0 over ``epochs × epoch_length`` iterations, batch 128; the best classifier is
+  reported. DINOv2 picks it on the evaluation set (``lr_selection: test``); ``lr_selection: holdout``
+  picks it on ``holdout_fraction`` of the training videos instead and is the unbiased variant.
+* **k-NN** — DINOv2's weighted k-NN (``dinov2/eval/knn.py``): L2-normalised features, cosine
+  similarity, the k nearest training videos vote with weight ``exp(sim / T)``, k ∈ {10, 20},
+  T = 0.07.
+
+Top-1/top-5 are mmaction2's ``top_k_accuracy``. Splits: UCF101 / HMDB51 split 1 (train → test),
+SSv2 train → validation.
+"""
+from __future__ import annotations
+
+import abc
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from benchmark.context import RunContext
+from benchmark.errors import UserError
+from tasks.base import Task, TaskMeta, TaskOutput
+from tasks.data.types import LabelledVideo
+from tasks.video_features import video_embeddings
+
+
+def top_k(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+    """``{"top1": …, "top5": …}`` from class scores ``(N, K)`` (mmaction2's ``top_k_accuracy``)."""
+    from mmaction.evaluation.functional import top_k_accuracy
+
+    accs = top_k_accuracy(scores.float().cpu().numpy(), labels.cpu().numpy().tolist(), ks)
+    return {f"top{k}": float(a) for k, a in zip(ks, accs)}
+
+
+def train_linear_classifiers(x: torch.Tensor, y: torch.Tensor, num_classes: int, lrs: list[float],
+                             iterations: int, batch_size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """DINOv2-style sweep: ``len(lrs)`` linear classifiers trained on identical batches at once.
+
+    Returns:
+        weights ``(L, C, K)`` and biases ``(L, K)``, one classifier per learning rate.
+    """
+    if x.shape[0] == 0:
+        raise UserError("linear probe has no training samples: check the training split")
+    g = torch.Generator().manual_seed(seed)
+    n_lr, dim = len(lrs), x.shape[1]
+    w = (torch.randn(n_lr, dim, num_classes, generator=g) * 0.01).requires_grad_(True)
+    b = torch.zeros(n_lr, num_classes, requires_grad=True)
+    scaled = torch.tensor([lr * batch_size / 256 for lr in lrs])
+    buf_w, buf_b = torch.zeros_like(w), torch.zeros_like(b)
+    stream = torch.cat([torch.randperm(x.shape[0], generator=g)
+                        for _ in range(iterations * batch_size // x.shape[0] + 1)])
+    for it in range(iterations):
+        idx = stream[it * batch_size : (it + 1) * batch_size]
+        logits = torch.einsum("nc,lck->lnk", x[idx], w) + b[:, None]
+        # summed over classifiers: each one's gradient depends only on its own loss
+        loss = F.cross_entropy(logits.reshape(-1, num_classes), y[idx].repeat(n_lr), reduction="none").view(n_lr, -1).mean(1).sum()
+        gw, gb = torch.autograd.grad(loss, [w, b])
+        lr_now = scaled * 0.5 * (1 + np.cos(np.pi * it / iterations))  # CosineAnnealingLR(max_iter, eta_min=0)
+        with torch.no_grad():  # torch.optim.SGD(momentum=0.9, dampening=0), one lr per classifier
+            buf_w.mul_(0.9).add_(gw)
+            buf_b.mul_(0.9).add_(gb)
+            w.sub_(lr_now[:, None, None] * buf_w)
+            b.sub_(lr_now[:, None] * buf_b)
+    return w.detach(), b.detach()
+
+
+def linear_probe(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, yte: torch.Tensor,
+                 num_classes: int, cfg: dict[str, Any], seed: int) -> dict[str, float]:
+    """Train the lr sweep, select one classifier (``cfg['lr_selection']``) and score it on the test set."""
+    sel = cfg["lr_selection"]
+    if sel not in ("test", "holdout"):
+        raise UserError(f"lr_selection must be 'test' (DINOv2) or 'holdout', got {sel!r}")
+    fit_x, fit_y, val_x, val_y = xtr, ytr, xte, yte
+    if sel == "holdout":
+        perm = torch.randperm(xtr.shape[0], generator=torch.Generator().manual_seed(seed))
+        n_val = max(1, int(round(cfg["holdout_fraction"] * xtr.shape[0])))
+        val, fit = perm[:n_val], perm[n_val:]
+        fit_x, fit_y, val_x, val_y = xtr[fit], ytr[fit], xtr[val], ytr[val]
+    lrs = [float(v) for v in cfg["learning_rates"]]
+    w, b = train_linear_classifiers(fit_x, fit_y, num_classes, lrs, int(cfg["iterations"]), int(cfg["linear_batch_size"]), seed)
+    val_acc = [(torch.argmax(val_x @ w[i] + b[i], 1) == val_y).float().mean().item() for i in range(len(lrs))]
+    best = int(np.argmax(val_acc))
+    out = top_k(xte @ w[best] + b[best], yte)
+    return {**out, "linear_best_lr": lrs[best]}
+
+
+def knn_scores(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, num_classes: int, k: int,
+               temperature: float) -> torch.Tensor:
+    """DINOv2 weighted k-NN class scores ``(N_test, K)``: votes ``exp(cos / T)`` of the k nearest."""
+    sim = F.normalize(xte, dim=1) @ F.normalize(xtr, dim=1).T
+    top_sim, top_idx = sim.topk(min(k, xtr.shape[0]), dim=1)
+    votes = F.one_hot(ytr[top_idx], num_classes).float() * (top_sim / temperature).exp()[..., None]
+    return votes.sum(1)
+
+
+class VideoClassification(Task):
+    """Linear probe + k-NN top-1/top-5 on one data set's train → test split."""
+
+    meta: ClassVar[TaskMeta]
+
+    @abc.abstractmethod
+    def load(self, ctx: RunContext) -> tuple[list[LabelledVideo], list[LabelledVideo], list[str]]:
+        """The data set's ``(train, test, class names)``."""
+
+    def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
+        cfg = self.config
+        train, test, classes = self.load(ctx)
+        if not train or not test:
+            raise UserError(f"{self.meta.name}: the split has {len(train)} train and {len(test)} test videos; both must be non-empty")
+        xtr = video_embeddings(method, train, cfg, ctx, "train videos")
+        xte = video_embeddings(method, test, cfg, ctx, "test videos")
+        ytr = torch.tensor([v.label for v in train])
+        yte = torch.tensor([v.label for v in test])
+        metrics = linear_probe(xtr, ytr, xte, yte, len(classes), cfg, ctx.seed)
+        for k in cfg["knn_k"]:
+            scores = knn_scores(xtr, ytr, xte, len(classes), int(k), float(cfg["knn_temperature"]))
+            metrics.update({f"knn{k}_{name}": v for name, v in top_k(scores, yte).items()})
+        details = {"num_train": len(train), "num_test": len(test), "num_classes": len(classes)}
+        return TaskOutput(metrics=metrics, details=details)
+
+
+class UCF101Classification(VideoClassification):
+    """UCF101 linear probe + k-NN, top-1."""
+
+    meta = TaskMeta(name="ucf101_cls", dataset="ucf101", main_metric="top1",
+                    protocol="UCF101 split 1; DINOv2 linear eval (lr sweep) + weighted k-NN (k 10/20, T 0.07)")
+
+    def load(self, ctx: RunContext):
+        from tasks.data.ucf101 import load_ucf101
+
+        return load_ucf101(ctx.dataset_path("ucf101"), int(self.config["split"]))
+
+
+class HMDB51Classification(VideoClassification):
+    """HMDB51 linear probe + k-NN, top-1."""
+
+    meta = TaskMeta(name="hmdb51_cls", dataset="hmdb51", main_metric="top1",
+                    protocol="HMDB51 split 1; DINOv2 linear eval (lr sweep) + weighted k-NN (k 10/20, T 0.07)")
+
+    def load(self, ctx: RunContext):
+        from tasks.data.hmdb51 import load_hmdb51
+
+        return load_hmdb51(ctx.dataset_path("hmdb51"), int(self.config["split"]))
+
+
+class SSv2Classification(VideoClassification):
+    """Something-Something v2 linear probe + k-NN, top-1."""
+
+    meta = TaskMeta(name="ssv2_cls", dataset="ssv2", main_metric="top1",
+                    protocol="SSv2 train → validation; DINOv2 linear eval (lr sweep) + weighted k-NN (k 10/20, T 0.07)")
+
+    def load(self, ctx: RunContext):
+        from tasks.data.ssv2 import load_ssv2
+
+        return load_ssv2(ctx.dataset_path("ssv2"))

@@ -1,0 +1,437 @@
+"""Label propagation through space-time feature affinities: one engine for DAVIS, VIP and JHMDB.
+
+Every dense-correspondence paper since Wang et al. (2019) evaluates frozen features the same way:
+the labels of the first frame are carried to frame ``t`` by a k-nearest-neighbour vote over the
+features of a few *context* frames (the first frame plus the previous ones), restricted to a spatial
+neighbourhood, weighted by a temperature softmax of cosine similarities. Three published protocols
+differ only in constants and small rules, reproduced here as presets (:data:`PRESETS`):
+
+``cosettle``
+    The defaults of the Co-Settle authors' companion evaluation code, T-CORE
+    ``downstreams/propagation/util.py`` + ``start.py`` (github.com/yafeng19/T-CORE), which runs
+    CRW's propagation (``src/test.py``, ``src/utils/test_utils.py``) with temperature 0.7, top-k 7
+    (VIP 10), radius 20, 20 context frames and the first frame as long-term memory
+    (``long_mem=[0]``); DAVIS resized to 480×880, JHMDB to 320×320 (a 20×20 grid at stride 16),
+    VIP with the long side at 880 and the short side floored to a multiple of 64; poses decoded from
+    the top 5 heatmap cells (``process_pose(topk=5)``).
+``crw``
+    Jabri et al., NeurIPS 2020, videowalk ``code/test.py`` + ``code/utils/arguments.py``: top-k 10,
+    radius 12, temperature 0.07 (the README's DAVIS command uses 0.05), 20 context frames; the
+    video is padded with 20 copies of the first frame, so early targets see frame 0 many times, and
+    frame 0 is also long-term memory; the radius is Euclidean and strict (``D < radius``) and does
+    not apply to the long-term frame; DAVIS at native size (``--cropSize -1``), JHMDB at 320×320;
+    poses from the top 3 cells (``process_pose(topk=3)``).
+``dino``
+    Caron et al., ICCV 2021, ``eval_video_segmentation.py``: top-k 5, a *square* neighbourhood of
+    half-size 12 applied to every context frame, temperature 0.1, the first frame plus the 7 last
+    frames (no repetition), first-frame labels downsampled with nearest-neighbour, each class map
+    min-max normalised before the argmax (``norm_mask``), frames resized to a short side of 480 with
+    the long side floored to a multiple of 64. DINO publishes no VIP/JHMDB protocol: the same
+    constants are used there, with CRW's 3-cell pose decoding and 320×320 JHMDB frames.
+
+Labels are propagated at feature resolution as soft maps (each frame's *soft* prediction becomes a
+context label, as all three codes do) and upsampled bilinearly to the annotation resolution.
+
+Speed (why this is not the reference loop): features are L2-normalised once per video; the query
+grid is cut into square tiles, and for every radius-restricted context frame only the key window
+that the tile's neighbourhoods can reach is multiplied (a slice of the frame, so the work shrinks
+with the radius); the neighbourhood mask of each tile is built once per (grid, radius) with tensor
+ops and cached; top-k runs per context frame on the tile's window and then once over the pooled
+candidates, which is exactly the top-k over all context keys (a frame repeated ``m`` times
+contributes its candidates ``m`` times, as CRW's padded bank does). Memory is one tile × window
+matrix at a time, independent of the number of context frames. :func:`propagate_dense` is the
+straightforward reference (one full affinity per target frame, as DINO's script computes it);
+``benchmark/perf/propagation.py`` and the tests check that both give the same predictions.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from benchmark.errors import UserError
+
+MASKED = -1e10  # CRW/T-CORE add this to out-of-radius affinities before top-k (``D[D==0] = -1e10``)
+
+
+@dataclass(frozen=True)
+class PropagationConfig:
+    """Constants of one propagation protocol (see the module docstring for their sources).
+
+    Attributes:
+        topk: neighbours voting for each target cell, over all context keys together.
+        temperature: softmax temperature applied to the top-k cosine similarities.
+        radius: neighbourhood size in feature cells; <= 0 disables the restriction.
+        radius_metric: ``euclidean`` (CRW: distance < radius) or ``square`` (DINO: |dy|, |dx| <= radius).
+        n_context: number of previous frames used as short-term context.
+        long_memory: the first frame is always in the context (long-term memory).
+        mask_long_memory: the neighbourhood restriction also applies to the long-term frame (DINO).
+        repeat_first: the context bank is padded with copies of frame 0 so that every target sees
+            ``n_context`` short-term frames (CRW/T-CORE); otherwise early targets see fewer (DINO).
+        label_downsample: ``bilinear`` (CRW: cv2 linear resize of the one-hot map) or ``nearest``
+            (DINO: nearest resize of the index map) to bring first-frame labels to the grid.
+        norm_mask: min-max normalise each upsampled class map before the argmax (DINO).
+        pose_topk: heatmap cells averaged to decode a keypoint (JHMDB).
+        pose_sigma: Gaussian sigma, in feature cells, of the keypoint heatmaps (CRW ``sigma=0.5``).
+        tile: query tile side in cells (speed only: results do not depend on it).
+    """
+
+    topk: int
+    temperature: float
+    radius: float
+    radius_metric: str
+    n_context: int
+    long_memory: bool
+    mask_long_memory: bool
+    repeat_first: bool
+    label_downsample: str
+    norm_mask: bool
+    pose_topk: int
+    pose_sigma: float = 0.5
+    tile: int = 8
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.topk >= 1, "topk must be >= 1"),
+            (self.temperature > 0, "temperature must be > 0"),
+            (self.radius_metric in ("euclidean", "square"), "radius_metric must be 'euclidean' or 'square'"),
+            (self.n_context >= 0, "n_context must be >= 0"),
+            (self.long_memory or self.n_context > 0, "n_context must be > 0 when long_memory is false"),
+            (self.label_downsample in ("bilinear", "nearest"), "label_downsample must be 'bilinear' or 'nearest'"),
+            (self.pose_topk >= 1, "pose_topk must be >= 1"),
+            (self.pose_sigma > 0, "pose_sigma must be > 0"),
+            (self.tile >= 1, "tile must be >= 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise UserError(f"propagation config: {msg} (got {dataclasses.asdict(self)})")
+
+
+_COSETTLE = PropagationConfig(
+    topk=7, temperature=0.7, radius=20, radius_metric="euclidean", n_context=20, long_memory=True,
+    mask_long_memory=False, repeat_first=True, label_downsample="bilinear", norm_mask=False, pose_topk=5,
+)
+_CRW = PropagationConfig(
+    topk=10, temperature=0.07, radius=12, radius_metric="euclidean", n_context=20, long_memory=True,
+    mask_long_memory=False, repeat_first=True, label_downsample="bilinear", norm_mask=False, pose_topk=3,
+)
+_DINO = PropagationConfig(
+    topk=5, temperature=0.1, radius=12, radius_metric="square", n_context=7, long_memory=True,
+    mask_long_memory=True, repeat_first=False, label_downsample="nearest", norm_mask=True, pose_topk=3,
+)
+
+#: preset -> dataset -> (engine constants, input-resolution rule). Resolution rules:
+#: ``["fixed", H, W]``, ``["short", S, M]`` (short side S, long side floored to a multiple of M),
+#: ``["long", L, M]`` (long side L, short side floored to a multiple of M), ``["native"]``.
+PRESETS: dict[str, dict[str, tuple[PropagationConfig, list]]] = {
+    "cosettle": {
+        "davis": (_COSETTLE, ["fixed", 480, 880]),
+        "vip": (dataclasses.replace(_COSETTLE, topk=10), ["long", 880, 64]),
+        "jhmdb": (_COSETTLE, ["fixed", 320, 320]),
+    },
+    "crw": {
+        "davis": (_CRW, ["native"]),
+        "vip": (_CRW, ["native"]),
+        "jhmdb": (_CRW, ["fixed", 320, 320]),
+    },
+    "dino": {
+        "davis": (_DINO, ["short", 480, 64]),
+        "vip": (_DINO, ["short", 480, 64]),
+        "jhmdb": (_DINO, ["fixed", 320, 320]),
+    },
+}
+
+
+def resolve(config: dict[str, Any], dataset: str) -> tuple[PropagationConfig, list]:
+    """The engine constants and resolution rule of a task config: its preset, then its overrides.
+
+    ``config`` holds ``preset`` (a :data:`PRESETS` name), ``propagation`` (a dict whose non-null
+    values replace the preset's constants) and ``input_size`` (null for the preset's rule).
+    """
+    name = config.get("preset")
+    if name not in PRESETS:
+        raise UserError(f"{dataset}: unknown preset {name!r}; choose one of {', '.join(PRESETS)} (key 'preset')")
+    base, size = PRESETS[name][dataset]
+    fields = {f.name: f.type for f in dataclasses.fields(PropagationConfig)}
+    overrides = {}
+    for key, value in (config.get("propagation") or {}).items():
+        if value is None:
+            continue
+        if key not in fields:
+            raise UserError(f"{dataset}.propagation: unknown key {key!r}; valid keys: {', '.join(fields)}")
+        current = getattr(base, key)
+        if isinstance(current, bool) and not isinstance(value, bool):
+            raise UserError(f"{dataset}.propagation.{key} must be true or false, got {value!r}")
+        if isinstance(current, (int, float)) and not isinstance(current, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UserError(f"{dataset}.propagation.{key} must be a number, got {value!r}")
+            value = type(current)(value)
+        overrides[key] = value
+    if config.get("input_size") is not None:
+        size = list(config["input_size"])
+    return dataclasses.replace(base, **overrides), size
+
+
+def input_size(rule: list, height: int, width: int, stride: int) -> tuple[int, int]:
+    """Frame size to feed the encoder for a ``height × width`` video under a resolution rule.
+
+    Both sides are finally floored to a multiple of ``stride`` so that the token grid covers the
+    whole resized frame (a no-op for every published size).
+    """
+    kind = rule[0]
+    if kind == "fixed":
+        h, w = int(rule[1]), int(rule[2])
+    elif kind == "short":  # DINO read_frame(): short side S, long side (S * long / short) // 64 * 64
+        s, m = int(rule[1]), int(rule[2])
+        if height > width:
+            h, w = int(s * height / width) // m * m, s
+        else:
+            h, w = s, int(s * width / height) // m * m
+    elif kind == "long":  # T-CORE vos.py with one crop size: long side L, short side floored to M
+        s, m = int(rule[1]), int(rule[2])
+        if width > height:
+            h, w = int(height * s / width) // m * m, s
+        else:
+            h, w = s, int(width * s / height) // m * m
+    elif kind == "native":
+        h, w = height, width
+    else:
+        raise UserError(f"input_size {rule!r}: use [fixed, H, W], [short, S, M], [long, L, M] or [native]")
+    h, w = h // stride * stride, w // stride * stride
+    if h < stride or w < stride:
+        raise UserError(f"input_size {rule!r} gives {h}x{w} for a {height}x{width} video: too small for stride {stride}")
+    return h, w
+
+
+# ----------------------------------------------------------------------------------------------
+# Label maps at feature resolution
+# ----------------------------------------------------------------------------------------------
+
+
+def labels_to_grid(index_map: torch.Tensor, classes: torch.Tensor, grid: tuple[int, int], mode: str) -> torch.Tensor:
+    """An index map ``(H, W)`` → soft one-hot ``(h, w, L)`` over ``classes`` at the feature grid.
+
+    ``bilinear`` resizes the one-hot maps like cv2's ``INTER_LINEAR`` (half-pixel centres, no
+    antialiasing), as CRW's ``vos.py`` does; ``nearest`` picks the pixel under each cell centre as
+    PIL's nearest resize in DINO's ``read_seg`` does.
+    """
+    onehot = (index_map[None] == classes.view(-1, 1, 1)).float()[None]
+    if mode == "bilinear":
+        out = F.interpolate(onehot, size=grid, mode="bilinear", align_corners=False, antialias=False)
+    else:
+        out = F.interpolate(onehot, size=grid, mode="nearest-exact")
+    return out[0].permute(1, 2, 0).contiguous()
+
+
+def grid_to_labels(soft: torch.Tensor, size: tuple[int, int], norm_mask: bool) -> torch.Tensor:
+    """Soft maps ``(h, w, L)`` → class positions ``(H, W)`` (long): bilinear upsampling, argmax."""
+    up = F.interpolate(soft.permute(2, 0, 1)[None], size=size, mode="bilinear", align_corners=False)[0]
+    if norm_mask:  # DINO norm_mask(): per class, (x - min) / max, only where the map has a positive max
+        lo = up.amin(dim=(1, 2), keepdim=True)
+        hi = (up - lo).amax(dim=(1, 2), keepdim=True)
+        keep = up.amax(dim=(1, 2), keepdim=True) > 0
+        up = torch.where(keep, (up - lo) / hi.clamp_min(1e-12), up)
+    return up.argmax(dim=0)
+
+
+def keypoint_heatmaps(points: torch.Tensor, grid: tuple[int, int], sigma: float) -> torch.Tensor:
+    """Keypoints ``(J, 2)`` in grid coordinates (x, y; cell centres at integers) → ``(h, w, J+1)``.
+
+    Each joint is a Gaussian of ``sigma`` cells truncated at 3 sigma (CRW ``draw_labelmap_np``),
+    evaluated at the exact sub-cell position; channel 0 is background, 1 where no joint reaches.
+    """
+    h, w = grid
+    ys = torch.arange(h, dtype=torch.float32).view(1, h, 1)
+    xs = torch.arange(w, dtype=torch.float32).view(1, 1, w)
+    dx = xs - points[:, 0].view(-1, 1, 1).float()
+    dy = ys - points[:, 1].view(-1, 1, 1).float()
+    g = torch.exp(-(dx**2 + dy**2) / (2 * sigma**2))
+    g = torch.where((dx.abs() <= 3 * sigma) & (dy.abs() <= 3 * sigma), g, torch.zeros(()))
+    background = (g.sum(0) == 0).float()[None]
+    return torch.cat([background, g]).permute(1, 2, 0).contiguous()
+
+
+def decode_keypoints(soft: torch.Tensor, topk: int) -> torch.Tensor:
+    """Propagated heatmaps ``(h, w, J+1)`` → keypoints ``(J, 2)`` in grid coordinates (NaN if lost).
+
+    The position is the value-weighted mean of the ``topk`` strongest cells (CRW ``process_pose``).
+    """
+    h, w, _ = soft.shape
+    flat = soft[..., 1:].reshape(h * w, -1)
+    vals, ids = flat.topk(min(topk, h * w), dim=0)
+    total = vals.sum(0)
+    weights = vals / total.clamp_min(1e-12)
+    xy = torch.stack([(ids % w).float(), (ids // w).float()], dim=-1)  # (k, J, 2)
+    out = (xy * weights[..., None]).sum(0)
+    out[flat.sum(0) <= 0] = float("nan")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Context frames and neighbourhoods
+# ----------------------------------------------------------------------------------------------
+
+
+def context_frames(t: int, cfg: PropagationConfig) -> list[tuple[int, int, bool]]:
+    """Context of target frame ``t`` as ``(frame, multiplicity, radius_restricted)`` entries.
+
+    CRW/T-CORE (``context_index_bank``): frame 0 unrestricted as long-term memory, then the frames
+    ``t-n .. t-1`` of a bank padded with ``n`` copies of frame 0 (so frame 0 repeats for ``t <= n``).
+    DINO: frame 0 plus up to ``n`` previous frames from 1 on, all restricted.
+    """
+    out: list[tuple[int, int, bool]] = []
+    if cfg.long_memory:
+        out.append((0, 1, cfg.mask_long_memory))
+    if cfg.repeat_first:
+        prev = [max(0, i) for i in range(t - cfg.n_context, t)]
+    else:
+        start = 1 if cfg.long_memory else 0
+        prev = list(range(max(start, t - cfg.n_context), t))
+    out.extend((f, m, True) for f, m in sorted(Counter(prev).items()))
+    return out
+
+
+def _reach(radius: float, metric: str) -> int:
+    """Largest |offset| (cells, per axis) inside the neighbourhood."""
+    return math.ceil(radius) - 1 if metric == "euclidean" else math.floor(radius)
+
+
+def neighbourhood(grid: tuple[int, int], radius: float, metric: str) -> torch.Tensor:
+    """Dense ``(hw, hw)`` bool mask, True where key cell is in the query cell's neighbourhood."""
+    h, w = grid
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    y, x = yy.reshape(-1).float(), xx.reshape(-1).float()
+    dy, dx = y[:, None] - y[None], x[:, None] - x[None]
+    if metric == "euclidean":
+        return (dy**2 + dx**2).sqrt() < radius
+    return (dy.abs() <= radius) & (dx.abs() <= radius)
+
+
+@dataclass(frozen=True)
+class _Tile:
+    queries: torch.Tensor  # (Q,) flat query indices
+    rows: tuple[int, int]  # key window rows [r0, r1)
+    cols: tuple[int, int]  # key window cols [c0, c1)
+    keys: torch.Tensor  # (K,) flat key indices of the window, row-major
+    allowed: torch.Tensor | None  # (Q, K) bool, None when every key is allowed
+
+
+@functools.lru_cache(maxsize=16)
+def _tiles(grid: tuple[int, int], radius: float, metric: str, tile: int) -> tuple[_Tile, ...]:
+    """Query tiles with their reachable key windows and masks, built once per grid and radius."""
+    h, w = grid
+    reach = _reach(radius, metric) if radius > 0 else max(h, w)
+    out = []
+    for r0 in range(0, h, tile):
+        for c0 in range(0, w, tile):
+            r1, c1 = min(h, r0 + tile), min(w, c0 + tile)
+            kr = (max(0, r0 - reach), min(h, r1 + reach))
+            kc = (max(0, c0 - reach), min(w, c1 + reach))
+            qy, qx = torch.meshgrid(torch.arange(r0, r1), torch.arange(c0, c1), indexing="ij")
+            ky, kx = torch.meshgrid(torch.arange(*kr), torch.arange(*kc), indexing="ij")
+            qy, qx, ky, kx = qy.reshape(-1), qx.reshape(-1), ky.reshape(-1), kx.reshape(-1)
+            allowed = None
+            if radius > 0:
+                dy = (qy[:, None] - ky[None]).float()
+                dx = (qx[:, None] - kx[None]).float()
+                allowed = (dy**2 + dx**2).sqrt() < radius if metric == "euclidean" else (dy.abs() <= radius) & (dx.abs() <= radius)
+                if bool(allowed.all()):
+                    allowed = None
+            out.append(_Tile(qy * w + qx, kr, kc, ky * w + kx, allowed))
+    return tuple(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# Engines
+# ----------------------------------------------------------------------------------------------
+
+
+def _normalise(feats: torch.Tensor) -> torch.Tensor:
+    if feats.ndim != 4:
+        raise ValueError(f"features must be (T, h, w, C), got {tuple(feats.shape)}")
+    return F.normalize(feats.float(), dim=-1)
+
+
+@torch.inference_mode()
+def propagate(feats: torch.Tensor, first: torch.Tensor, cfg: PropagationConfig) -> torch.Tensor:
+    """Propagate soft labels of frame 0 through a video (the tiled engine).
+
+    Args:
+        feats: ``(T, h, w, C)`` features of every frame (any scale; L2-normalised here).
+        first: ``(h, w, L)`` soft labels of frame 0 at feature resolution.
+        cfg: protocol constants.
+
+    Returns:
+        ``(T, h, w, L)`` soft labels; entry 0 is ``first``.
+    """
+    feats = _normalise(feats)
+    T, h, w, C = feats.shape
+    n, L = h * w, first.shape[-1]
+    labels = torch.empty(T, n, L, dtype=torch.float32, device=feats.device)
+    labels[0] = first.reshape(n, L).to(labels)
+    tiles = _tiles((h, w), float(cfg.radius), cfg.radius_metric, cfg.tile)
+    full = torch.arange(n, device=feats.device)
+    flat = feats.reshape(T, n, C)
+    for t in range(1, T):
+        context = context_frames(t, cfg)
+        for tile in tiles:
+            q = flat[t, tile.queries]
+            vals, ids = [], []
+            for f, mult, restricted in context:
+                if restricted:
+                    keys = feats[f, tile.rows[0] : tile.rows[1], tile.cols[0] : tile.cols[1]].reshape(-1, C)
+                    a = q @ keys.T
+                    if tile.allowed is not None:
+                        a.masked_fill_(~tile.allowed, MASKED)
+                    key_ids = tile.keys
+                else:
+                    a, key_ids = q @ flat[f].T, full
+                v, i = a.topk(min(cfg.topk, a.shape[1]), dim=1)
+                vals.append(v.repeat(1, mult))
+                ids.append((key_ids[i] + f * n).repeat(1, mult))
+            pool_v, pool_i = torch.cat(vals, 1), torch.cat(ids, 1)
+            top_v, sel = pool_v.topk(min(cfg.topk, pool_v.shape[1]), dim=1)
+            weights = torch.softmax(top_v / cfg.temperature, dim=1)
+            votes = labels.view(T * n, L)[pool_i.gather(1, sel)]
+            labels[t, tile.queries] = (votes * weights[..., None]).sum(1)
+    return labels.view(T, h, w, L)
+
+
+@torch.inference_mode()
+def propagate_dense(feats: torch.Tensor, first: torch.Tensor, cfg: PropagationConfig) -> torch.Tensor:
+    """The straightforward reference: one full affinity matrix per target frame.
+
+    Follows DINO's ``label_propagation`` layout (context features stacked, the target repeated,
+    one ``bmm``, the full neighbourhood mask, top-k over all context keys along dim 0, a dense
+    label product) with CRW's masking (``+ -1e10``) and softmax weighting, and CRW's padded bank
+    (repeated frames are stacked as many times as they occur). Same inputs and outputs as
+    :func:`propagate`.
+    """
+    feats = _normalise(feats)
+    T, h, w, C = feats.shape
+    n, L = h * w, first.shape[-1]
+    labels = torch.empty(T, n, L, dtype=torch.float32, device=feats.device)
+    labels[0] = first.reshape(n, L).to(labels)
+    bias = torch.zeros(n, n, device=feats.device)
+    if cfg.radius > 0:
+        bias.masked_fill_(~neighbourhood((h, w), float(cfg.radius), cfg.radius_metric).to(feats.device), MASKED)
+    flat = feats.reshape(T, n, C)
+    for t in range(1, T):
+        frames = [(f, r) for f, m, r in context_frames(t, cfg) for _ in range(m)]
+        sources = flat[[f for f, _ in frames]]  # (N, n, C)
+        target = flat[t][None].repeat(len(frames), 1, 1)
+        aff = torch.bmm(target, sources.transpose(1, 2))  # (N, n_query, n_key)
+        restricted = torch.tensor([r for _, r in frames], device=feats.device)
+        aff = aff + bias[None] * restricted.view(-1, 1, 1)
+        aff = aff.transpose(2, 1).reshape(-1, n)  # (N * n_key, n_query)
+        top_v, top_i = aff.topk(min(cfg.topk, aff.shape[0]), dim=0)
+        weights = torch.zeros_like(aff).scatter_(0, top_i, torch.softmax(top_v / cfg.temperature, dim=0))
+        source_labels = labels[[f for f, _ in frames]].reshape(-1, L)  # (N * n_key, L)
+        labels[t] = (source_labels.T @ weights).T
+    return labels.view(T, h, w, L)

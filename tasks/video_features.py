@@ -1,0 +1,69 @@
+"""One embedding per video from a method: shared clip sampling, resizing and multi-clip averaging.
+
+Retrieval and classification both need "the feature of this video": ``num_clips`` clips of
+``num_frames`` frames ``stride`` apart, spread evenly over the video (mmaction2's test-mode
+``SampleFrames`` through :func:`tasks.data.sampling.clip_indices`), each resized on its short side
+and centre-cropped (mmaction2's test pipeline ``Resize(-1, short_side)`` → ``CenterCrop(crop)``),
+embedded with ``method.video_embedding`` and averaged over clips (multi-clip test-time averaging;
+``num_clips: 1`` is the single centre clip). Frames are decoded once per video for all clips.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from benchmark.context import RunContext
+from benchmark.errors import UserError
+from tasks.data.sampling import clip_indices
+from tasks.data.types import LabelledVideo
+from tasks.data.video import read_video, to_tensor, video_length
+
+SAMPLING_KEYS = ("num_frames", "stride", "num_clips", "short_side", "crop")
+
+
+def centre_crop(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """Centre ``size``×``size`` crop of ``(T,3,H,W)`` frames (the whole side where it is smaller)."""
+    h, w = frames.shape[-2:]
+    top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
+    return frames[..., top : top + size, left : left + size]
+
+
+def load_clips(path: Any, cfg: dict[str, Any]) -> torch.Tensor:
+    """The evaluation clips of one video as float frames ``(num_clips, T, 3, crop, crop)`` in [0, 1]."""
+    n = video_length(path)
+    if n < 1:
+        raise UserError(f"video {path} has no frames: re-encode or remove it")
+    idx = clip_indices(n, int(cfg["num_frames"]), int(cfg["stride"]), "uniform", int(cfg["num_clips"]))
+    uniq, inverse = np.unique(idx, return_inverse=True)
+    frames = centre_crop(to_tensor(read_video(path, uniq), int(cfg["short_side"])), int(cfg["crop"]))
+    return frames[torch.from_numpy(inverse.reshape(idx.shape))]
+
+
+def video_embeddings(method: Any, videos: Sequence[LabelledVideo], cfg: dict[str, Any],
+                     ctx: RunContext | None = None, desc: str = "videos") -> torch.Tensor:
+    """``(N, C)`` embeddings of ``videos``: the mean of ``method.video_embedding`` over each video's clips.
+
+    Args:
+        method: a :class:`methods.base.Method`.
+        videos: the videos, in order.
+        cfg: a task config holding :data:`SAMPLING_KEYS`.
+        ctx: for the progress flag.
+        desc: progress-bar label.
+    """
+    missing = [k for k in SAMPLING_KEYS if k not in cfg]
+    if missing:
+        raise UserError(f"task config lacks the clip-sampling keys {', '.join(missing)}: add them to its YAML")
+    show = bool(ctx.progress) if ctx is not None else False
+    it = videos
+    if show:
+        from tqdm import tqdm
+
+        it = tqdm(videos, desc=desc, leave=False)
+    out = []
+    with torch.inference_mode():
+        for video in it:
+            clips = load_clips(video.path, cfg)
+            out.append(torch.stack([method.video_embedding(c).float().cpu() for c in clips]).mean(0))
+    return torch.stack(out)

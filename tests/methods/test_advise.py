@@ -1,0 +1,85 @@
+"""AdViSe-style method: temporal kernels really mix (or, at kernel 1, don't mix) frames; every TMM
+type runs; training records memory, time and its curve and reuses its checkpoint."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmark.backbones import build_backbone
+from benchmark.config import defaults
+from benchmark.context import RunContext
+from benchmark.errors import UserError
+from methods.advise import AdViSe
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return build_backbone("efficientnet_lite0")  # real ImageNet weights, stride 16, 112 channels
+
+
+def make(backbone, **over) -> AdViSe:
+    torch.manual_seed(0)
+    return AdViSe(backbone, {**defaults("method", "advise"), **over})
+
+
+def test_defaults_scale_released_widths_to_the_backbone(backbone):
+    m = make(backbone)
+    # ViT-B 768 → 256 → 512 in the release; 112 channels → 40 → 72 (multiples of 8)
+    assert m.out_dim == 72 and m.tmm[0].a.out_channels == 40 and len(m.tmm) == 4
+    assert m.tmm[0].a.kernel_size == (3, 1, 1)
+    assert m.head.mlp[0].out_features == 1024 and isinstance(m.head.mlp[1], torch.nn.BatchNorm1d)
+    assert m.head.mlp[-1].out_features == 4  # rates {1, 2, 4, 8}
+
+
+@pytest.mark.parametrize("kernel, mixes", [(1, False), (3, True)])
+def test_temporal_kernel_controls_mixing_across_frames(backbone, kernel, mixes):
+    m = make(backbone, temporal_kernel=kernel)
+    tokens = torch.randn(1, 6, 3, 3, backbone.dim)
+    changed = tokens.clone()
+    changed[:, 4] = torch.randn(3, 3, backbone.dim)  # change frame 4 only
+    with torch.no_grad():
+        a, b = m.temporal(tokens), m.temporal(changed)
+    assert torch.allclose(a[:, :3], b[:, :3], atol=1e-5)  # far frames never see frame 4
+    assert torch.allclose(a[:, 3], b[:, 3], atol=1e-5) is not mixes  # the neighbour does iff kernel > 1
+
+
+@pytest.mark.parametrize("tmm", ["resnet3d", "conv3d", "transformer"])
+def test_every_tmm_type_gives_per_frame_features_and_sees_order(backbone, tmm):
+    m = make(backbone, tmm=tmm, num_heads=8, spatial_pool=2, channel_pool=64)
+    frames = torch.rand(5, 3, 64, 64)
+    feats = m.frame_features(frames)
+    assert feats.shape == (5, 2, 2, m.out_dim) and torch.isfinite(feats).all()
+    assert m.video_embedding(frames).shape == (m.out_dim,)
+    rev = m.frame_features(frames.flip(0)).flip(0)
+    assert not torch.allclose(feats, rev, atol=1e-4)  # reversing time is not a mere permutation
+
+
+def test_bad_options_are_one_line_user_errors(backbone):
+    with pytest.raises(UserError, match="temporal_kernel"):
+        make(backbone, temporal_kernel=2)
+    with pytest.raises(UserError, match="tmm"):
+        make(backbone, tmm="lstm")
+    with pytest.raises(UserError, match="num_heads"):
+        make(backbone, tmm="transformer", num_heads=5)
+
+
+def test_fit_records_memory_time_curve_and_reuses_checkpoint(backbone, pan_videos, tmp_path):
+    cfg = dict(epochs=2, warmup_epochs=1, train_batch_size=2, clips_per_video=2, short_side=64, crop=64,
+               batch_size=64)
+    ctx = RunContext(data_root=None, train_data=pan_videos, work_dir=tmp_path, progress=False,
+                     checkpoint_root=tmp_path / "ckpt")
+    m = make(backbone, **cfg)
+    before = {k: v.clone() for k, v in m.tmm.state_dict().items()}
+    rec = m.fit(ctx)
+    assert rec["reused"] is False and rec["iterations"] == 4 and len(rec["curve"]) == 4
+    assert rec["peak_memory_bytes"] > 0 and rec["train_seconds"] > 0
+    n_params = sum(p.numel() for p in m.trainable_modules().parameters())
+    assert rec["trainable_params"] == n_params and n_params < sum(p.numel() for p in backbone.parameters())
+    assert all("rate_acc" in row and row["loss"] > 0 for row in rec["curve"])
+    assert any(not torch.equal(before[k], v) for k, v in m.tmm.state_dict().items())
+    assert not m.tmm.training and not m.head.training  # evaluation after fit uses running BN stats
+    again = make(backbone, **cfg)
+    rec2 = again.fit(ctx)
+    assert rec2["reused"] is True
+    for k, v in m.tmm.state_dict().items():
+        assert torch.equal(v, again.tmm.state_dict()[k])
