@@ -11,6 +11,7 @@ through a plugin file loaded with ``--plugin path.py`` that calls ``METHODS.regi
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -103,7 +104,9 @@ def load_plugin(path: str | Path) -> None:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"plugin file {path} does not exist: pass the path of a .py file that registers a method")
-    mod_name = f"i2v_bench_plugin_{path.stem}_{abs(hash(str(path.resolve()))) % 10**8}"
+    mod_name = f"i2v_bench_plugin_{path.stem}_{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:10]}"
+    if mod_name in sys.modules:  # loading a file twice would register its entries twice
+        return
     spec = importlib.util.spec_from_file_location(mod_name, path)
     if spec is None or spec.loader is None:
         raise UserError(f"plugin file {path} is not an importable Python file: give it a .py suffix")

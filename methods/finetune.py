@@ -11,8 +11,11 @@ Differences from Co-Settle, and nothing else:
   encoder's own features (what the authors' ``forward_adapter`` computes once its ``no_grad`` is
   removed), so the KL term couples encoder and projection;
 * optional layer-wise lr decay, the BEiT/MAE fine-tuning recipe (MAE ``util/lr_decay.py:
-  param_groups_lrd``), through timm's ``param_groups_layer_decay`` on the timm encoder; the
-  projection is the top layer (scale 1). ``layer_decay: 1.0`` turns it off;
+  param_groups_lrd``: block ``i`` of ``L`` scaled by ``decay^(L - i)``, embeddings by ``decay^(L+1)``,
+  the head by 1), through timm's ``param_groups_layer_decay`` on the timm encoder. timm gives the
+  last block (and the final norm) scale 1, so every encoder scale is multiplied by ``decay`` once to
+  leave scale 1 to the projection, which plays MAE's head; the one remaining difference is the
+  final norm at ``decay`` (MAE: 1). ``layer_decay: 1.0`` turns it off;
 * the saved weights hold the encoder and the projection, and ``frame_features`` uses the
   fine-tuned encoder.
 
@@ -46,6 +49,8 @@ class FineTune(CoSettle):
         if decay == 1.0:
             return param_groups_weight_decay(self._trainable(), wd)
         encoder = param_groups_layer_decay(self.backbone.model, weight_decay=wd, layer_decay=decay)
+        for group in encoder:  # timm tops out at the last block; MAE keeps 1.0 for the head (our projection)
+            group["lr_scale"] *= decay
         return encoder + param_groups_weight_decay(self.projection, wd)
 
     def fit(self, ctx: RunContext) -> dict[str, Any]:

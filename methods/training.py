@@ -145,6 +145,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: dict[str, Any], iters
     epochs, warmup = int(cfg["epochs"]), int(cfg["warmup_epochs"])
     if not 0 <= warmup < epochs:
         raise UserError(f"warmup_epochs={warmup} must be at least 0 and below epochs={epochs}: change one of them")
+    for group in optimizer.param_groups:  # timm reads the peak lr from here; lr_scale still applies per group
+        group["initial_lr"] = batch_lr(cfg)
     return CosineLRScheduler(
         optimizer,
         t_initial=(epochs - warmup) * iters_per_epoch,
@@ -219,6 +221,7 @@ class Trainer:
                 "training videos; lower train_batch_size or add videos to --train-data"
             )
         self.folder, self.module, self.step, self.loader = Path(folder), module, step, loader
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.ipe, self.cfg, self.device, self.seed = iters_per_epoch, cfg, torch.device(device), seed
         self.progress, self.after_step = progress, after_step
         self.optimizer = build_optimizer(param_groups, cfg)

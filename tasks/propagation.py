@@ -52,10 +52,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from benchmark.errors import UserError
+from tasks.data.video import to_tensor
 
 MASKED = -1e10  # CRW/T-CORE add this to out-of-radius affinities before top-k (``D[D==0] = -1e10``)
 
@@ -79,7 +81,7 @@ class PropagationConfig:
         norm_mask: min-max normalise each upsampled class map before the argmax (DINO).
         pose_topk: heatmap cells averaged to decode a keypoint (JHMDB).
         pose_sigma: Gaussian sigma, in feature cells, of the keypoint heatmaps (CRW ``sigma=0.5``).
-        tile: query tile side in cells (speed only: results do not depend on it).
+        tile: query tile side in cells, 0 for automatic (speed only: results do not depend on it).
     """
 
     topk: int
@@ -94,7 +96,7 @@ class PropagationConfig:
     norm_mask: bool
     pose_topk: int
     pose_sigma: float = 0.5
-    tile: int = 8
+    tile: int = 0
 
     def __post_init__(self) -> None:
         checks = [
@@ -106,7 +108,7 @@ class PropagationConfig:
             (self.label_downsample in ("bilinear", "nearest"), "label_downsample must be 'bilinear' or 'nearest'"),
             (self.pose_topk >= 1, "pose_topk must be >= 1"),
             (self.pose_sigma > 0, "pose_sigma must be > 0"),
-            (self.tile >= 1, "tile must be >= 1"),
+            (self.tile >= 0, "tile must be >= 0 (0: automatic)"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -322,6 +324,21 @@ class _Tile:
     allowed: torch.Tensor | None  # (Q, K) bool, None when every key is allowed
 
 
+def _auto_tile(grid: tuple[int, int], radius: float, metric: str) -> int:
+    """Tile side minimising query×key products plus a per-tile overhead (a 64×512 product)."""
+    h, w = grid
+    reach = _reach(radius, metric) if radius > 0 else max(h, w)
+
+    def cost(s: int) -> int:
+        def spans(size: int) -> int:
+            # queries along one axis times the keys their window spans, summed over tiles
+            return sum((min(size, a + s) - a) * (min(size, a + s + reach) - max(0, a - reach)) for a in range(0, size, s))
+
+        return spans(h) * spans(w) + math.ceil(h / s) * math.ceil(w / s) * 64 * 512
+
+    return min((4, 6, 8, 12, 16, 24, 32, 48, 64, max(h, w)), key=cost)
+
+
 @functools.lru_cache(maxsize=16)
 def _tiles(grid: tuple[int, int], radius: float, metric: str, tile: int) -> tuple[_Tile, ...]:
     """Query tiles with their reachable key windows and masks, built once per grid and radius."""
@@ -375,26 +392,32 @@ def propagate(feats: torch.Tensor, first: torch.Tensor, cfg: PropagationConfig) 
     n, L = h * w, first.shape[-1]
     labels = torch.empty(T, n, L, dtype=torch.float32, device=feats.device)
     labels[0] = first.reshape(n, L).to(labels)
-    tiles = _tiles((h, w), float(cfg.radius), cfg.radius_metric, cfg.tile)
-    full = torch.arange(n, device=feats.device)
+    tiles = _tiles((h, w), float(cfg.radius), cfg.radius_metric, cfg.tile or _auto_tile((h, w), cfg.radius, cfg.radius_metric))
     flat = feats.reshape(T, n, C)
     for t in range(1, T):
-        context = context_frames(t, cfg)
+        copies: dict[int, list[int]] = {}  # frame -> [restricted copies, unrestricted copies]
+        for f, mult, restricted in context_frames(t, cfg):
+            copies.setdefault(f, [0, 0])[0 if restricted else 1] += mult
         for tile in tiles:
             q = flat[t, tile.queries]
             vals, ids = [], []
-            for f, mult, restricted in context:
-                if restricted:
-                    keys = feats[f, tile.rows[0] : tile.rows[1], tile.cols[0] : tile.cols[1]].reshape(-1, C)
-                    a = q @ keys.T
-                    if tile.allowed is not None:
-                        a.masked_fill_(~tile.allowed, MASKED)
-                    key_ids = tile.keys
+            for f, (n_restricted, n_free) in copies.items():
+                if n_free:  # the whole frame; its restricted copies reuse these affinities
+                    a = q @ flat[f].T
+                    v, i = a.topk(min(cfg.topk, n), dim=1)
+                    vals.append(v.repeat(1, n_free))
+                    ids.append((i + f * n).repeat(1, n_free))
+                    if not n_restricted:
+                        continue
+                    a = a[:, tile.keys]
                 else:
-                    a, key_ids = q @ flat[f].T, full
+                    window = feats[f, tile.rows[0] : tile.rows[1], tile.cols[0] : tile.cols[1]]
+                    a = q @ window.reshape(-1, C).T
+                if tile.allowed is not None:
+                    a.masked_fill_(~tile.allowed, MASKED)
                 v, i = a.topk(min(cfg.topk, a.shape[1]), dim=1)
-                vals.append(v.repeat(1, mult))
-                ids.append((key_ids[i] + f * n).repeat(1, mult))
+                vals.append(v.repeat(1, n_restricted))
+                ids.append((tile.keys[i] + f * n).repeat(1, n_restricted))
             pool_v, pool_i = torch.cat(vals, 1), torch.cat(ids, 1)
             top_v, sel = pool_v.topk(min(cfg.topk, pool_v.shape[1]), dim=1)
             weights = torch.softmax(top_v / cfg.temperature, dim=1)
@@ -435,3 +458,22 @@ def propagate_dense(feats: torch.Tensor, first: torch.Tensor, cfg: PropagationCo
         source_labels = labels[[f for f, _ in frames]].reshape(-1, L)  # (N * n_key, L)
         labels[t] = (source_labels.T @ weights).T
     return labels.view(T, h, w, L)
+
+
+# ----------------------------------------------------------------------------------------------
+# Task side: features of a whole video
+# ----------------------------------------------------------------------------------------------
+
+
+def video_features(method: Any, frames: np.ndarray, rule: list) -> torch.Tensor:
+    """Features ``(T, h, w, C)`` of ``uint8 (T, H, W, 3)`` frames resized by a resolution rule.
+
+    The method encodes the whole clip once (``frame_features`` batches it); sizes are floored to the
+    backbone's stride so that the grid covers the entire resized frame.
+    """
+    stride = int(getattr(getattr(method, "backbone", None), "stride", 1) or 1)
+    size = input_size(rule, frames.shape[1], frames.shape[2], stride)
+    feats = method.frame_features(to_tensor(frames, size))
+    if feats.ndim != 4 or feats.shape[0] != len(frames):
+        raise ValueError(f"frame_features must return (T, h, w, C) for {len(frames)} frames, got {tuple(feats.shape)}")
+    return feats

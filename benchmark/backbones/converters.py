@@ -27,7 +27,7 @@ from typing import Any, Callable
 from benchmark.backbones.weights import strip_prefix
 from benchmark.errors import UserError
 
-HEAD_PREFIXES = ("head.", "fc_norm.", "dino_head.", "ibot_head.", "decoder", "mask_token", "predictor")
+HEAD_PREFIXES = ("head.", "fc_norm.", "dino_head.", "ibot_head.", "decoder", "predictor")
 
 
 def _require(ckpt: dict[str, Any], key: str, fmt: str) -> Any:
@@ -40,12 +40,13 @@ def _require(ckpt: dict[str, Any], key: str, fmt: str) -> Any:
 
 
 def _drop_heads(state: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIXES) or k == "mask_token"}
+    return {k: v for k, v in state.items() if not k.startswith(HEAD_PREFIXES)}
 
 
 def _unwrap_module(state: dict[str, Any]) -> dict[str, Any]:
+    """Strip DDP's ``module.`` and the ``backbone.`` wrapper; keys outside the wrapper are heads."""
     for prefix in ("module.", "backbone."):
-        if state and all(k.startswith(prefix) for k in state):
+        if any(k.startswith(prefix) for k in state):
             state = strip_prefix(state, prefix)
     return state
 

@@ -103,8 +103,15 @@ def _infer_arch(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     depth = 1 + max(
         (int(m.group(1)) for k in state for m in [re.search(r"(?:^blocks|resblocks)\.(\d+)\.", k)] if m), default=-1
     )
-    dim = int(patch.shape[0])
-    return {"embed_dim": dim, "depth": depth, "num_heads": max(1, dim // 64), "patch_size": int(patch.shape[-1])}
+    dim, patch_size = int(patch.shape[0]), int(patch.shape[-1])
+    arch = {"embed_dim": dim, "depth": depth, "num_heads": max(1, dim // 64), "patch_size": patch_size}
+    pos = state.get("pos_embed", state.get("visual.positional_embedding"))
+    if pos is not None:  # build at the checkpoint's own grid, so loading resamples nothing
+        n = pos.shape[-2] - int("cls_token" in state or "visual.class_embedding" in state)
+        grid = int(round(n**0.5))
+        if grid * grid == n:
+            arch["img_size"] = grid * patch_size
+    return arch
 
 
 def _load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -123,6 +130,26 @@ def _load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], source: s
 
 def _create(arch: str, **kwargs: Any) -> torch.nn.Module:
     return timm.create_model(arch, pretrained=False, num_classes=0, dynamic_img_size=True, **kwargs)
+
+
+def _from_hub_cache(tag: str, extra: dict[str, Any]) -> torch.nn.Module | None:
+    """timm's pretrained model if the Hugging Face cache already holds it; never touches the network."""
+    from huggingface_hub import constants, try_to_load_from_cache
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(tag)
+    hub_id = getattr(cfg, "hf_hub_id", None) if cfg else None
+    if not hub_id or not any(
+        isinstance(try_to_load_from_cache(hub_id, f), str) for f in ("model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin")
+    ):
+        return None
+    offline, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, True
+    try:
+        return timm.create_model(tag, pretrained=True, num_classes=0, dynamic_img_size=True, **extra)
+    except Exception:  # timm/huggingface_hub raise many types when the file is absent offline
+        return None
+    finally:
+        constants.HF_HUB_OFFLINE = offline
 
 
 def build_vit(name: str, weights: str | Path | None = None, num_heads: int | None = None) -> ViTBackbone:
@@ -147,11 +174,9 @@ def build_vit(name: str, weights: str | Path | None = None, num_heads: int | Non
         meta = replace(meta, notes=f"{meta.notes}; shape read from the checkpoint: {shape}".lstrip("; "))
         return ViTBackbone(meta, model.eval(), f"{path.name}@sha256:{file_sha256(path)}")
     if meta.hub_tag:
-        try:
-            model = timm.create_model(meta.hub_tag, pretrained=True, num_classes=0, dynamic_img_size=True, **extra)
+        model = _from_hub_cache(meta.hub_tag, extra)
+        if model is not None:
             return ViTBackbone(meta, model.eval(), f"hub:{meta.hub_tag}")
-        except Exception:  # timm/huggingface_hub raise many types when the file is absent offline
-            pass
     hub = f", or have timm's hub cache hold '{meta.hub_tag}'" if meta.hub_tag else ""
     raise UserError(
         f"no weights for backbone {name!r}: download {meta.weights_file} from {meta.weights_url} and pass "

@@ -197,8 +197,9 @@ def _load_sequence(root: Path, name: str, resolution: str) -> DavisSequence:
     annotations = present if all(have) else present[:1]
     size = _image_size(frames[0], "frame")
     for path in frames[1:]:
-        if _image_size(path, "frame") != size:
-            raise UserError(f"frame {path} is {_image_size(path, 'frame')} but {frames[0]} is {size} (W, H): frames of a sequence share one size")
+        other = _image_size(path, "frame")
+        if other != size:
+            raise UserError(f"frame {path} is {other} but {frames[0]} is {size} (W, H): frames of a sequence share one size")
     for path in annotations:
         with _open_indexed(path, require_palette=True) as im:
             if im.size != size:

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from benchmark.errors import UserError
-from tasks.data.types import LabelledVideo, check_all_exist, first_existing, read_lines
+from tasks.data.types import LabelledVideo, first_existing, read_lines
 
 SPLIT_DIR = "testTrainMulti_7030_splits"
 LAYOUT = (f"HMDB51 as distributed: {SPLIT_DIR}/<class>_test_split<k>.txt with lines '<video>.avi 1|2|0' "
@@ -45,23 +45,24 @@ def load_hmdb51(root: str | Path, split: int = 1) -> tuple[list[LabelledVideo], 
     if not files:
         raise UserError(f"no split files *_test_split{split}.txt in {sdir}: expected {LAYOUT}")
     classes = sorted(files)
-    entries: dict[str, list[tuple[str, int]]] = {"train": [], "test": [], "unused": []}
+    entries: dict[str, list[tuple[str, int, Path]]] = {"train": [], "test": [], "unused": []}
     for label, cls in enumerate(classes):
         for n, line in enumerate(read_lines(files[cls], LAYOUT), 1):
             parts = line.split()
             if len(parts) != 2 or parts[1] not in _MARKS or not parts[0].lower().endswith(".avi"):
                 raise UserError(f"{files[cls]} line {n} is {line!r}, expected '<video>.avi 1|2|0': {LAYOUT}")
-            entries[_MARKS[parts[1]]].append((f"{cls}/{parts[0]}", label))
-    probe = (entries["train"] or entries["test"] or [("", 0)])[0][0]
-    if not probe:
+            entries[_MARKS[parts[1]]].append((f"{cls}/{parts[0]}", label, files[cls]))
+    listed = entries["train"] + entries["test"]
+    if not listed:
         raise UserError(f"split {split} in {sdir} marks no video 1 (train) or 2 (test): expected {LAYOUT}")
+    probe, _, probe_file = listed[0]
     video_dir = first_existing([root, root / "hmdb51_org", root / "videos"], probe)
     if video_dir is None:
-        raise UserError(f"video {probe} named in {sdir} is not under {root} (nor hmdb51_org/ or videos/): "
+        raise UserError(f"video {probe} named in {probe_file} is not under {root} (nor hmdb51_org/ or videos/): "
                         f"expected {LAYOUT}")
-    out = []
-    for subset in ("train", "test"):
-        vids = [LabelledVideo(video_dir / rel, label, Path(rel).stem) for rel, label in entries[subset]]
-        check_all_exist([v.path for v in vids], sdir, LAYOUT)
-        out.append(vids)
-    return out[0], out[1], classes
+    missing = [(video_dir / rel, f) for rel, _, f in listed if not (video_dir / rel).exists()]
+    if missing:
+        raise UserError(f"{len(missing)} of {len(listed)} videos of split {split} are missing, e.g. {missing[0][0]} "
+                        f"listed in {missing[0][1]}: expected {LAYOUT}")
+    return ([LabelledVideo(video_dir / rel, label, Path(rel).stem) for rel, label, _ in entries["train"]],
+            [LabelledVideo(video_dir / rel, label, Path(rel).stem) for rel, label, _ in entries["test"]], classes)

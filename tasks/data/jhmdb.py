@@ -51,7 +51,7 @@ def read_keypoints(path: str | Path) -> np.ndarray:
         raise UserError(f"joint file {path} does not exist: expected the JHMDB layout {LAYOUT}")
     try:
         mat = scipy.io.loadmat(str(path))
-    except (ValueError, TypeError, OSError, NotImplementedError) as e:
+    except (scipy.io.matlab.MatReadError, ValueError, TypeError, OSError, NotImplementedError) as e:
         raise UserError(f"cannot read joint file {path} ({e}): the .mat is corrupt; replace it") from None
     if "pos_img" not in mat:
         keys = sorted(k for k in mat if not k.startswith("__"))
@@ -60,7 +60,9 @@ def read_keypoints(path: str | Path) -> np.ndarray:
     if pos.ndim == 2 and pos.shape == (2, len(JHMDB_JOINTS)):  # MATLAB drops a trailing singleton axis
         pos = pos[..., None]
     if pos.ndim != 3 or pos.shape[:2] != (2, len(JHMDB_JOINTS)):
-        raise UserError(f"pos_img in {path} has shape {pos.shape}, expected 2 × {len(JHMDB_JOINTS)} × T; the file is not a JHMDB joint file")
+        raise UserError(
+            f"pos_img in {path} has shape {pos.shape}, expected 2 × {len(JHMDB_JOINTS)} × T; the file is not a JHMDB joint file"
+        )
     return (pos.transpose(2, 1, 0) - 1.0).astype(np.float32)
 
 
@@ -79,7 +81,9 @@ def read_split(path: str | Path) -> list[tuple[str, str]]:
             continue
         parts = line.split()
         if len(parts) != 2 or parts[1] not in ("1", "2"):
-            raise UserError(f"split file {path} line {n} is {line.strip()!r}: expected '<video>.avi 1' (train) or '<video>.avi 2' (test)")
+            raise UserError(
+                f"split file {path} line {n} is {line.strip()!r}: expected '<video>.avi 1' (train) or '<video>.avi 2' (test)"
+            )
         name = parts[0][:-4] if parts[0].endswith(".avi") else parts[0]
         out.append((name, parts[1]))
     if not out:

@@ -127,7 +127,9 @@ def load_vip(root: str | Path, split: str = "val") -> list[VipVideo]:
         labels: dict[int, Path] = {}
         for png in sorted(ann_dir.glob("*.png")):
             if png.stem not in index:
-                raise UserError(f"annotation {png} has no frame {frame_dir / (png.stem + '.jpg')}: remove it or restore the frame")
+                raise UserError(
+                    f"annotation {png} has no frame {frame_dir / (png.stem + '.jpg')}: remove it or restore the frame"
+                )
             labels[index[png.stem]] = png
             if _size(png) != _size(frames[index[png.stem]]):
                 raise UserError(

@@ -34,13 +34,14 @@ def test_defaults_scale_released_widths_to_the_backbone(backbone):
 @pytest.mark.parametrize("kernel, mixes", [(1, False), (3, True)])
 def test_temporal_kernel_controls_mixing_across_frames(backbone, kernel, mixes):
     m = make(backbone, temporal_kernel=kernel)
-    tokens = torch.randn(1, 6, 3, 3, backbone.dim)
+    tokens = torch.randn(1, 12, 3, 3, backbone.dim)
     changed = tokens.clone()
-    changed[:, 4] = torch.randn(3, 3, backbone.dim)  # change frame 4 only
+    changed[:, 10] = torch.randn(3, 3, backbone.dim)  # change frame 10 only
     with torch.no_grad():
         a, b = m.temporal(tokens), m.temporal(changed)
-    assert torch.allclose(a[:, :3], b[:, :3], atol=1e-5)  # far frames never see frame 4
-    assert torch.allclose(a[:, 3], b[:, 3], atol=1e-5) is not mixes  # the neighbour does iff kernel > 1
+    # 4 blocks of 3×1×1 reach 4 frames away: frames 0..5 never see frame 10
+    assert torch.allclose(a[:, :6], b[:, :6], atol=1e-5)
+    assert torch.allclose(a[:, 6:10], b[:, 6:10], atol=1e-5) is not mixes  # the neighbours do iff kernel > 1
 
 
 @pytest.mark.parametrize("tmm", ["resnet3d", "conv3d", "transformer"])
@@ -64,8 +65,9 @@ def test_bad_options_are_one_line_user_errors(backbone):
 
 
 def test_fit_records_memory_time_curve_and_reuses_checkpoint(backbone, pan_videos, tmp_path):
-    cfg = dict(epochs=2, warmup_epochs=1, train_batch_size=2, clips_per_video=2, short_side=64, crop=64,
-               batch_size=64)
+    # the un-cached path: clips decoded, augmented and encoded every step
+    cfg = dict(epochs=2, warmup_epochs=1, train_batch_size=2, clips_per_video=2, num_frames=4, short_side=48,
+               crop=48, batch_size=64)
     ctx = RunContext(data_root=None, train_data=pan_videos, work_dir=tmp_path, progress=False,
                      checkpoint_root=tmp_path / "ckpt")
     m = make(backbone, **cfg)

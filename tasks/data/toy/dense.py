@@ -4,7 +4,7 @@ What makes it a meaningful test of an encoder rather than of colour matching:
 
 * every object, body part and background is a crop of a *different* natural photo (render.py), so
   telling them apart takes texture features, which ImageNet training provides and random weights don't;
-* objects move by more than their own size over a clip, change scale, rotate and occlude each other,
+* objects travel about their own width or more over a clip, change scale, rotate and occlude each other,
   so "copy the first frame's labels" (what uninformative features collapse to) scores poorly;
 * the ground truth is exact: masks, part maps and keypoints come from the same geometry that painted
   the pixels.
@@ -47,7 +47,7 @@ class DenseSize:
 
 
 SIZES: dict[str, DenseSize] = {
-    "small": DenseSize(3, 12, (128, 224), 2, 13, 3, (192, 192), 2, 12, (240, 320)),
+    "small": DenseSize(3, 12, (128, 224), 2, 13, 3, (192, 192), 1, 12, (240, 320)),
     "medium": DenseSize(6, 24, (256, 448), 4, 25, 4, (320, 320), 4, 24, (240, 320)),
 }
 JHMDB_ACTIONS = ("wave", "walk")  # real JHMDB class names; one train clip per class is listed too
@@ -72,10 +72,12 @@ def _davis_sequence(root: Path, name: str, n_obj: int, T: int, hw: tuple[int, in
         h = float(rng.uniform(0.35, 0.5)) * H
         w = h * float(rng.uniform(0.8, 1.3))
         x0 = W * (k + 0.5) / n_obj  # spread apart in the first frame: every object visible there
+        # travel at least about one object width, towards the side with more room
+        x1 = float(np.clip(x0 + (1 if x0 < W / 2 else -1) * rng.uniform(0.3, 0.5) * W, 0.12 * W, 0.88 * W))
         objects.append((
             blob_sprite(rng, round(h), round(w), photo=photos[k + 1]),
             smooth_path(rng, T, 0.3 * H, 0.7 * H, knots=3, start=float(rng.uniform(0.4, 0.6)) * H),
-            smooth_path(rng, T, 0.12 * W, 0.88 * W, knots=3, start=x0),
+            smooth_path(rng, T, 0.12 * W, 0.88 * W, knots=3, start=x0, end=x1),
             smooth_path(rng, T, 0.75, 1.3, knots=3, start=1.0),
             smooth_path(rng, T, -0.35, 0.35, knots=3, start=0.0),
         ))
@@ -83,6 +85,7 @@ def _davis_sequence(root: Path, name: str, n_obj: int, T: int, hw: tuple[int, in
         frame, ids = pan(bg, H, W, 0, bg_x[t]), np.zeros((H, W), np.uint8)
         for k, (sprite, ys, xs, scale, angle) in enumerate(objects):
             paste(frame, ids, sprite, (ys[t], xs[t]), label=k + 1, scale=float(scale[t]), angle=float(angle[t]))
+        # the folder is named for the release's resolution, as readers expect it, whatever the toy size
         _save_jpg(root / "JPEGImages" / "480p" / name / f"{t:05d}.jpg", frame)
         write_mask(root / "Annotations" / "480p" / name / f"{t:05d}.png", ids)
 
@@ -223,15 +226,17 @@ def _generate_jhmdb(root: Path, rng: np.random.Generator, size: DenseSize) -> No
         (root / "splits" / f"{action}_test_split1.txt").write_text("".join(f"{n}.avi {f}\n" for n, f in listed))
 
 
-def generate_dense(root: Path, rng: np.random.Generator, size: str) -> None:
+def generate_dense(root: Path, rng: np.random.Generator, size: str,
+                   datasets: tuple[str, ...] = ("davis", "vip", "jhmdb")) -> None:
     """Write toy DAVIS, VIP and JHMDB under ``root/DAVIS``, ``root/VIP``, ``root/JHMDB``.
 
-    Deterministic given the state of ``rng``. ``size`` is a key of :data:`SIZES`.
+    Deterministic given the state of ``rng``. ``size`` is a key of :data:`SIZES`; ``datasets``
+    picks a subset (in this order).
     """
     if size not in SIZES:
         raise UserError(f"unknown toy size {size!r}: choose one of {', '.join(SIZES)}")
-    spec = SIZES[size]
-    root = Path(root)
-    _generate_davis(root / "DAVIS", rng, spec)
-    _generate_vip(root / "VIP", rng, spec)
-    _generate_jhmdb(root / "JHMDB", rng, spec)
+    spec, root = SIZES[size], Path(root)
+    writers = {"davis": (_generate_davis, "DAVIS"), "vip": (_generate_vip, "VIP"), "jhmdb": (_generate_jhmdb, "JHMDB")}
+    for name in datasets:
+        write, folder = writers[name]
+        write(root / folder, rng, spec)

@@ -28,14 +28,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 from scipy.interpolate import PchipInterpolator
-from PIL import Image
 from skimage import data as skdata
 
 # Colour photos shipped inside scikit-image (no download), plus grey textures tinted in distinct hues.
 PHOTO_NAMES: tuple[str, ...] = (
-    "astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry",
+    "astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry",
     "retina", "stereo_motorcycle", "brick", "grass", "gravel",
 )
 _TINTS = {"brick": (1.0, 0.55, 0.45), "grass": (0.45, 0.9, 0.4), "gravel": (0.5, 0.6, 1.0)}
@@ -130,12 +130,13 @@ def capsule_sprite(rng: np.random.Generator, length: float, radius: float, photo
 
 
 def smooth_path(rng: np.random.Generator, n: int, lo: float, hi: float, knots: int = 4,
-                start: float | None = None) -> np.ndarray:
+                start: float | None = None, end: float | None = None) -> np.ndarray:
     """A smooth random trajectory of ``n`` values in ``[lo, hi]``, float32 (n,).
 
     ``knots`` random values at evenly spaced times are joined by a PCHIP spline, which never
     overshoots its knots, so the path stays in range and has no jumps; fewer knots → slower motion.
-    ``start`` pins the first value (e.g. to lay objects out apart in the first frame).
+    ``start`` / ``end`` pin the first / last value (e.g. to lay objects out apart in the first frame,
+    or to make an object travel a given distance).
     """
     if n < 2:
         return np.full(n, rng.uniform(lo, hi) if start is None else start, np.float32)
@@ -144,6 +145,8 @@ def smooth_path(rng: np.random.Generator, n: int, lo: float, hi: float, knots: i
     v = rng.uniform(lo, hi, size=knots)
     if start is not None:
         v[0] = start
+    if end is not None:
+        v[-1] = end
     return PchipInterpolator(t, v)(np.arange(n)).astype(np.float32)
 
 

@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 from benchmark.errors import UserError
-from tasks.data.toy.render import PHOTO_NAMES, Sprite, blob_sprite, pan, paste, pick_photos, smooth_path, texture, to_uint8
+from tasks.data.toy.render import PHOTO_NAMES, Sprite, blob_mask, pan, paste, pick_photos, smooth_path, texture, to_uint8
 from tasks.data.video import write_video
 
 
@@ -147,8 +147,10 @@ def _render(rng: np.random.Generator, s: int, tracks: list[tuple[Sprite, Track]]
 
 
 def _object(rng: np.random.Generator, s: int, photo: int, frac: float = 0.34) -> Sprite:
+    """A blob about ``frac`` of the frame wide; its texture packs a wide crop of the photo (zoom 3–6)
+    so that the object shows the photo's structure rather than a flat patch of it."""
     side = max(4, round(frac * s))
-    return blob_sprite(rng, side, side, photo)
+    return Sprite(texture(rng, side, side, photo, zoom=(3.0, 6.0)), blob_mask(rng, side, side))
 
 
 def _motion_video(rng: np.random.Generator, spec: VideoSpec, motion: Motion, class_photo: int) -> np.ndarray:

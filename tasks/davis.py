@@ -1,0 +1,126 @@
+"""DAVIS-2017 semi-supervised video object segmentation by label propagation.
+
+The first frame's object masks are propagated through the method's frame features
+(:mod:`tasks.propagation`, preset ``cosettle`` by default) and scored with the official
+davis2017-evaluation semantics (:mod:`tasks.metrics.davis`): first and last frames excluded,
+J&F-Mean = (mean J-Mean + mean F-Mean) / 2 over all objects of the val sequences. The
+per-object table is written beside the result, and ``save_predictions`` writes indexed palette PNGs
+in the DAVIS result layout (``<seq>/<frame>.png``), which ``bench score davis`` scores alone.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from benchmark.context import RunContext
+from benchmark.errors import UserError
+from tasks.base import Task, TaskMeta, TaskOutput
+from tasks.data.davis import DavisSequence, load_davis, write_mask
+from tasks.metrics.davis import BOUND_TH, ObjectScore, evaluate_sequence, global_metrics
+from tasks.propagation import PropagationConfig, grid_to_labels, labels_to_grid, propagate, resolve, video_features
+
+VOID = 255  # DAVIS void label: background for propagation and scoring (davis2017 _get_all_elements)
+
+
+def propagate_masks(method: Any, frames: np.ndarray, first: np.ndarray, cfg: PropagationConfig, rule: list) -> np.ndarray:
+    """Object ids ``uint8 (T, H, W)`` of every frame, propagated from the first frame's mask.
+
+    Frame 0 of the result is the given mask (as DINO's and CRW's scripts write it).
+    """
+    first = np.where(first == VOID, 0, first)
+    feats = video_features(method, frames, rule)
+    device = feats.device
+    ids = torch.as_tensor(np.unique(first).astype(np.int64), device=device)
+    grid = tuple(feats.shape[1:3])
+    start = labels_to_grid(torch.as_tensor(first.astype(np.int64), device=device), ids, grid, cfg.label_downsample)
+    soft = propagate(feats, start, cfg)
+    out = np.empty((len(frames), *first.shape), np.uint8)
+    out[0] = first
+    for t in range(1, len(frames)):
+        out[t] = ids[grid_to_labels(soft[t], first.shape, cfg.norm_mask)].cpu().numpy()
+    return out
+
+
+def score_sequences(items: Iterable[tuple[str, np.ndarray, np.ndarray]], bound_th: float) -> tuple[dict[str, float], pd.DataFrame]:
+    """Global metrics and the per-object table of ``(name, ground truth, prediction)`` sequences."""
+    scores: list[ObjectScore] = []
+    for name, gt, pred in items:
+        try:
+            scores.extend(evaluate_sequence(name, gt, pred, bound_th))
+        except ValueError as e:
+            raise UserError(f"{e}: fix the prediction of sequence {name}") from None
+    table = pd.DataFrame(
+        [{"Sequence": s.name, "J-Mean": s.j[0], "F-Mean": s.f[0], "J-Recall": s.j[1], "J-Decay": s.j[2],
+          "F-Recall": s.f[1], "F-Decay": s.f[2]} for s in scores]
+    )
+    return global_metrics(scores), table
+
+
+def scorable(sequences: list[DavisSequence], split: str) -> list[DavisSequence]:
+    """The sequences, if every one is fully annotated (the official tool needs all frames)."""
+    for seq in sequences:
+        if not seq.fully_annotated:
+            raise UserError(
+                f"sequence {seq.name} of the {split} split annotates only its first frame, so it cannot be "
+                "scored: use a split with full annotations (val, train)"
+            )
+    return sequences
+
+
+class Davis(Task):
+    """DAVIS-2017 semi-supervised VOS by label propagation, J&F-Mean."""
+
+    meta = TaskMeta(
+        name="davis",
+        dataset="davis",
+        main_metric="J&F-Mean",
+        higher_is_better=True,
+        protocol="DAVIS-2017 val, semi-supervised label propagation (T-CORE/CRW/DINO presets), "
+        "davis2017-evaluation J&F",
+    )
+
+    def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
+        cfg, rule = resolve(self.config, "davis")
+        split = self.config.get("split", "val")
+        bound_th = float(self.config.get("bound_th", BOUND_TH))
+        sequences = scorable(
+            load_davis(ctx.dataset_path("davis"), split, self.config.get("resolution", "480p"),
+                       self.config.get("sequences") or None),
+            split,
+        )
+        pred_dir = ctx.work_dir / "davis" if self.config.get("save_predictions") else None
+
+        def items() -> Iterable[tuple[str, np.ndarray, np.ndarray]]:
+            for seq in tqdm(sequences, desc="davis", disable=not ctx.progress, leave=False):
+                gt = seq.read_masks()
+                pred = propagate_masks(method, seq.read_frames(), gt[0], cfg, rule)
+                if pred_dir is not None:
+                    for path, mask in zip(seq.frames, pred):
+                        write_mask(pred_dir / seq.name / f"{path.stem}.png", mask)
+                yield seq.name, gt, pred
+
+        metrics, table = score_sequences(items(), bound_th)
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        table_path = ctx.work_dir / f"davis_per-sequence_results-{split}.csv"
+        table.to_csv(table_path, index=False)
+        artifacts = {"per_sequence": str(table_path)}
+        if pred_dir is not None:
+            artifacts["predictions"] = str(pred_dir)
+        return TaskOutput(
+            metrics=metrics,
+            artifacts=artifacts,
+            details={
+                "preset": self.config.get("preset"),
+                "propagation": dataclasses.asdict(cfg),
+                "input_size": rule,
+                "split": split,
+                "bound_th": bound_th,
+                "sequences": len(sequences),
+                "objects": len(table),
+            },
+        )

