@@ -12,16 +12,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "immunohistochemistry")
+TRAIN_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "colorwheel")
+HELD_OUT_PHOTOS = ("hubble_deep_field", "retina", "cat")  # never in a training set: for evaluation clips
 
 
-def write_pan_videos(folder: Path, n_videos: int = 4, n_frames: int = 12, size: int = 128, step: int = 4) -> Path:
+def write_pan_videos(folder: Path, n_videos: int = 4, n_frames: int = 12, size: int = 128, step: int = 4,
+                     photos: tuple[str, ...] = TRAIN_PHOTOS) -> Path:
     """``n_videos`` frame folders of ``n_frames`` JPEGs, each panning ``step`` px/frame over one photo."""
     import skimage.data
 
     folder.mkdir(parents=True, exist_ok=True)
     for v in range(n_videos):
-        photo = np.asarray(getattr(skimage.data, PHOTOS[v % len(PHOTOS)])())
+        photo = np.asarray(getattr(skimage.data, photos[v % len(photos)])())
         if photo.ndim == 2:
             photo = np.repeat(photo[..., None], 3, axis=-1)
         photo = photo[..., :3]
