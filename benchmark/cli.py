@@ -28,7 +28,7 @@ def _overrides(args: argparse.Namespace, suite: dict[str, Any]) -> dict[str, dic
     from benchmark.config import parse_sets, read_yaml
 
     merged: dict[str, dict[str, Any]] = {}
-    layers = [suite.get("overrides", {}) if not args.data_root or args.suite_overrides else {}]
+    layers = [suite.get("overrides", {})]
     if args.config:
         cfg = read_yaml(Path(args.config))
         if not isinstance(cfg, dict) or not all(isinstance(v, dict) for v in cfg.values()):
@@ -170,7 +170,6 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--plugin", action="append", default=[], help="Python file registering extra methods/tasks")
     r.add_argument("--device", default="auto")
     r.add_argument("--force", action="store_true", help="recompute results that already exist")
-    r.add_argument("--suite-overrides", action="store_true", help="apply the suite's overrides with --data-root too")
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=cmd_run)
 

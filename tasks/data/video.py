@@ -8,9 +8,9 @@ naming the file.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 # PyAV is imported before decord on purpose: both bundle FFmpeg, and once decord's copy is loaded
 # first, PyAV can no longer open its libvpx encoder ("avcodec_open2(libvpx-vp9) returned 22").

@@ -32,6 +32,12 @@ def _diff_centroids(f: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return cy, cx, w
 
 
+def _grid(img: np.ndarray, n: int = 12) -> np.ndarray:
+    """Mean of ``img`` over an ``n × n`` grid of cells, flattened."""
+    h, w = img.shape
+    return img[: h - h % n, : w - w % n].reshape(n, h // n, n, w // n).mean(axis=(1, 3)).ravel()
+
+
 def _loo_nearest_mean(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Leave-one-out predictions of a nearest-class-mean classifier on standardised features."""
     X = (X - X.mean(0)) / (X.std(0) + 1e-9)
@@ -61,9 +67,8 @@ def test_ssv2_toy_classes_differ_only_in_temporal_order(toy_root):
     blind, ordered, y = [], [], []
     for v in train + val:
         f = _grey(v.path)
-        T, H, W = f.shape
-        grid = lambda img: img.reshape(12, H // 12, 12, W // 12).mean(axis=(1, 3)).ravel()  # noqa: E731
-        blind.append(np.concatenate([grid(f.mean(0)), grid(np.abs(np.diff(f, axis=0)).mean(0))]))
+        T = len(f)
+        blind.append(np.concatenate([_grid(f.mean(0)), _grid(np.abs(np.diff(f, axis=0)).mean(0))]))
         cy, cx, _ = _diff_centroids(f)
         ordered.append([np.polyfit(np.arange(T - 1), cx, 1)[0], np.polyfit(np.arange(T - 1), cy, 1)[0]])
         y.append(v.label)

@@ -23,14 +23,24 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from benchmark.errors import UserError
-from tasks.data.toy.render import PHOTO_NAMES, Sprite, blob_mask, pan, paste, pick_photos, smooth_path, texture, to_uint8
+from tasks.data.toy.render import (
+    PHOTO_NAMES,
+    Sprite,
+    blob_mask,
+    pan,
+    paste,
+    pick_photos,
+    smooth_path,
+    texture,
+    to_uint8,
+)
 from tasks.data.video import write_video
 
 
@@ -65,8 +75,8 @@ def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
 
 
 def _track(T: int, y, x, scale=1.0, angle=0.0) -> Track:
-    full = lambda v: np.broadcast_to(np.asarray(v, np.float32), (T,)).astype(np.float32)  # noqa: E731
-    return full(y), full(x), full(scale), full(angle)
+    """Per-frame arrays from scalars or arrays of length ``T``."""
+    return tuple(np.broadcast_to(np.asarray(v, np.float32), (T,)).copy() for v in (y, x, scale, angle))
 
 
 # --- motion patterns: (rng, T, frame side) -> per-frame (y, x, scale, angle) of the object ---
@@ -161,8 +171,8 @@ def _motion_video(rng: np.random.Generator, spec: VideoSpec, motion: Motion, cla
 
 
 def _ucf101(root: Path, rng: np.random.Generator, spec: VideoSpec) -> None:
-    """``UCF-101/<Class>/v_<Class>_gXX_c01.avi`` + ``ucfTrainTestlist``; split k tests groups 2k-1, 2k
-    (the real split k tests groups 7(k-1)+1 .. 7k)."""
+    """``UCF-101/<Class>/v_<Class>_gXX_c01.avi`` + ``ucfTrainTestlist``: split k tests the k-th third of
+    the groups, as the real split k tests groups 7(k-1)+1 .. 7k of 25."""
     classes = sorted(UCF_CLASSES)
     class_photos = pick_photos(rng, len(classes))
     lists = root / "ucfTrainTestlist"
