@@ -31,6 +31,8 @@ LAYOUT = ("a folder of videos (or of frame folders), a Kinetics CSV (label,youtu
 
 
 def _from_kinetics_csv(path: Path, rows: list[dict[str, str]]) -> list[Path]:
+    if not rows:
+        raise UserError(f"{path} has a header but no clips: expected {LAYOUT}")
     search = path.parent.parent if path.parent.name == "annotations" else path.parent
     index = {p.stem: p for p in walk_videos(search)}
     try:

@@ -106,7 +106,10 @@ def video_length(path: str | Path) -> int:
     vr = _decord_reader(path)
     if vr is not None:
         return len(vr)
-    return _pyav_frames(path, wanted=set())[1]
+    count = _pyav_frames(path, wanted=set())[1]
+    if count == 0:
+        raise UserError(f"video {path} has no decodable frames: the file is truncated or not a video")
+    return count
 
 
 def _check_file(path: Path) -> None:
