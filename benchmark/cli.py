@@ -42,10 +42,29 @@ def _overrides(args: argparse.Namespace, suite: dict[str, Any]) -> dict[str, dic
     return merged
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.config import dataset_folder_name, suites
+def _datasets(items: list[str]) -> dict[str, str]:
+    """``--data DATASET=DIR`` items, each a known data set (configs/datasets.yaml) and an existing folder."""
+    from benchmark.config import datasets, suggest
+
+    out = {}
+    for item in items:
+        name, eq, folder = item.partition("=")
+        if not eq or not name or not folder:
+            raise UserError(f"--data {item!r} must look like DATASET=DIR, e.g. --data davis=/data/DAVIS")
+        if name not in datasets():
+            raise UserError(f"--data names unknown data set {name!r}: {suggest(name, list(datasets()))}"
+                            f"known: {', '.join(datasets())}")
+        if not Path(folder).is_dir():
+            raise UserError(f"--data {name}={folder}: folder {folder} does not exist; pass the data set's folder")
+        out[name] = folder
+    return out
+
+
+def _spec_fields(args: argparse.Namespace) -> tuple[dict[str, Any], list[int]]:
+    """What `run` and `sweep` share: plugins loaded, suite, tasks, data, overrides → RunSpec fields, and the seeds."""
+    from benchmark.config import dataset_folder_name, suggest, suites
     from benchmark.registry import load_plugin
-    from benchmark.runner import RunSpec, pending_tasks, resolve, submit
+    from benchmark.results import writable_problem
 
     for plugin in args.plugin:
         load_plugin(plugin)
@@ -53,11 +72,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.suite:
         all_suites = suites()
         if args.suite not in all_suites:
-            raise UserError(f"unknown suite {args.suite!r}: available: {', '.join(all_suites)}")
+            raise UserError(f"unknown suite {args.suite!r}: {suggest(args.suite, list(all_suites))}"
+                            f"available: {', '.join(all_suites)}")
         suite = all_suites[args.suite]
     tasks = _csv(args.tasks) or list(suite.get("tasks", []))
     if not tasks:
         raise UserError("no tasks to run: pass --tasks a,b or --suite NAME (see `bench list tasks`)")
+    problem = writable_problem(Path(args.results))
+    if problem:
+        raise UserError(f"cannot write results under {args.results} ({problem}): choose a writable --results folder")
     data_root = Path(args.data_root) if args.data_root else None
     if data_root is None and suite.get("data") == "toy":
         from tasks.data.toy import generate
@@ -66,20 +89,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     if data_root is not None and not data_root.is_dir():
         raise UserError(f"--data-root {data_root} does not exist: pass the folder that holds the data sets")
     train_data = Path(args.train_data) if args.train_data else None
+    if train_data is not None and not train_data.is_dir():
+        raise UserError(f"--train-data {train_data} does not exist: pass the folder of unlabelled training videos")
     if train_data is None and data_root is not None and suite.get("train_data"):
         candidate = data_root / dataset_folder_name(suite["train_data"])
         train_data = candidate if candidate.is_dir() else None
-    seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else [0]
+    try:
+        seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else [0]
+    except ValueError:
+        raise UserError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. --seeds 0,1,2") from None
     overrides = _overrides(args, suite)
-    datasets = dict(item.split("=", 1) for item in args.data) if args.data else {}
+    datasets = _datasets(args.data)
+    fields = dict(
+        tasks=tasks, results=Path(args.results), data_root=data_root, train_data=train_data, datasets=datasets,
+        weights=args.weights, overrides=overrides, plugins=[str(Path(p).resolve()) for p in args.plugin],
+        force=args.force, device=args.device, progress=not args.no_progress,
+    )
+    return fields, seeds
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.runner import RunSpec, pending_tasks, resolve, submit
+
+    fields, seeds = _spec_fields(args)
+    tasks = fields["tasks"]
     specs = []
     for seed in seeds:
-        spec = RunSpec(
-            method=args.method, backbone=args.backbone, tasks=tasks, seed=seed, results=Path(args.results),
-            data_root=data_root, train_data=train_data, datasets=datasets, weights=args.weights,
-            overrides=overrides, plugins=[str(Path(p).resolve()) for p in args.plugin], force=args.force,
-            device=args.device, progress=not args.no_progress,
-        )
+        spec = RunSpec(method=args.method, backbone=args.backbone, seed=seed, **fields)
         todo = pending_tasks(spec, resolve(spec))
         for t in tasks:
             if t not in todo:
@@ -102,6 +138,35 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         print(render(Path(args.results), "markdown", tasks))
     return status
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from benchmark import sweep
+    from benchmark.table import render
+
+    fields, seeds = _spec_fields(args)
+    methods, backbones = _csv(args.methods), _csv(args.backbones)
+    planned = sweep.plan(sweep.grid(fields, methods, backbones, seeds))
+    print(sweep.describe(planned), file=sys.stdout if args.dry_run else sys.stderr)
+    if args.dry_run:
+        return 0
+    cfg = sweep.executor_config(args.executor, Path(args.executor_config) if args.executor_config else None)
+    report = sweep.run(planned, args.executor, Path(args.results) / "jobs", cfg, args.max_parallel,
+                       progress=not args.no_progress)
+    print(f"sweep: {report.jobs} jobs submitted, {report.written} results written, {len(report.failures)} jobs failed"
+          + (" (rerun the same command to retry them)" if report.failures else ""), file=sys.stderr)
+    try:
+        print(render(Path(args.results), "markdown", fields["tasks"], methods=methods, backbones=backbones))
+    except UserError as e:
+        print(f"no table: {e}", file=sys.stderr)
+    return 1 if report.failures else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from benchmark.report import write
+
+    print(f"report written to {write(Path(args.results), Path(args.out), args.title)}")
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -131,8 +196,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_table(args: argparse.Namespace) -> int:
     from benchmark.table import render
 
-    print(render(Path(args.results), args.format, _csv(args.tasks) or None, args.metric))
+    print(render(Path(args.results), args.format, _csv(args.tasks) or None, args.metric, _csv(args.methods) or None,
+                 _csv(args.backbones) or None, args.digits))
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from benchmark.doctor import doctor
+
+    return doctor(Path(args.results), cache_root())
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -149,20 +221,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     return score(args.dataset, Path(args.data_root), Path(args.predictions), args.json)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bench", description="i2v-bench: image-to-video transfer benchmark")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    r = sub.add_parser("run", help="train (if needed) and evaluate a method on a backbone")
-    r.add_argument("--method", required=True)
-    r.add_argument("--backbone", required=True)
+def _add_run_arguments(r: argparse.ArgumentParser) -> None:
+    """Flags shared by `run` and `sweep` (read by :func:`_spec_fields`)."""
     r.add_argument("--tasks", help="comma-separated task names")
     r.add_argument("--suite", help="a suite from configs/suites.yaml (toy generates its own data)")
     r.add_argument("--data-root", help="folder holding the data sets (DAVIS/, UCF101/, ...) or one data set")
     r.add_argument("--data", action="append", default=[], metavar="DATASET=DIR", help="explicit folder of one data set")
     r.add_argument("--train-data", help="folder of unlabelled training videos (methods that train)")
     r.add_argument("--results", default="results", help="result folder (default: results)")
-    r.add_argument("--executor", default="inline", choices=["inline", "debug", "local", "slurm"])
     r.add_argument("--seeds", help="comma-separated seeds (default 0)")
     r.add_argument("--weights", help="backbone weight file in its authors' format")
     r.add_argument("--config", help="YAML file of overrides: {section: {key: value}}")
@@ -171,7 +237,34 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto")
     r.add_argument("--force", action="store_true", help="recompute results that already exist")
     r.add_argument("--no-progress", action="store_true")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench", description="i2v-bench: image-to-video transfer benchmark")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="train (if needed) and evaluate a method on a backbone")
+    r.add_argument("--method", required=True)
+    r.add_argument("--backbone", required=True)
+    r.add_argument("--executor", default="inline", choices=["inline", "debug", "local", "slurm"])
+    _add_run_arguments(r)
     r.set_defaults(func=cmd_run)
+
+    sw = sub.add_parser("sweep", help="run a methods x backbones x seeds grid through submitit, skipping what is done")
+    sw.add_argument("--methods", required=True, help="comma-separated method names")
+    sw.add_argument("--backbones", required=True, help="comma-separated backbone names")
+    sw.add_argument("--executor", default="local", choices=["inline", "debug", "local", "slurm"])
+    sw.add_argument("--max-parallel", type=int, help="jobs at once (local) / array parallelism (slurm)")
+    sw.add_argument("--executor-config", help="YAML overriding configs/executor.yaml ({local: ..., slurm: ...})")
+    sw.add_argument("--dry-run", action="store_true", help="print the plan and its size, submit nothing")
+    _add_run_arguments(sw)
+    sw.set_defaults(func=cmd_sweep)
+
+    rep = sub.add_parser("report", help="one self-contained HTML page: leaderboard, plots, cost, provenance")
+    rep.add_argument("--results", default="results")
+    rep.add_argument("--out", required=True, help="HTML file to write")
+    rep.add_argument("--title", default="i2v-bench report")
+    rep.set_defaults(func=cmd_report)
 
     ls = sub.add_parser("list", help="list methods, backbones, tasks, suites or results")
     ls.add_argument("what", choices=["methods", "backbones", "tasks", "suites", "results"])
@@ -181,10 +274,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("table", help="leaderboard of the results")
     t.add_argument("--results", default="results")
-    t.add_argument("--format", default="markdown")
+    t.add_argument("--format", default="markdown", help="markdown, latex, html or csv")
     t.add_argument("--tasks")
+    t.add_argument("--methods", help="comma-separated methods to show (default: all)")
+    t.add_argument("--backbones", help="comma-separated backbones to show (default: all)")
     t.add_argument("--metric", help="show this metric instead of each task's main metric")
+    t.add_argument("--digits", type=int, default=3, help="decimals in the cells (default 3)")
     t.set_defaults(func=cmd_table)
+
+    doc = sub.add_parser("doctor", help="check the environment (versions, decoders, GPU, folders, weights)")
+    doc.add_argument("--results", default="results", help="result folder to check for writing")
+    doc.set_defaults(func=cmd_doctor)
 
     d = sub.add_parser("data", help="generate data")
     dsub = d.add_subparsers(dest="data_command", required=True)

@@ -8,6 +8,7 @@ The resolved config is hashed and stored in every result, so a changed constant 
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from functools import lru_cache
@@ -19,6 +20,12 @@ import yaml
 from benchmark.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def suggest(name: str, known: list[str] | set[str]) -> str:
+    """``"did you mean 'x'? "`` for the closest of ``known`` to a mistyped ``name``, else ``""``."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.5)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def read_yaml(path: Path) -> Any:

@@ -50,6 +50,25 @@ def write_json_atomic(path: Path, payload: Any) -> None:
         raise
 
 
+def writable_problem(folder: Path) -> str | None:
+    """Why nothing can be written under ``folder`` (None if it can), without creating it.
+
+    Checked before a run starts, so a bad ``--results`` costs a second, not the hours of compute
+    whose result could not be saved. The nearest existing ancestor must be a folder that accepts a
+    file: a real write, since permission bits do not tell the whole story (root ignores them).
+    """
+    folder = Path(folder).absolute()
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        return f"{existing}: {e.strerror}"
+    return None
+
+
 def read_result(path: Path) -> dict[str, Any] | None:
     """The record at ``path``, or None if it is absent, unparseable or of another schema version.
 
@@ -58,7 +77,7 @@ def read_result(path: Path) -> dict[str, Any] | None:
     try:
         with open(path) as f:
             record = json.load(f)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except (json.JSONDecodeError, UnicodeDecodeError, OSError):
         print(f"warning: result {path} is corrupt; it is ignored and will be recomputed", file=sys.stderr)

@@ -39,6 +39,8 @@ class RunSpec:
         plugins: plugin files to import before anything is looked up (also in a submitit subprocess).
         force: recompute results that exist.
         device: ``auto``, ``cpu`` or ``cuda[:k]``.
+        cache: serve frozen-encoder tokens from the shared feature cache (:mod:`benchmark.cache`, under
+            :func:`benchmark.cache.default_root` of ``results``); never part of a result's config hash.
     """
 
     method: str
@@ -55,6 +57,7 @@ class RunSpec:
     force: bool = False
     device: str = "auto"
     progress: bool = True
+    cache: bool = True
 
 
 def load_plugins(plugins: list[str]) -> None:
@@ -70,7 +73,7 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
     Raises:
         UserError: unknown names, unknown override sections or keys, wrong value types.
     """
-    from benchmark.config import config_hash, defaults, merge
+    from benchmark.config import config_hash, defaults, merge, suggest
     from benchmark.registry import BACKBONES, METHODS, TASKS
 
     load_plugins(spec.plugins)
@@ -81,7 +84,8 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
         if section not in known:
             raise UserError(
                 f"--set/--config section {section!r} matches neither the method ({spec.method}), the backbone "
-                f"({spec.backbone}) nor a task of this run ({', '.join(spec.tasks)})"
+                f"({spec.backbone}) nor a task of this run ({', '.join(spec.tasks)}): {suggest(section, known)}"
+                "name one of them"
             )
     mcfg = merge(defaults("method", spec.method, method_cls), spec.overrides.get(spec.method, {}), f"method {spec.method}")
     bopts = merge(defaults("backbone", spec.backbone, BACKBONES.get(spec.backbone)),
@@ -178,6 +182,10 @@ class BenchJob:
         t0 = time.time()
         backbone = build_backbone(spec.backbone, spec.weights, device, **(resolved["backbone_options"] or {}))
         method = resolved["method_cls"](backbone, resolved["method_config"])
+        if spec.cache:
+            from benchmark.cache import FeatureCache, default_root
+
+            method.feature_cache = FeatureCache(default_root(spec.results), resolved["backbone_options"])
         work_dir = Path(spec.results) / spec.method / spec.backbone / "artifacts"
         ctx = RunContext(
             data_root=spec.data_root, train_data=spec.train_data, work_dir=work_dir, device=device, seed=spec.seed,
@@ -195,8 +203,11 @@ class BenchJob:
             seed_everything(spec.seed)
             started = datetime.now(timezone.utc)
             t0 = time.time()
+            cache_before = replace(method.feature_cache.stats) if method.feature_cache else None
             out = task.evaluate(method, replace(ctx, work_dir=work_dir / name))
             eval_s = time.time() - t0
+            if cache_before is not None:
+                out.details["feature_cache"] = method.feature_cache.stats.since(cache_before)
             record = {
                 "schema_version": SCHEMA_VERSION,
                 "method": spec.method,

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 
 from benchmark.backbones.base import Backbone
+from benchmark.cache import FeatureCache
 from benchmark.context import RunContext
 
 
@@ -27,11 +28,14 @@ class Method(abc.ABC):
         name: registry name, set by subclasses.
         trains: whether ``fit`` trains parameters (shown in tables' cost columns).
         default_config: defaults for plugin methods without a YAML file in ``configs/methods``.
+        feature_cache: the shared frozen-token cache :meth:`encode_frames` reads and fills; the runner
+            sets it (``bench run --no-cache`` leaves it None), methods never look at it.
     """
 
     name: ClassVar[str] = ""
     trains: ClassVar[bool] = False
     default_config: ClassVar[dict[str, Any]] = {}
+    feature_cache: FeatureCache | None = None
 
     def __init__(self, backbone: Backbone, config: dict[str, Any]):
         self.backbone = backbone
@@ -47,13 +51,23 @@ class Method(abc.ABC):
 
     @torch.inference_mode()
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
-        """Backbone tokens for ``(T,3,H,W)`` frames in ``[0,1]``, in batches of ``config['batch_size']``."""
+        """Backbone tokens for ``(T,3,H,W)`` frames in ``[0,1]``, in batches of ``config['batch_size']``.
+
+        The one inference entry to the encoder, so it is where :attr:`feature_cache` serves tokens
+        already computed for these exact frames and weights (by any method). Only in eval mode: a
+        backbone in train mode (dropout, batch-norm updates) is never cached, and training paths with
+        random augmentation call ``backbone.encode`` directly.
+        """
         batch = int(self.config.get("batch_size", 16))
-        out = [
-            self.backbone.encode(frames[i : i + batch].to(self.device, non_blocking=True)).float()
-            for i in range(0, frames.shape[0], batch)
-        ]
-        return torch.cat(out)
+
+        def compute(x: torch.Tensor) -> torch.Tensor:
+            out = [self.backbone.encode(x[i : i + batch].to(self.device, non_blocking=True)).float()
+                   for i in range(0, x.shape[0], batch)]
+            return torch.cat(out)
+
+        if self.feature_cache is None or self.backbone.training:
+            return compute(frames)
+        return self.feature_cache.tokens(self.backbone, frames, compute).to(self.device)
 
     @abc.abstractmethod
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:

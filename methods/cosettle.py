@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -48,8 +49,15 @@ from benchmark.backbones.base import Backbone
 from benchmark.context import RunContext
 from benchmark.errors import UserError
 from methods.base import Method
-from methods.losses import cycle_loss, separability_loss
-from methods.training import StepOutput, Trainer, checkpoint_folder, derived_seed, epoch_batches
+from methods.losses import REG_LOSSES, cycle_loss, separability_loss
+from methods.training import (
+    StepOutput,
+    Trainer,
+    checkpoint_folder,
+    derived_seed,
+    epoch_batches,
+)
+from tasks.data.kinetics import list_train_videos
 from tasks.data.sampling import frame_pair_with_previous
 from tasks.data.video import read_video, to_tensor, video_length
 
@@ -92,7 +100,7 @@ class Projection(nn.Module):
 def crop_upsampled_pos(patch_pos: torch.Tensor, ratio: float, rng: torch.Generator) -> torch.Tensor:
     """PEA: ``(1, h, w, C)`` patch positions → bicubic upsample to ``int((1+ratio)·side)`` → random
     ``h × w`` crop, one offset per batch (``interpolate_and_crop_pos_embed``)."""
-    _, h, w, c = patch_pos.shape
+    _, h, w, _ = patch_pos.shape
     up_h, up_w = int((1 + ratio) * h), int((1 + ratio) * w)
     grid = F.interpolate(patch_pos.permute(0, 3, 1, 2), size=(up_h, up_w), mode="bicubic", align_corners=False)
     oh = int(torch.randint(0, up_h - h + 1, (1,), generator=rng))
@@ -134,14 +142,18 @@ def byol_crop_params(height: int, width: int, scale: Sequence[float], ratio: Seq
     """``RRC.get_params`` (``util/video/image_utils.py``, after BYOL): one draw, no retry loop."""
     area = height * width * rng.uniform(scale[0], scale[1])
     aspect = float(np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1]))))
-    w = min(int(round(np.sqrt(area * aspect))), width)
-    h = min(int(round(np.sqrt(area / aspect))), height)
+    w = min(round(float(np.sqrt(area * aspect))), width)
+    h = min(round(float(np.sqrt(area / aspect))), height)
     return int(rng.integers(0, height - h + 1)), int(rng.integers(0, width - w + 1)), h, w
 
 
 class FramePairs(Dataset):
     """Training samples: frames ``(t, t + gap)`` of one video with a shared crop and flip, ``(2,3,S,S)``.
 
+    Indices: :func:`tasks.data.sampling.frame_pair_with_previous` (the authors'
+    ``sample_two_frames_tuple``, which ``--use_adapter`` selects; ``forward_adapter`` reads only its
+    "current" frames t and t + gap). Both frames are squashed to ``pre_resize``² (``TRANSFORM``), then
+    share one BYOL-style crop resized bicubically to ``input_size`` and one flip.
     Indexed by ``(epoch, video_index)``; every draw comes from a generator seeded by
     ``(seed, epoch, video_index)``, so any worker count and any resume point give the same sample.
     """
@@ -169,8 +181,6 @@ def list_training_videos(ctx: RunContext) -> list[Path]:
     """The videos under ``--train-data`` (video files or frame folders)."""
     if ctx.train_data is None:
         raise UserError("this method trains on unlabelled videos: pass --train-data DIR (or --suite toy)")
-    from tasks.data.kinetics import list_train_videos
-
     return list(list_train_videos(Path(ctx.train_data)))
 
 
@@ -184,8 +194,8 @@ class CoSettle(Method):
     def __init__(self, backbone: Backbone, config: dict[str, Any]):
         super().__init__(backbone, config)
         self.notes: list[str] = []
-        if self.config.get("reg_loss") not in ("kl", "mse"):
-            raise UserError(f"{self.name}.reg_loss {self.config.get('reg_loss')!r} is unknown: use kl or mse")
+        if self.config.get("reg_loss") not in REG_LOSSES:
+            raise UserError(f"{self.name}.reg_loss {self.config.get('reg_loss')!r} is unknown: use one of {', '.join(REG_LOSSES)}")
         if backbone.meta.family != "vit" and self.config["asymmetric_pe"]:
             note = (f"{backbone.meta.name} is a CNN without positional embeddings: asymmetric_pe (PEA) forced false, "
                     "the cycle's third item is P(f(I_t))")
@@ -229,7 +239,11 @@ class CoSettle(Method):
             self.projection = Projection(self.backbone.dim, self.config["fusion_net"], self.config["init"]).to(self.device)
 
     def fit(self, ctx: RunContext) -> dict[str, Any]:
-        """Train (or resume, or reuse) the projection on ``ctx.train_data``; return the training record."""
+        """Train (or resume, or reuse) the projection on ``ctx.train_data``; return the training record.
+
+        ``ctx.extra["after_train_step"]``, if set, is called with the global iteration after each
+        step (tests raise from it to simulate a kill).
+        """
         videos = list_training_videos(ctx)
         self._build_projection(ctx.seed)
         folder = checkpoint_folder(ctx, self.name, self.backbone, self.config, videos)

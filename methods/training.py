@@ -29,11 +29,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import resource
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -261,7 +263,7 @@ class Trainer:
             return None
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as e:  # a truncated or foreign file: say which and how to recover
+        except (RuntimeError, pickle.UnpicklingError, EOFError, OSError) as e:  # truncated or foreign file
             raise UserError(f"cannot resume from {path} ({type(e).__name__}): delete it to restart training") from None
         self.module.load_state_dict(state["module"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -288,8 +290,8 @@ class Trainer:
         self.module.train()
         bar = tqdm(total=epochs * self.ipe, initial=epoch * self.ipe + it, disable=not self.progress, desc="train")
         while epoch < epochs:
+            tick = time.perf_counter()  # wall time of the loop, data loading included
             for batch in self.loader(epoch, it):
-                start = time.perf_counter()
                 g = epoch * self.ipe + it
                 self.scheduler.step_update(g)
                 with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
@@ -305,10 +307,10 @@ class Trainer:
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
                 it += 1
-                seconds += time.perf_counter() - start
                 curve.append({"epoch": epoch + it / self.ipe, "iteration": g + 1, "loss": loss_value,
                               "lr": self.optimizer.param_groups[0]["lr"], **out.metrics})
                 bar.update(1)
+                seconds, tick = seconds + time.perf_counter() - tick, time.perf_counter()
                 if it == self.ipe or (g + 1) % every == 0:
                     self._save_state(*((epoch + 1, 0) if it == self.ipe else (epoch, it)), curve, seconds)
                 if self.after_step is not None:

@@ -26,6 +26,22 @@ def weights_dir() -> Path:
     return Path(os.environ.get("I2V_BENCH_WEIGHTS", Path.home() / ".cache" / "i2v-bench" / "weights"))
 
 
+HUB_FILES = ("model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin")
+
+
+def hub_cache_file(tag: str) -> str | None:
+    """Path of timm model ``tag``'s weights in the Hugging Face cache, or None; never touches the network."""
+    from huggingface_hub import try_to_load_from_cache
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(tag)
+    hub_id = getattr(cfg, "hf_hub_id", None) if cfg else None
+    if not hub_id:
+        return None
+    hits = (try_to_load_from_cache(hub_id, f) for f in HUB_FILES)
+    return next((h for h in hits if isinstance(h, str)), None)
+
+
 def file_sha256(path: Path, prefix: int = 12) -> str:
     """Short content hash of a file: the identity of its weights in results and cache keys."""
     h = hashlib.sha256()

@@ -9,7 +9,13 @@ from torch import nn
 
 from benchmark.backbones import build_backbone
 from benchmark.errors import UserError
-from methods.cosettle import CoSettle, FramePairs, Projection, asymmetric_tokens, crop_upsampled_pos
+from methods.cosettle import (
+    CoSettle,
+    FramePairs,
+    Projection,
+    asymmetric_tokens,
+    crop_upsampled_pos,
+)
 
 
 @pytest.mark.parametrize("net,layers", [
@@ -77,8 +83,6 @@ def test_frame_pairs_are_gap_apart_share_a_crop_and_repeat_per_seed(tmp_path, sm
 
 
 def test_training_step_learns_on_a_fixed_batch(tiny_mae, pan_videos, small_config):
-    from methods.training import StepOutput  # noqa: F401  (the step's return type)
-
     method = CoSettle(tiny_mae, small_config())
     method._build_projection(seed=0)
     batch = torch.stack([FramePairs(sorted(pan_videos.iterdir()), method.config, 0)[(0, i)] for i in range(2)])

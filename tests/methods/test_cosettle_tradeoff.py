@@ -11,7 +11,11 @@ import json
 import pytest
 
 from benchmark.cli import main
-from tests.methods.conftest import HELD_OUT_PHOTOS, write_mae_checkpoint, write_pan_videos
+from tests.methods.conftest import (
+    HELD_OUT_PHOTOS,
+    write_mae_checkpoint,
+    write_pan_videos,
+)
 
 TRAIN = {"input_size": 96, "pre_resize": 112, "train_batch_size": 2, "epochs": 1, "warmup_epochs": 0,
          "num_workers": 0, "lr": 0.001}
@@ -43,7 +47,6 @@ def test_cosettle_raises_the_margin_over_frozen_on_held_out_clips(pan_videos, he
     assert training["iterations"] == 2 and len(training["curve"]) == 2 and training["asymmetric_pe"] is False
     assert training["trainable_params"] == 112 * 112 + 112 + 2 * 112
     assert cos["details"]["gamma"] == 1.0 and cos["details"]["margin_percentile"] == 95
-    print("D_margin frozen", frozen["metrics"], "cosettle", cos["metrics"])
     assert cos["metrics"]["D_margin"] > frozen["metrics"]["D_margin"]
 
 

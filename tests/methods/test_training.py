@@ -11,8 +11,15 @@ from torch import nn
 from benchmark.context import RunContext
 from benchmark.errors import UserError
 from methods.cosettle import CoSettle
-from methods.training import (STATE_FILE, WEIGHTS_FILE, StepOutput, Trainer, build_scheduler, checkpoint_folder,
-                              epoch_batches)
+from methods.training import (
+    STATE_FILE,
+    WEIGHTS_FILE,
+    StepOutput,
+    Trainer,
+    build_scheduler,
+    checkpoint_folder,
+    epoch_batches,
+)
 
 CFG = {"epochs": 3, "warmup_epochs": 1, "blr": 1e-3, "lr": None, "min_lr": 1e-5, "betas": [0.9, 0.95],
        "weight_decay": 0.05, "train_batch_size": 4, "amp": True, "checkpoint_every_iters": 2}

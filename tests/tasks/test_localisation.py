@@ -39,3 +39,16 @@ def test_map_perfect_and_empty_predictions():
     gt = [Detection("a", 0, 1, 2, 1), Detection("b", 1, 3, 5, 1)]
     assert map_at_tiou(gt, gt)["mAP_avg"] == pytest.approx(1.0)
     assert map_at_tiou(gt, [])["mAP_avg"] == 0.0
+
+
+def test_thumos_localisation_end_to_end_on_toy(toy_root, tmp_path):
+    from benchmark.backbones import build_backbone
+    from methods.frozen import Frozen
+    from tests.tasks.toy_setup import toy_ctx, toy_task
+
+    out = toy_task("thumos_loc").evaluate(Frozen(build_backbone("efficientnet_lite0"), {}), toy_ctx(toy_root, tmp_path))
+    m = out.metrics
+    assert set(m) >= {"mAP@0.3", "mAP@0.5", "mAP@0.7", "mAP_avg", "frame_accuracy"}
+    assert m["mAP@0.3"] >= m["mAP@0.5"] >= m["mAP@0.7"]
+    assert 0.0 <= m["frame_accuracy"] <= 1.0 and out.details["num_detections"] > 0
+    assert out.details["num_train"] == 4 and out.details["num_test"] == 2 and out.details["num_classes"] == 3

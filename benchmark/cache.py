@@ -1,0 +1,274 @@
+"""Content-addressed cache of frozen-encoder tokens, shared by every method and every concurrent job.
+
+Why: the frozen encoder's forward pass is the dominant cost of an evaluation, and it is the same for
+every method that keeps the encoder frozen (``frozen``, Co-Settle's projection, AdViSe's input). A
+second method on the same backbone should only pay for decoding, its own head and the task.
+
+Key: the SHA-256 of (cache format, backbone name/class/stride/dim, ``weights_id``, a digest of the
+backbone's actual parameter and buffer bytes, the backbone options, device type and autocast precision,
+the stored dtype, and the exact input tensor: shape, dtype and a SHA-256 of its bytes). Hashing the
+input makes the key cover resolution, cropping, preprocessing and the data files' contents with no
+help from the task; hashing the parameters covers what ``weights_id`` cannot: random-init backbones
+(all ``random-init``) and an encoder fine-tuned in place (``finetune``), which must never be served
+the pristine encoder's tokens. The parameter digest is memoised on the tensors' version counters, so
+it is recomputed only after an in-place update (an optimiser step, ``load_state_dict``).
+
+Storage: one ``.npy`` per entry, ``<root>/<backbone>/<key[:2]>/<key>.npy`` (read with
+``np.load(mmap_mode='r')``) and a ``.json`` sidecar (what and when, the compute seconds a hit saves,
+for ``bench cache ls``). float32 by default, so a cached result is bit-identical to the uncached one
+and results never depend on the cache's state; ``dtype='float16'`` halves the disk and is applied to
+misses too, for the same reason. Writes go to a unique temp file in the same folder and are moved in
+with ``os.replace``: concurrent jobs never see a partial entry, and the same key always carries the
+same bytes, so racing writers are harmless. No fsync: a torn entry after a crash fails to load and is
+recomputed, like any corrupt entry. A cache problem (unreadable entry, full disk) is logged and the
+tokens are computed; it never fails a run.
+
+Only inference goes through here (:meth:`methods.base.Method.encode_frames`, eval mode): training
+paths feed randomly augmented frames to ``backbone.encode`` directly and never touch the cache.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+import weakref
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from benchmark.backbones.base import Backbone
+from benchmark.errors import UserError
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+STORE_DTYPES = {"float32": np.float32, "float16": np.float16}
+_DIGESTS: "weakref.WeakKeyDictionary[Backbone, tuple[tuple[tuple[int, int], ...], str]]" = weakref.WeakKeyDictionary()
+
+
+def default_root(results: Path | str) -> Path:
+    """``$I2V_BENCH_CACHE/features`` when set (shared by every results folder), else ``<results>/cache/features``."""
+    env = os.environ.get("I2V_BENCH_CACHE")
+    return Path(env) / "features" if env else Path(results) / "cache" / "features"
+
+
+def _update(h: "hashlib._Hash", t: torch.Tensor) -> None:
+    """Feed a tensor's raw bytes to ``h`` (any dtype, bf16 included; CUDA tensors are copied to host)."""
+    h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
+
+
+def weights_digest(backbone: Backbone) -> str:
+    """SHA-256 prefix of every parameter and buffer of ``backbone``, names and shapes included.
+
+    Memoised per backbone on each tensor's ``(data_ptr, _version)``: PyTorch bumps a tensor's version on
+    every in-place write, so a fine-tuned or reloaded encoder gets a new digest and a new cache key.
+    """
+    tensors = [*backbone.named_parameters(), *backbone.named_buffers()]
+    versions = tuple((t.data_ptr(), t._version) for _, t in tensors)
+    memo = _DIGESTS.get(backbone)
+    if memo is not None and memo[0] == versions:
+        return memo[1]
+    h = hashlib.sha256()
+    for name, t in tensors:
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        _update(h, t)
+    digest = h.hexdigest()[:16]
+    _DIGESTS[backbone] = (versions, digest)
+    return digest
+
+
+def precision(device: torch.device) -> str:
+    """Device type, autocast dtype and CUDA matmul precision: bf16/TF32 tokens must not be served to an fp32 run."""
+    tag = device.type
+    if torch.is_autocast_enabled(device.type):
+        tag += f":autocast-{torch.get_autocast_dtype(device.type)}"
+    if device.type == "cuda":
+        tag += f":matmul-{torch.get_float32_matmul_precision()}"
+    return tag
+
+
+@dataclasses.dataclass
+class CacheStats:
+    """Counters of one :class:`FeatureCache` (``since`` gives one task's share for its result record).
+
+    Attributes:
+        hits, misses: entries served / computed.
+        recovered: unreadable entries that were recomputed and rewritten.
+        seconds_saved: encoder seconds the hits saved (each entry records its compute time).
+        compute_s: encoder seconds spent on misses.
+        overhead_s: hashing, reading and writing seconds.
+    """
+
+    hits: int = 0
+    misses: int = 0
+    recovered: int = 0
+    seconds_saved: float = 0.0
+    compute_s: float = 0.0
+    overhead_s: float = 0.0
+
+    def since(self, earlier: "CacheStats") -> dict[str, float]:
+        now, before = dataclasses.asdict(self), dataclasses.asdict(earlier)
+        return {k: round(now[k] - before[k], 4) for k in now}
+
+
+class FeatureCache:
+    """A folder of cached encoder tokens (see the module docstring for key and layout).
+
+    Args:
+        root: cache folder (:func:`default_root`).
+        options: the backbone's resolved options (part of the key: e.g. a ViT's ``num_heads``).
+        dtype: ``float32`` (default, exact) or ``float16`` (half the disk, rounded tokens).
+    """
+
+    def __init__(self, root: Path | str, options: dict[str, Any] | None = None, dtype: str = "float32"):
+        if dtype not in STORE_DTYPES:
+            raise UserError(f"feature cache dtype {dtype!r} is unknown: use float32 or float16")
+        self.root = Path(root)
+        self.options = dict(options or {})
+        self.dtype = dtype
+        self.stats = CacheStats()
+
+    def key(self, backbone: Backbone, frames: torch.Tensor) -> str:
+        """Hex key of the tokens of ``frames`` ``(T,3,H,W)`` under ``backbone``."""
+        h = hashlib.sha256()
+        _update(h, frames)
+        ident = {
+            "format": FORMAT_VERSION, "backbone": backbone.meta.name,
+            "class": f"{type(backbone).__module__}.{type(backbone).__qualname__}",
+            "weights_id": backbone.weights_id, "weights_digest": weights_digest(backbone),
+            "stride": backbone.stride, "dim": backbone.dim, "options": self.options,
+            "precision": precision(next(backbone.parameters()).device), "store_dtype": self.dtype,
+            "input": [list(frames.shape), str(frames.dtype), h.hexdigest()],
+        }
+        return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+    def path(self, backbone_name: str, key: str) -> Path:
+        return self.root / _safe(backbone_name) / key[:2] / f"{key}.npy"
+
+    def tokens(self, backbone: Backbone, frames: torch.Tensor,
+               compute: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """Tokens ``(T,h,w,C)`` float32 of ``frames``: from the cache, or ``compute(frames)`` stored for next time.
+
+        ``compute`` must be the uncached encoder call; its result is returned on a miss (rounded through
+        the stored dtype), on the device it computed on. A hit is returned on the CPU.
+        """
+        t0 = time.perf_counter()
+        path = self.path(backbone.meta.name, self.key(backbone, frames))
+        cached = self._load(path, frames.shape[0], backbone.dim)
+        if cached is not None:
+            self.stats.hits += 1
+            self.stats.seconds_saved += _sidecar(path).get("compute_s", 0.0)
+            self.stats.overhead_s += time.perf_counter() - t0
+            return cached
+        t1 = time.perf_counter()
+        out = compute(frames)
+        compute_s = time.perf_counter() - t1
+        array = out.detach().cpu().numpy().astype(STORE_DTYPES[self.dtype], copy=False)
+        t2 = time.perf_counter()
+        meta = {
+            "backbone": backbone.meta.name, "weights_id": backbone.weights_id, "input_shape": list(frames.shape),
+            "shape": list(array.shape), "dtype": self.dtype, "compute_s": round(compute_s, 4),
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "format": FORMAT_VERSION,
+        }
+        _write_atomic(path.with_suffix(".json"), lambda f: f.write(json.dumps(meta, sort_keys=True).encode()))
+        _write_atomic(path, lambda f: np.save(f, array, allow_pickle=False))
+        self.stats.misses += 1
+        self.stats.compute_s += compute_s
+        self.stats.overhead_s += (t1 - t0) + (time.perf_counter() - t2)
+        return out if self.dtype == "float32" else out.to(torch.float16).float()
+
+    def _load(self, path: Path, frames: int, dim: int) -> torch.Tensor | None:
+        """The entry at ``path`` as a float32 tensor, or None when absent; an unreadable entry is removed."""
+        if not path.is_file():
+            return None
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            if array.ndim != 4 or array.shape[0] != frames or array.shape[3] != dim or array.dtype != STORE_DTYPES[self.dtype]:
+                raise ValueError(f"shape {array.shape} {array.dtype}, expected ({frames}, h, w, {dim}) {self.dtype}")
+            return torch.from_numpy(np.array(array, dtype=np.float32))
+        except (OSError, ValueError, EOFError) as e:
+            log.warning("feature cache entry %s is unreadable (%s): recomputing it", path, e)
+            self.stats.recovered += 1
+            path.unlink(missing_ok=True)
+            return None
+
+
+def _safe(name: str) -> str:
+    """A backbone name usable as one folder name (plugin names may hold anything)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
+
+
+def _write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
+    """Write ``path`` through a unique temp file and ``os.replace``; log (never raise) an OS error."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except OSError as e:
+        log.warning("feature cache: cannot write %s (%s); continuing without caching it", path, e)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _sidecar(npy: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(npy.with_suffix(".json").read_text())
+        return meta if isinstance(meta, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+# ----- inspection and clean-up (``bench cache ls|du|clear``) -------------------------------------
+@dataclasses.dataclass
+class Entry:
+    """One cached entry as ``bench cache ls`` shows it."""
+
+    path: Path
+    backbone: str
+    size: int
+    meta: dict[str, Any]
+
+
+def entries(root: Path, backbone: str | None = None) -> Iterator[Entry]:
+    """Every entry under ``root`` (optionally of one backbone folder), sidecar metadata where present."""
+    root = Path(root)
+    if not root.is_dir():
+        return
+    folders = [root / _safe(backbone)] if backbone else sorted(p for p in root.iterdir() if p.is_dir())
+    for folder in folders:
+        for npy in sorted(folder.glob("??/*.npy")):
+            try:
+                size = npy.stat().st_size + (npy.with_suffix(".json").stat().st_size if npy.with_suffix(".json").exists() else 0)
+            except FileNotFoundError:  # removed by a concurrent clear
+                continue
+            yield Entry(npy, folder.name, size, _sidecar(npy))
+
+
+def usage(root: Path) -> dict[str, tuple[int, int]]:
+    """``backbone folder -> (entries, bytes)``."""
+    out: dict[str, tuple[int, int]] = {}
+    for e in entries(root):
+        n, b = out.get(e.backbone, (0, 0))
+        out[e.backbone] = (n + 1, b + e.size)
+    return out
+
+
+def clear(root: Path, backbone: str | None = None) -> tuple[int, int]:
+    """Remove every entry (or one backbone's), temp files included; return ``(entries, bytes)`` removed."""
+    found = list(entries(root, backbone))
+    target = Path(root) / _safe(backbone) if backbone else Path(root)
+    if target.is_dir():
+        shutil.rmtree(target, ignore_errors=True)
+    return len(found), sum(e.size for e in found)

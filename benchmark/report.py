@@ -1,0 +1,256 @@
+"""``bench report``: one self-contained HTML page of a results folder.
+
+The page holds the leaderboard (:mod:`benchmark.table`), the consistency/separability trade-off plot,
+per-task bar charts with 95 % confidence intervals, the cost of every (method, backbone) and the
+provenance of every record, plus the failures a sweep left. Plots are drawn with matplotlib's Agg
+canvas (no display, no global pyplot state) and embedded as base64 PNG, and the CSS is inline, so the
+file can be mailed or archived and opens offline exactly as it was written.
+
+The trade-off plot follows Figure 1 of Co-Settle (Liu et al., CVPR 2026): each (method, backbone) is a
+point at (D_intra, D_inter), both normalised by the feature-space diameter (``tasks/tradeoff.py``), and
+an arrow goes from each frozen backbone to each of its adapted versions. Down is more temporally
+consistent, up is more separable; the dashed lines are levels of the margin D = D_inter - γ·D_intra.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from benchmark.errors import UserError
+from benchmark.results import iter_results, read_result
+from benchmark.table import BASELINE, CONFIDENCE, frame, render_summary, summarise
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #e5e5e5; text-align: left; vertical-align: top; }
+thead th { background: #f4f4f4; }
+.legend, .note { color: #555; font-size: 0.9em; }
+img { max-width: 100%; display: block; margin: 1em 0; }
+pre { background: #f8f8f8; padding: 0.5em; overflow-x: auto; font-size: 0.8em; }
+"""
+
+
+def load_records(results: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Complete records and failed ones (the latter read directly: :func:`iter_results` yields only ``ok``)."""
+    ok = list(iter_results(results))
+    failed = [r for r in (read_result(p) for p in sorted(Path(results).glob("*/*/*__seed*.json")))
+              if r is not None and r.get("status") == "failed"]
+    return ok, failed
+
+
+def png(fig: Figure) -> str:
+    """The figure as an ``<img>`` with a base64 PNG data URI."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    title = fig.axes[0].get_title() if fig.axes else "plot"
+    return f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
+
+
+def tradeoff_points(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Mean and std over seeds of (D_intra_norm, D_inter_norm) per (backbone, method), at the margin percentile."""
+    rows = []
+    for r in records:
+        if r["task"] != "tradeoff":
+            continue
+        p = r.get("details", {}).get("margin_percentile", 95)
+        x, y = r["metrics"].get(f"D_intra_norm{p}"), r["metrics"].get(f"D_inter_norm{p}")
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+            rows.append({"backbone": r.get("backbone_label", r["backbone"]), "method": r["method"], "x": x, "y": y,
+                         "percentile": p, "gamma": r.get("details", {}).get("gamma", 1.0)})
+    if not rows:
+        return pd.DataFrame(columns=["backbone", "method", "x", "y", "x_std", "y_std", "percentile", "gamma"])
+    df = pd.DataFrame(rows)
+    g = df.groupby(["backbone", "method"], sort=True)
+    out = g[["x", "y"]].mean().join(g[["x", "y"]].std().add_suffix("_std")).join(g[["percentile", "gamma"]].first())
+    return out.reset_index()
+
+
+def tradeoff_figure(points: pd.DataFrame) -> Figure:
+    """Co-Settle Figure 1: D_intra vs D_inter, arrows from each frozen backbone to its adapted versions."""
+    fig = Figure(figsize=(7, 5.5))
+    ax = fig.add_subplot()
+    backbones = sorted(points["backbone"].unique())
+    methods = sorted(points["method"].unique(), key=lambda m: (m != BASELINE, m))
+    colours = {b: f"C{i % 10}" for i, b in enumerate(backbones)}
+    markers = {m: "osD^v<>ph*"[i % 10] for i, m in enumerate(methods)}
+    for _, p in points.iterrows():
+        ax.errorbar(p["x"], p["y"], xerr=np.nan_to_num(p["x_std"]), yerr=np.nan_to_num(p["y_std"]),
+                    fmt=markers[p["method"]], color=colours[p["backbone"]], markersize=9, capsize=3,
+                    mfc="white" if p["method"] == BASELINE else colours[p["backbone"]])
+        ax.annotate(f"{p['method']}", (p["x"], p["y"]), textcoords="offset points", xytext=(7, 5), fontsize=8)
+    for backbone in backbones:
+        rows = points[points["backbone"] == backbone].set_index("method")
+        if BASELINE not in rows.index:
+            continue
+        x0, y0 = rows.loc[BASELINE, ["x", "y"]]
+        for method in rows.index.drop(BASELINE):
+            ax.annotate("", xy=(rows.loc[method, "x"], rows.loc[method, "y"]), xytext=(x0, y0),
+                        arrowprops={"arrowstyle": "->", "color": colours[backbone], "lw": 1.5, "shrinkA": 6, "shrinkB": 6})
+    gamma = float(points["gamma"].iloc[0])
+    xs = np.array(ax.get_xlim())
+    for level in np.linspace(*_margin_range(points, gamma), 5):
+        ax.plot(xs, level + gamma * xs, ls="--", lw=0.6, color="0.75", zorder=0)
+    ax.set_xlim(*xs)
+    for b in backbones:
+        ax.plot([], [], "s", color=colours[b], label=b)
+    for m in methods:
+        ax.plot([], [], markers[m], color="0.3", mfc="white" if m == BASELINE else "0.3", label=m)
+    ax.legend(fontsize=8, loc="best")
+    p = int(points["percentile"].iloc[0])
+    ax.set_xlabel(f"D_intra (normalised, p{p})  ← more temporally consistent")
+    ax.set_ylabel(f"D_inter (normalised, p{p})  → more separable")
+    ax.set_title(f"Consistency / separability trade-off (dashed: levels of D = D_inter − {gamma:g}·D_intra)")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _margin_range(points: pd.DataFrame, gamma: float) -> tuple[float, float]:
+    margins = points["y"] - gamma * points["x"]
+    lo, hi = float(margins.min()), float(margins.max())
+    pad = (hi - lo) * 0.5 or abs(hi) * 0.2 or 0.1
+    return lo - pad, hi + pad
+
+
+def bar_figure(summary: pd.DataFrame, task: str, metric: str) -> Figure:
+    """Bars per backbone and method for one task, error bars the 95 % CI (seeds > 1)."""
+    s = summary[(summary["task"] == task) & (summary["metric"] == metric)]
+    backbones = list(dict.fromkeys(s["backbone"]))
+    methods = sorted(s["method"].unique(), key=lambda m: (m != BASELINE, m))
+    width = 0.8 / len(methods)
+    fig = Figure(figsize=(max(5.0, 1.6 * len(backbones) * max(1, len(methods) / 2)), 3.6))
+    ax = fig.add_subplot()
+    for i, method in enumerate(methods):
+        rows = s[s["method"] == method].set_index("backbone").reindex(backbones)
+        err = (rows["ci_high"] - rows["mean"]).fillna(0).to_numpy()
+        ax.bar(np.arange(len(backbones)) + (i - (len(methods) - 1) / 2) * width, rows["mean"].to_numpy(), width,
+               yerr=err, capsize=3, label=method, color=f"C{i % 10}")
+    ax.set_xticks(np.arange(len(backbones)), backbones, fontsize=8)
+    direction = "higher is better" if bool(s["higher_is_better"].iloc[0]) else "lower is better"
+    ax.set_ylabel(f"{metric} ({direction})")
+    ax.set_title(f"{task}: {metric}")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def cost_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per (backbone, method): trainable parameters, training time and memory, evaluation time and memory."""
+    rows = []
+    for r in records:
+        training, prov, timings = r.get("training") or {}, r.get("provenance") or {}, r.get("timings") or {}
+        train_bytes = training.get("peak_memory_bytes")
+        rows.append({
+            "backbone": r.get("backbone_label", r["backbone"]), "method": r["method"], "seed": r["seed"],
+            "trainable params": training.get("trainable_params", math.nan),
+            "train time (s)": training.get("train_seconds", timings.get("fit_s", math.nan)),
+            "train peak memory (MiB)": train_bytes / 2**20 if isinstance(train_bytes, (int, float)) else math.nan,
+            "eval time (s)": timings.get("eval_s", math.nan),
+            "eval peak memory (MiB)": prov.get("peak_memory_mb", math.nan),
+        })
+    df = pd.DataFrame(rows)
+    per_seed = df.groupby(["backbone", "method", "seed"], sort=False).agg({
+        "trainable params": "max", "train time (s)": "max", "train peak memory (MiB)": "max",
+        "eval time (s)": "sum", "eval peak memory (MiB)": "max"})
+    out = per_seed.groupby(["backbone", "method"], sort=False).mean()
+    out.insert(0, "seeds", per_seed.groupby(["backbone", "method"], sort=False).size())
+    out = out.reset_index().astype({"seeds": "Int64", "trainable params": "Int64"})
+    out["_order"] = out["method"].ne(BASELINE)
+    return out.sort_values(["backbone", "_order", "method"]).drop(columns="_order").reset_index(drop=True)
+
+
+def provenance_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per record: where, when, with which code and config it was produced."""
+    rows = []
+    for r in records:
+        prov = r.get("provenance") or {}
+        git = prov.get("git") or {}
+        commit = (git.get("commit") or "?")[:10] + (" (dirty)" if git.get("dirty") else "")
+        packages = prov.get("packages") or {}
+        rows.append({
+            "backbone": r.get("backbone_label", r["backbone"]), "method": r["method"], "task": r["task"], "seed": r["seed"],
+            "commit": commit, "device": prov.get("device", "?"), "host": prov.get("hostname", "?"),
+            "torch": packages.get("torch", "?"), "timm": packages.get("timm", "?"),
+            "finished": prov.get("finished", "?"), "weights": r.get("weights_id", "?"), "config": r.get("config_hash", "?"),
+        })
+    return pd.DataFrame(rows)
+
+
+def _frame_html(df: pd.DataFrame, classes: str) -> str:
+    return df.to_html(index=False, border=0, classes=classes, na_rep="–", float_format=lambda v: f"{v:,.1f}")
+
+
+def _failures_html(failed: list[dict[str, Any]]) -> str:
+    if not failed:
+        return '<p class="note" id="no-failures">No failed runs.</p>'
+    items = []
+    for r in failed:
+        items.append(
+            f"<details><summary>{html.escape(r['method'])} × {html.escape(r['backbone'])} × {html.escape(r['task'])} "
+            f"(seed {r['seed']}): {html.escape(str(r.get('error', '')))}</summary>"
+            f"<pre>{html.escape(str(r.get('traceback', '')))}</pre></details>"
+        )
+    return ('<p class="note">These runs failed; they count as missing, and rerunning the same sweep retries them.</p>'
+            + "".join(items))
+
+
+def build(results: Path, title: str = "i2v-bench report", digits: int = 3) -> str:
+    """The HTML page of the records under ``results``."""
+    ok, failed = load_records(results)
+    if not ok:
+        raise UserError(f"no complete results under {results}: run `bench run` or `bench sweep` first")
+    summary = summarise(frame(ok, where=str(results)))
+    points = tradeoff_points(ok)
+    if len(points):
+        tradeoff = png(tradeoff_figure(points))
+    else:
+        tradeoff = '<p class="note">No <code>tradeoff</code> results: add the task to the sweep to draw this plot.</p>'
+    bars = "".join(png(bar_figure(summary, t, m)) for t, m in dict.fromkeys(zip(summary["task"], summary["metric"])))
+    seeds = int(summary["n"].max())
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{CSS}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p class="note">{len(ok)} complete results, {len(failed)} failed, from <code>{html.escape(str(results))}</code>;
+generated {generated}.</p>
+<h2 id="leaderboard">Leaderboard</h2>
+{render_summary(summary, "html", digits)}
+<h2 id="tradeoff">Consistency / separability trade-off</h2>
+{tradeoff}
+<h2 id="tasks">Per-task results</h2>
+<p class="note">Mean over seeds{f"; error bars: {CONFIDENCE:.0%} CI of the mean (t-distribution)" if seeds > 1 else ""}.</p>
+{bars}
+<h2 id="cost">Cost</h2>
+<p class="note">Per (backbone, method), mean over seeds: trainable parameters and training time and peak memory
+(of the method's training record), summed evaluation time over tasks and the evaluation process's peak memory.</p>
+{_frame_html(cost_table(ok), "cost")}
+<h2 id="failures">Failures</h2>
+{_failures_html(failed)}
+<h2 id="provenance">Provenance</h2>
+{_frame_html(provenance_table(ok), "provenance")}
+</body></html>
+"""
+
+
+def write(results: Path, out: Path, title: str = "i2v-bench report") -> Path:
+    """Write the page of ``results`` to ``out`` (folders created)."""
+    page = build(results, title)
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(page, encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot write the report to {out} ({e.strerror}): choose a writable --out path") from None
+    return out

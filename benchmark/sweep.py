@@ -1,0 +1,325 @@
+"""Sweeps: a methods × backbones × seeds grid of jobs, run through submitit, resumable at any point.
+
+One job per (method, backbone, seed) evaluates all its tasks, so a method trains once and every task
+reuses it. What is complete (:func:`benchmark.runner.pending_tasks`) is skipped, MTEB's "only missing"
+resume, so rerunning the same command after a crash, a kill or a failure does only what is left. A
+job that fails becomes one ``status="failed"`` record per task it left undone, holding the traceback;
+the result store counts only ``ok`` records as complete, so the rerun retries exactly the failures.
+
+Each job holds an exclusive lock (``flock``) on ``<results>/jobs/locks/<method>__<backbone>__seed<k>``
+while it runs. submitit's local controllers outlive their parent by design, so after a sweep is killed
+its jobs go on; the rerun's copy of such a job waits for the lock, finds the results written and does
+nothing, and no result is ever computed twice at the same time. The kernel drops the lock of a dead
+process, so a lock never goes stale.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import sys
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from benchmark.config import CONFIG_DIR, merge, read_yaml
+from benchmark.errors import UserError
+from benchmark.runner import BenchJob, RunSpec, pending_tasks, resolve
+
+EXECUTORS = ("inline", "debug", "local", "slurm")
+POLL_S = 0.5
+
+
+@dataclass
+class Planned:
+    """One job of the grid and what its results folder already holds for it."""
+
+    spec: RunSpec
+    todo: list[str]
+    present: list[str]
+    retries: list[str] = field(default_factory=list)  # tasks of ``todo`` whose last attempt failed
+    hashes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.spec.method} x {self.spec.backbone} (seed {self.spec.seed})"
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did: jobs run, results written, failures (key → one-line reason)."""
+
+    jobs: int = 0
+    written: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def grid(fields: dict[str, Any], methods: list[str], backbones: list[str], seeds: list[int]) -> list[RunSpec]:
+    """One spec per (method, backbone, seed); ``fields`` are the other :class:`RunSpec` fields.
+
+    An override section naming a method or backbone of the grid goes only to that method's or
+    backbone's jobs (``--set cosettle.epochs=1`` must not reach the ``frozen`` jobs, whose resolver would
+    reject the unknown section); task sections go to every job.
+    """
+    if not methods or not backbones:
+        raise UserError("a sweep needs --methods a,b and --backbones x,y (see `bench list methods`, `bench list backbones`)")
+    named = set(methods) | set(backbones)
+    overrides = fields.get("overrides", {})
+    return [
+        RunSpec(**{**fields, "overrides": {k: v for k, v in overrides.items() if k not in named - {m, b}}},
+                method=m, backbone=b, seed=s)
+        for m in methods for b in backbones for s in seeds
+    ]
+
+
+def plan(specs: list[RunSpec]) -> list[Planned]:
+    """What each job still has to do; resolving every spec first makes a bad name fail before any submission."""
+    from benchmark.results import read_result, result_path
+
+    out = []
+    for spec in specs:
+        resolved = resolve(spec)
+        todo = pending_tasks(spec, resolved)
+        retries = []
+        for task in todo:
+            record = read_result(result_path(spec.results, spec.method, spec.backbone, task, spec.seed))
+            if record is not None and record.get("status") == "failed":
+                retries.append(task)
+        out.append(Planned(spec, todo, [t for t in spec.tasks if t not in todo], retries,
+                           {t: info["hash"] for t, info in resolved["tasks"].items()}))
+    return out
+
+
+def describe(planned: list[Planned]) -> str:
+    """The plan as text: one line per job, then its size."""
+    lines = []
+    for p in planned:
+        parts = []
+        if p.todo:
+            parts.append("run " + ", ".join(p.todo))
+        if p.present:
+            parts.append("present " + ", ".join(p.present))
+        if p.retries:
+            parts.append("retry after failure " + ", ".join(p.retries))
+        lines.append(f"  {p.key}: {'; '.join(parts)}")
+    jobs = [p for p in planned if p.todo]
+    todo = sum(len(p.todo) for p in planned)
+    present = sum(len(p.present) for p in planned)
+    retries = sum(len(p.retries) for p in planned)
+    lines.append(
+        f"plan: {len(planned)} jobs in the grid, {len(jobs)} to submit; {todo} task evaluations to run "
+        f"({retries} retries of failures), {present} results already present"
+    )
+    return "\n".join(lines)
+
+
+class LockedJob(BenchJob):
+    """:class:`BenchJob` run under the job's exclusive lock (see the module docstring)."""
+
+    def __call__(self) -> list[tuple[str, str, str]]:
+        path = lock_path(self.spec)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes or the process dies
+            return super().__call__()
+
+    def checkpoint(self, *args: Any, **kwargs: Any):
+        """Requeue on pre-emption as a locked job again (finished tasks are skipped on restart)."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(LockedJob(self.spec))
+
+
+def lock_path(spec: RunSpec) -> Path:
+    return Path(spec.results) / "jobs" / "locks" / f"{spec.method}__{spec.backbone}__seed{spec.seed}.lock"
+
+
+def executor_config(executor: str, path: Path | None = None) -> dict[str, Any]:
+    """The ``executor`` section of ``configs/executor.yaml``, updated with the same section of ``path``."""
+    if executor not in EXECUTORS:
+        raise UserError(f"unknown --executor {executor!r}: choose one of {', '.join(EXECUTORS)}")
+    base = read_yaml(CONFIG_DIR / "executor.yaml").get(executor, {}) or {}
+    if path is None:
+        return base
+    user = read_yaml(Path(path))
+    if not isinstance(user, dict):
+        raise UserError(f"executor config {path} must map executor names (local, slurm) to key: value maps")
+    return merge(base, user.get(executor) or {}, f"{path} section {executor}")
+
+
+def slurm_parameters(cfg: dict[str, Any], max_parallel: int | None) -> dict[str, Any]:
+    """submitit ``AutoExecutor`` parameters from the ``slurm`` section; ``--max-parallel`` bounds the array."""
+    params = {
+        "timeout_min": cfg["timeout_min"], "gpus_per_node": cfg["gpus_per_node"], "cpus_per_task": cfg["cpus_per_task"],
+        "mem_gb": cfg["mem_gb"], "name": "i2v-bench",
+        "slurm_array_parallelism": max_parallel or cfg["array_parallelism"],
+        "slurm_signal_delay_s": cfg["signal_delay_s"],
+    }
+    if cfg.get("partition"):
+        params["slurm_partition"] = cfg["partition"]
+    if cfg.get("additional"):
+        params["slurm_additional_parameters"] = dict(cfg["additional"])
+    return params
+
+
+def local_gpus() -> list[int]:
+    """GPU indices a local job may be pinned to (submitit's local executor sets CUDA_VISIBLE_DEVICES itself)."""
+    import torch
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and all(v.strip().isdigit() for v in visible.split(",") if v.strip()):
+        return [int(v) for v in visible.split(",") if v.strip()]
+    return list(range(torch.cuda.device_count()))
+
+
+def failure_record(planned: Planned, task: str, reason: str, trace: str, job: dict[str, Any]) -> dict[str, Any]:
+    """The record a failed job leaves for one task: never complete, so a rerun retries it."""
+    from benchmark.results import SCHEMA_VERSION
+
+    spec = planned.spec
+    return {
+        "schema_version": SCHEMA_VERSION, "method": spec.method, "backbone": spec.backbone,
+        "backbone_label": spec.backbone, "task": task, "seed": spec.seed, "status": "failed",
+        "config_hash": planned.hashes.get(task), "error": reason, "traceback": trace, "job": job,
+        "provenance": {"hostname": socket.gethostname(), "finished": datetime.now(timezone.utc).isoformat(),
+                       "argv": sys.argv},
+    }
+
+
+def record_failure(planned: Planned, reason: str, trace: str, job: dict[str, Any]) -> None:
+    """Write failure records for the job's tasks that are still incomplete (finished ones stay ``ok``)."""
+    from benchmark.results import result_path, write_json_atomic
+
+    spec = planned.spec
+    for task in pending_tasks(spec, resolve(spec)):
+        write_json_atomic(result_path(spec.results, spec.method, spec.backbone, task, spec.seed),
+                          failure_record(planned, task, reason, trace, job))
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "unknown error"
+
+
+class _Running:
+    """A submitted job: its plan entry, the submitit job (None inline) and its GPU slot."""
+
+    def __init__(self, planned: Planned, job: Any = None, slot: int = 0):
+        self.planned, self.job, self.slot = planned, job, slot
+
+    def info(self, executor: str) -> dict[str, Any]:
+        if self.job is None:
+            return {"executor": executor}
+        return {"executor": executor, "job_id": str(self.job.job_id),
+                "stdout": str(self.job.paths.stdout), "stderr": str(self.job.paths.stderr)}
+
+
+def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any], max_parallel: int | None = None,
+        progress: bool = True, log: Callable[[str], None] | None = None) -> SweepReport:
+    """Submit the jobs that have work, wait for them with a progress bar, record failures.
+
+    ``inline`` and ``debug`` run jobs one after another in this process; ``local`` keeps at most
+    ``max_parallel`` subprocesses alive (one GPU each when GPUs are visible); ``slurm`` submits one job
+    array whose parallelism is bounded by ``slurm_array_parallelism``.
+    """
+    from tqdm import tqdm
+
+    todo = deque(p for p in planned if p.todo)
+    report = SweepReport(jobs=len(todo))
+    bar = tqdm(total=len(todo), unit="job", desc="sweep", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    say = log or bar.write
+
+    def finish(run_: _Running, outcome: list[tuple[str, str, str]] | None, error: str | None) -> None:
+        key = run_.planned.key
+        if error is None and outcome is not None:
+            errors = [info for _, state, info in outcome if state == "error"]
+            if errors:
+                error = errors[0]
+            else:
+                report.written += sum(state == "ok" for _, state, _ in outcome)
+        if error is not None:
+            reason = _last_line(error)
+            record_failure(run_.planned, reason, error, run_.info(executor))
+            report.failures[key] = reason
+            say(f"  FAILED {key}: {reason}")
+        bar.update(1)
+        bar.set_postfix(failed=len(report.failures))
+
+    try:
+        if executor in ("inline", "debug"):
+            _run_in_process(todo, executor, folder, finish)
+        else:
+            _run_submitit(todo, executor, folder, cfg, max_parallel, finish, bar)
+    finally:
+        bar.close()
+    return report
+
+
+def _run_in_process(todo: deque[Planned], executor: str, folder: Path, finish: Callable) -> None:
+    ex = None
+    if executor == "debug":
+        import submitit
+
+        ex = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="debug")
+    while todo:
+        planned = todo.popleft()
+        job = LockedJob(planned.spec)
+        running = _Running(planned)
+        try:
+            if ex is None:
+                outcome = job()
+            else:
+                running.job = ex.submit(job)
+                outcome = running.job.result()
+        except Exception:  # a failing job must not end the sweep: it is recorded and the rest goes on
+            finish(running, None, traceback.format_exc())
+            continue
+        finish(running, outcome, None)
+
+
+def _run_submitit(todo: deque[Planned], executor: str, folder: Path, cfg: dict[str, Any], max_parallel: int | None,
+                  finish: Callable, bar: Any) -> None:
+    import submitit
+
+    if executor == "slurm":
+        ex = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="slurm")
+        ex.update_parameters(**slurm_parameters(cfg, max_parallel))
+        with ex.batch():
+            running = [_Running(p, ex.submit(LockedJob(p.spec))) for p in todo]
+        todo.clear()
+        window = len(running)
+        gpus: list[int] = []
+    else:
+        gpus = local_gpus()
+        window = max(1, max_parallel or cfg.get("max_parallel") or len(gpus) or 1)
+        running = []
+    try:
+        while todo or running:
+            while todo and len(running) < window:
+                slot = min(set(range(window)) - {r.slot for r in running})
+                ex = submitit.LocalExecutor(folder=str(folder / "%j"))
+                params: dict[str, Any] = {"timeout_min": cfg["timeout_min"]}
+                if gpus:
+                    params.update(gpus_per_node=1, visible_gpus=[gpus[slot % len(gpus)]])
+                ex.update_parameters(**params)
+                planned = todo.popleft()
+                running.append(_Running(planned, ex.submit(LockedJob(planned.spec)), slot))
+            bar.set_postfix(running=len(running))
+            for r in [r for r in running if r.job.done()]:
+                running.remove(r)
+                try:
+                    outcome = r.job.result()
+                except Exception as e:  # FailedJobError / UncompletedJobError carry the job's traceback or stderr
+                    finish(r, None, str(e) or type(e).__name__)
+                else:
+                    finish(r, outcome, None)
+            time.sleep(POLL_S if running else 0)
+    except KeyboardInterrupt:
+        if executor == "local":  # local subprocesses would outlive us: stop them (their finished tasks are kept)
+            for r in running:
+                r.job.cancel(check=False)
+        raise

@@ -1,0 +1,91 @@
+"""The propagation engine: equal to the dense reference, the published context rules, and behaviour."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from benchmark.errors import UserError
+from tasks.propagation import (
+    PRESETS, context_frames, decode_keypoints, input_size, keypoint_heatmaps, labels_to_grid, neighbourhood,
+    propagate, propagate_dense, resolve,
+)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("tile", [0, 3, 64])
+def test_engine_equals_dense_reference(preset, tile):
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(PRESETS[preset]["davis"][0], n_context=4, radius=3.5, tile=tile)
+    feats = torch.randn(9, 10, 13, 24)
+    first = torch.softmax(3 * torch.randn(10, 13, 4), -1)
+    fast, ref = propagate(feats, first, cfg), propagate_dense(feats, first, cfg)
+    assert torch.equal(fast.argmax(-1), ref.argmax(-1))
+    assert torch.allclose(fast, ref, atol=1e-6)
+
+
+def test_context_rules_of_the_presets():
+    crw, dino = PRESETS["crw"]["davis"][0], PRESETS["dino"]["davis"][0]
+    # CRW/T-CORE: unrestricted frame 0, then a bank padded with n copies of frame 0
+    assert context_frames(1, crw) == [(0, 1, False), (0, 20, True)]
+    assert context_frames(5, crw) == [(0, 1, False), (0, 16, True), (1, 1, True), (2, 1, True), (3, 1, True), (4, 1, True)]
+    assert context_frames(30, crw) == [(0, 1, False)] + [(f, 1, True) for f in range(10, 30)]
+    # DINO: frame 0 plus at most 7 previous frames, all restricted, no repetition
+    assert context_frames(1, dino) == [(0, 1, True)]
+    assert context_frames(12, dino) == [(0, 1, True)] + [(f, 1, True) for f in range(5, 12)]
+
+
+def test_neighbourhood_shapes():
+    e = neighbourhood((5, 5), 2.0, "euclidean").view(5, 5, 5, 5)
+    assert e[2, 2, 3, 3] and not e[2, 2, 2, 4]  # distance sqrt(2) < 2, distance 2 is not (strict)
+    s = neighbourhood((5, 5), 1.0, "square").view(5, 5, 5, 5)
+    assert s[2, 2, 3, 3] and not s[2, 2, 2, 4]
+
+
+def test_translation_is_tracked():
+    # frame t is frame 0 moved right by t cells: with top-1 votes the labels move with the content
+    torch.manual_seed(1)
+    base = torch.randn(8, 20, 16)
+    feats = torch.stack([torch.roll(base, t, dims=1) for t in range(4)])
+    labels = torch.zeros(8, 20, dtype=torch.long)
+    labels[2:6, 4:9] = 1
+    first = labels_to_grid(labels, torch.tensor([0, 1]), (8, 20), "nearest")
+    cfg = dataclasses.replace(PRESETS["cosettle"]["davis"][0], topk=1, radius=3)
+    out = propagate(feats, first, cfg).argmax(-1)
+    for t in range(1, 4):
+        assert torch.equal(out[t][:, 3:], torch.roll(labels, t, dims=1)[:, 3:])
+
+
+def test_keypoint_heatmap_round_trip():
+    pts = torch.tensor([[3.0, 4.0], [10.25, 2.5], [0.0, 0.0]])
+    heat = keypoint_heatmaps(pts, (8, 12), 0.5)
+    assert heat.shape == (8, 12, 4)
+    assert heat[4, 3, 1] == 1.0 and heat[7, 11, 0] == 1.0 and heat[4, 3, 0] == 0.0
+    dec = decode_keypoints(heat, 1)
+    assert torch.equal(dec[0], pts[0]) and torch.equal(dec[2], pts[2])
+    lost = heat.clone()
+    lost[..., 2] = 0
+    assert torch.isnan(decode_keypoints(lost, 5)[1]).all()
+
+
+def test_resolution_rules_follow_the_scripts():
+    assert input_size(["fixed", 480, 880], 480, 854, 16) == (480, 880)
+    # DINO read_frame: th = 480, tw = int(480 * 854 / 480) // 64 * 64 = 832
+    assert input_size(["short", 480, 64], 480, 854, 16) == (480, 832)
+    # T-CORE vos.py with crop [880]: new_w = 880, new_h = int(480 * 880 / 854) // 64 * 64 = 448
+    assert input_size(["long", 880, 64], 480, 854, 16) == (448, 880)
+    assert input_size(["native"], 100, 150, 16) == (96, 144)
+
+
+def test_resolve_presets_and_overrides():
+    cfg, rule = resolve({"preset": "cosettle", "propagation": {"topk": None}}, "vip")
+    assert (cfg.topk, cfg.temperature, cfg.radius, cfg.n_context, rule) == (10, 0.7, 20, 20, ["long", 880, 64])
+    cfg, rule = resolve({"preset": "dino", "propagation": {"topk": 3}, "input_size": ["native"]}, "davis")
+    assert (cfg.topk, cfg.temperature, rule) == (3, 0.1, ["native"])
+    with pytest.raises(UserError, match="unknown preset"):
+        resolve({"preset": "dinov3"}, "davis")
+    with pytest.raises(UserError, match="number"):
+        resolve({"preset": "crw", "propagation": {"topk": "ten"}}, "davis")
+    with pytest.raises(UserError, match="temperature"):
+        resolve({"preset": "crw", "propagation": {"temperature": 0}}, "davis")
