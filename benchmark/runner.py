@@ -79,13 +79,12 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
     load_plugins(spec.plugins)
     method_cls = METHODS.get(spec.method)
     BACKBONES.check(spec.backbone)
-    known = {spec.method, spec.backbone, *spec.tasks}
+    registered = set(METHODS.names()) | set(BACKBONES.names()) | set(TASKS.names())
     for section in spec.overrides:
-        if section not in known:
+        if section not in registered:  # a shared config may carry other methods' sections; a typo may not
             raise UserError(
-                f"--set/--config section {section!r} matches neither the method ({spec.method}), the backbone "
-                f"({spec.backbone}) nor a task of this run ({', '.join(spec.tasks)}): {suggest(section, known)}"
-                "name one of them"
+                f"--set/--config section {section!r} names no method, backbone or task: {suggest(section, registered)}"
+                f"sections are the method ({spec.method}), the backbone ({spec.backbone}) or a task ({', '.join(spec.tasks)})"
             )
     mcfg = merge(defaults("method", spec.method, method_cls), spec.overrides.get(spec.method, {}), f"method {spec.method}")
     bopts = merge(defaults("backbone", spec.backbone, BACKBONES.get(spec.backbone)),
