@@ -272,3 +272,33 @@ def clear(root: Path, backbone: str | None = None) -> tuple[int, int]:
     if target.is_dir():
         shutil.rmtree(target, ignore_errors=True)
     return len(found), sum(e.size for e in found)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def report(action: str, root: Path, backbone: str | None = None) -> str:
+    """Text of ``bench cache ls`` (one line per entry), ``du`` (per backbone and total) or ``clear``."""
+    if action == "clear":
+        n, size = clear(root, backbone)
+        return f"removed {n} entries ({_human(size)}) from {root}"
+    if action == "du":
+        use = usage(root)
+        if backbone:
+            use = {k: v for k, v in use.items() if k == _safe(backbone)}
+        lines = [f"{name:<28} {n:>7} entries {_human(size):>10}" for name, (n, size) in sorted(use.items())]
+        total_n, total = sum(n for n, _ in use.values()), sum(s for _, s in use.values())
+        return "\n".join([*lines, f"{'total':<28} {total_n:>7} entries {_human(total):>10}  ({root})"])
+    rows = []
+    for e in entries(root, backbone):
+        m = e.meta
+        shape = lambda key: "x".join(map(str, m.get(key, []))) or "?"  # noqa: E731
+        rows.append(f"{e.backbone:<20} {shape('input_shape'):>16} -> {shape('shape'):<14} {m.get('dtype', '?'):<8} "
+                    f"{_human(e.size):>9}  {m.get('compute_s', '?')!s:>8} s  {m.get('created', '?'):<25} "
+                    f"{m.get('weights_id', '?')}  {e.path.stem}")
+    return "\n".join(rows) if rows else f"no cached features under {root}"

@@ -103,7 +103,7 @@ def _spec_fields(args: argparse.Namespace) -> tuple[dict[str, Any], list[int]]:
     fields = dict(
         tasks=tasks, results=Path(args.results), data_root=data_root, train_data=train_data, datasets=datasets,
         weights=args.weights, overrides=overrides, plugins=[str(Path(p).resolve()) for p in args.plugin],
-        force=args.force, device=args.device, progress=not args.no_progress,
+        force=args.force, device=args.device, progress=not args.no_progress, cache=not args.no_cache,
     )
     return fields, seeds
 
@@ -207,6 +207,13 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return doctor(Path(args.results), cache_root())
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from benchmark.cache import default_root, report
+
+    print(report(args.action, Path(args.dir) if args.dir else default_root(args.results), args.backbone))
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from tasks.data.toy import generate
 
@@ -237,6 +244,7 @@ def _add_run_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--device", default="auto")
     r.add_argument("--force", action="store_true", help="recompute results that already exist")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument("--no-cache", action="store_true", help="neither read nor write the shared frozen-feature cache")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="check the environment (versions, decoders, GPU, folders, weights)")
     doc.add_argument("--results", default="results", help="result folder to check for writing")
     doc.set_defaults(func=cmd_doctor)
+
+    c = sub.add_parser("cache", help="list, size or clear the shared frozen-feature cache")
+    c.add_argument("action", choices=["ls", "du", "clear"])
+    c.add_argument("--results", default="results", help="its cache is <results>/cache/features unless $I2V_BENCH_CACHE is set")
+    c.add_argument("--dir", help="the feature cache folder itself")
+    c.add_argument("--backbone", help="only this backbone's entries")
+    c.set_defaults(func=cmd_cache)
 
     d = sub.add_parser("data", help="generate data")
     dsub = d.add_subparsers(dest="data_command", required=True)

@@ -224,12 +224,14 @@ def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any]
 
     ``inline`` and ``debug`` run jobs one after another in this process; ``local`` keeps at most
     ``max_parallel`` subprocesses alive (one GPU each when GPUs are visible); ``slurm`` submits one job
-    array whose parallelism is bounded by ``slurm_array_parallelism``.
+    array whose parallelism is bounded by ``slurm_array_parallelism``. Job logs go to a fresh folder
+    ``folder/sweep-<time>-<pid>`` per call, so a reused process id never meets an older job's files.
     """
     from tqdm import tqdm
 
     todo = deque(p for p in planned if p.todo)
     report = SweepReport(jobs=len(todo))
+    folder = Path(folder) / f"sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     bar = tqdm(total=len(todo), unit="job", desc="sweep", disable=not progress, file=sys.stderr, dynamic_ncols=True)
     say = log or bar.write
 
@@ -246,14 +248,14 @@ def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any]
             record_failure(run_.planned, reason, error, run_.info(executor))
             report.failures[key] = reason
             say(f"  FAILED {key}: {reason}")
+        bar.set_postfix(failed=len(report.failures), refresh=False)
         bar.update(1)
-        bar.set_postfix(failed=len(report.failures))
 
     try:
         if executor in ("inline", "debug"):
             _run_in_process(todo, executor, folder, finish)
         else:
-            _run_submitit(todo, executor, folder, cfg, max_parallel, finish, bar)
+            _run_submitit(todo, executor, folder, cfg, max_parallel, finish)
     finally:
         bar.close()
     return report
@@ -264,7 +266,7 @@ def _run_in_process(todo: deque[Planned], executor: str, folder: Path, finish: C
     if executor == "debug":
         import submitit
 
-        ex = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="debug")
+        ex = submitit.AutoExecutor(folder=str(folder), cluster="debug")
     while todo:
         planned = todo.popleft()
         job = LockedJob(planned.spec)
@@ -281,18 +283,26 @@ def _run_in_process(todo: deque[Planned], executor: str, folder: Path, finish: C
         finish(running, outcome, None)
 
 
-def _run_submitit(todo: deque[Planned], executor: str, folder: Path, cfg: dict[str, Any], max_parallel: int | None,
-                  finish: Callable, bar: Any) -> None:
+def submit_slurm(todo: list[Planned], folder: Path, cfg: dict[str, Any], max_parallel: int | None) -> list[Any]:
+    """Submit every job as one Slurm array (bounded by ``slurm_array_parallelism``); returns the submitit jobs."""
     import submitit
 
+    ex = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster="slurm")
+    ex.update_parameters(**slurm_parameters(cfg, max_parallel))
+    with ex.batch():
+        jobs = [ex.submit(LockedJob(p.spec)) for p in todo]
+    return jobs
+
+
+def _run_submitit(todo: deque[Planned], executor: str, folder: Path, cfg: dict[str, Any], max_parallel: int | None,
+                  finish: Callable) -> None:
+    import submitit
+
+    gpus: list[int] = []
     if executor == "slurm":
-        ex = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="slurm")
-        ex.update_parameters(**slurm_parameters(cfg, max_parallel))
-        with ex.batch():
-            running = [_Running(p, ex.submit(LockedJob(p.spec))) for p in todo]
+        running = [_Running(p, job) for p, job in zip(todo, submit_slurm(list(todo), folder, cfg, max_parallel))]
         todo.clear()
         window = len(running)
-        gpus: list[int] = []
     else:
         gpus = local_gpus()
         window = max(1, max_parallel or cfg.get("max_parallel") or len(gpus) or 1)
@@ -301,14 +311,13 @@ def _run_submitit(todo: deque[Planned], executor: str, folder: Path, cfg: dict[s
         while todo or running:
             while todo and len(running) < window:
                 slot = min(set(range(window)) - {r.slot for r in running})
-                ex = submitit.LocalExecutor(folder=str(folder / "%j"))
+                ex = submitit.LocalExecutor(folder=str(folder))
                 params: dict[str, Any] = {"timeout_min": cfg["timeout_min"]}
                 if gpus:
                     params.update(gpus_per_node=1, visible_gpus=[gpus[slot % len(gpus)]])
                 ex.update_parameters(**params)
                 planned = todo.popleft()
                 running.append(_Running(planned, ex.submit(LockedJob(planned.spec)), slot))
-            bar.set_postfix(running=len(running))
             for r in [r for r in running if r.job.done()]:
                 running.remove(r)
                 try:

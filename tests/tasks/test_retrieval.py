@@ -50,4 +50,4 @@ def test_hmdb51_retrieval_end_to_end_on_toy(toy_root, tmp_path):
     r = out.metrics
     assert r["R@1"] <= r["R@5"] <= r["R@10"] <= r["R@20"] <= r["R@10000"]
     # every test class has train videos, so ranking the whole gallery always finds one
-    assert r["R@10000"] == 1.0 and out.details["num_queries"] > 0 and out.details["num_gallery"] > 20
+    assert r["R@10000"] == 1.0 and out.details["num_queries"] > 0 and out.details["num_gallery"] >= 5
