@@ -38,9 +38,10 @@ import shutil
 import tempfile
 import time
 import weakref
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 STORE_DTYPES = {"float32": np.float32, "float16": np.float16}
-_DIGESTS: "weakref.WeakKeyDictionary[Backbone, tuple[tuple[tuple[int, int], ...], str]]" = weakref.WeakKeyDictionary()
+_DIGESTS: weakref.WeakKeyDictionary[Backbone, tuple[tuple[tuple[int, int], ...], str]] = weakref.WeakKeyDictionary()
 
 
 def default_root(results: Path | str) -> Path:
@@ -61,7 +62,7 @@ def default_root(results: Path | str) -> Path:
     return Path(env) / "features" if env else Path(results) / "cache" / "features"
 
 
-def _update(h: "hashlib._Hash", t: torch.Tensor) -> None:
+def _update(h: hashlib._Hash, t: torch.Tensor) -> None:
     """Feed a tensor's raw bytes to ``h`` (any dtype, bf16 included; CUDA tensors are copied to host)."""
     h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().data)
 
@@ -86,13 +87,18 @@ def weights_digest(backbone: Backbone) -> str:
     return digest
 
 
-def precision(device: torch.device) -> str:
-    """Device type, autocast dtype and CUDA matmul precision: bf16/TF32 tokens must not be served to an fp32 run."""
+def precision(backbone: Backbone) -> str:
+    """Device type, autocast dtype and CUDA matmul precision: bf16/TF32 tokens must not be served to an fp32 run.
+
+    Covers an autocast context around the call and, on CUDA, the backbone's own ``amp_dtype``
+    (:meth:`Backbone.encode` autocasts frozen encoders on CUDA).
+    """
+    device = next(backbone.parameters()).device
     tag = device.type
     if torch.is_autocast_enabled(device.type):
         tag += f":autocast-{torch.get_autocast_dtype(device.type)}"
     if device.type == "cuda":
-        tag += f":matmul-{torch.get_float32_matmul_precision()}"
+        tag += f":amp-{getattr(backbone, 'amp_dtype', None)}:matmul-{torch.get_float32_matmul_precision()}"
     return tag
 
 
@@ -115,7 +121,7 @@ class CacheStats:
     compute_s: float = 0.0
     overhead_s: float = 0.0
 
-    def since(self, earlier: "CacheStats") -> dict[str, float]:
+    def since(self, earlier: CacheStats) -> dict[str, float]:
         now, before = dataclasses.asdict(self), dataclasses.asdict(earlier)
         return {k: round(now[k] - before[k], 4) for k in now}
 
@@ -146,7 +152,7 @@ class FeatureCache:
             "class": f"{type(backbone).__module__}.{type(backbone).__qualname__}",
             "weights_id": backbone.weights_id, "weights_digest": weights_digest(backbone),
             "stride": backbone.stride, "dim": backbone.dim, "options": self.options,
-            "precision": precision(next(backbone.parameters()).device), "store_dtype": self.dtype,
+            "precision": precision(backbone), "store_dtype": self.dtype,
             "input": [list(frames.shape), str(frames.dtype), h.hexdigest()],
         }
         return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:32]
@@ -166,14 +172,15 @@ class FeatureCache:
         cached = self._load(path, frames.shape[0], backbone.dim)
         if cached is not None:
             self.stats.hits += 1
-            self.stats.seconds_saved += _sidecar(path).get("compute_s", 0.0)
+            saved = _sidecar(path).get("compute_s")
+            self.stats.seconds_saved += saved if isinstance(saved, (int, float)) else 0.0
             self.stats.overhead_s += time.perf_counter() - t0
             return cached
         t1 = time.perf_counter()
         out = compute(frames)
-        compute_s = time.perf_counter() - t1
-        array = out.detach().cpu().numpy().astype(STORE_DTYPES[self.dtype], copy=False)
+        array = out.detach().cpu().numpy().astype(STORE_DTYPES[self.dtype], copy=False)  # syncs a CUDA stream
         t2 = time.perf_counter()
+        compute_s = t2 - t1
         meta = {
             "backbone": backbone.meta.name, "weights_id": backbone.weights_id, "input_shape": list(frames.shape),
             "shape": list(array.shape), "dtype": self.dtype, "compute_s": round(compute_s, 4),
@@ -294,11 +301,12 @@ def report(action: str, root: Path, backbone: str | None = None) -> str:
         lines = [f"{name:<28} {n:>7} entries {_human(size):>10}" for name, (n, size) in sorted(use.items())]
         total_n, total = sum(n for n, _ in use.values()), sum(s for _, s in use.values())
         return "\n".join([*lines, f"{'total':<28} {total_n:>7} entries {_human(total):>10}  ({root})"])
-    rows = []
+    rows = [f"{'backbone':<20} {'input':>16} -> {'tokens':<14} {'dtype':<8} {'size':>9}  {'encode':>10}  "
+            f"{'created':<25} weights_id  key"]
     for e in entries(root, backbone):
         m = e.meta
-        shape = lambda key: "x".join(map(str, m.get(key, []))) or "?"  # noqa: E731
-        rows.append(f"{e.backbone:<20} {shape('input_shape'):>16} -> {shape('shape'):<14} {m.get('dtype', '?'):<8} "
+        shape_in, shape_out = ("x".join(map(str, m.get(k, []))) or "?" for k in ("input_shape", "shape"))
+        rows.append(f"{e.backbone:<20} {shape_in:>16} -> {shape_out:<14} {m.get('dtype', '?'):<8} "
                     f"{_human(e.size):>9}  {m.get('compute_s', '?')!s:>8} s  {m.get('created', '?'):<25} "
                     f"{m.get('weights_id', '?')}  {e.path.stem}")
-    return "\n".join(rows) if rows else f"no cached features under {root}"
+    return "\n".join(rows) if len(rows) > 1 else f"no cached features under {root}"

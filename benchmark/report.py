@@ -187,6 +187,13 @@ def provenance_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def provenance_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Each provenance field's distinct values with their record counts: one glance says whether runs are comparable."""
+    rows = [{"field": col, "values": ", ".join(f"{v} ({n})" for v, n in table[col].value_counts().items())}
+            for col in ("commit", "device", "host", "torch", "timm", "weights")]
+    return pd.DataFrame(rows)
+
+
 def _frame_html(df: pd.DataFrame, classes: str) -> str:
     return df.to_html(index=False, border=0, classes=classes, na_rep="–", float_format=lambda v: f"{v:,.1f}")
 
@@ -218,6 +225,7 @@ def build(results: Path, title: str = "i2v-bench report", digits: int = 3) -> st
         tradeoff = '<p class="note">No <code>tradeoff</code> results: add the task to the sweep to draw this plot.</p>'
     bars = "".join(png(bar_figure(summary, t, m)) for t, m in dict.fromkeys(zip(summary["task"], summary["metric"])))
     seeds = int(summary["n"].max())
+    prov = provenance_table(ok)
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{CSS}</style></head>
@@ -239,7 +247,10 @@ generated {generated}.</p>
 <h2 id="failures">Failures</h2>
 {_failures_html(failed)}
 <h2 id="provenance">Provenance</h2>
-{_frame_html(provenance_table(ok), "provenance")}
+{_frame_html(provenance_summary(prov), "provenance-summary")}
+<details><summary>Every record ({len(prov)})</summary>
+{_frame_html(prov, "provenance")}
+</details>
 </body></html>
 """
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import socket
 import sys
 import time
@@ -200,9 +201,17 @@ def record_failure(planned: Planned, reason: str, trace: str, job: dict[str, Any
                           failure_record(planned, task, reason, trace, job))
 
 
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else "unknown error"
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*$", re.M)
+
+
+def reason_of(text: str) -> str:
+    """One line for a failure: the last exception line of a traceback (submitit wraps it in log paths),
+    else the first two lines (submitit's "Job … has not produced any output (state: INTERRUPTED)")."""
+    found = [m.group(0) for m in EXCEPTION_LINE.finditer(text)]
+    if found:
+        return found[-1].strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " ".join(lines[:2]) or "unknown error"
 
 
 class _Running:
@@ -219,10 +228,11 @@ class _Running:
 
 
 def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any], max_parallel: int | None = None,
-        progress: bool = True, log: Callable[[str], None] | None = None) -> SweepReport:
+        progress: bool = True) -> SweepReport:
     """Submit the jobs that have work, wait for them with a progress bar, record failures.
 
-    ``inline`` and ``debug`` run jobs one after another in this process; ``local`` keeps at most
+    ``inline`` and ``debug`` run jobs one after another in this process (``debug`` is submitit's
+    debugging executor: it opens pdb where a job fails); ``local`` keeps at most
     ``max_parallel`` subprocesses alive (one GPU each when GPUs are visible); ``slurm`` submits one job
     array whose parallelism is bounded by ``slurm_array_parallelism``. Job logs go to a fresh folder
     ``folder/sweep-<time>-<pid>`` per call, so a reused process id never meets an older job's files.
@@ -233,7 +243,6 @@ def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any]
     report = SweepReport(jobs=len(todo))
     folder = Path(folder) / f"sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     bar = tqdm(total=len(todo), unit="job", desc="sweep", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    say = log or bar.write
 
     def finish(run_: _Running, outcome: list[tuple[str, str, str]] | None, error: str | None) -> None:
         key = run_.planned.key
@@ -244,10 +253,10 @@ def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any]
             else:
                 report.written += sum(state == "ok" for _, state, _ in outcome)
         if error is not None:
-            reason = _last_line(error)
+            reason = reason_of(error)
             record_failure(run_.planned, reason, error, run_.info(executor))
             report.failures[key] = reason
-            say(f"  FAILED {key}: {reason}")
+            bar.write(f"  FAILED {key}: {reason}", file=sys.stderr)
         bar.set_postfix(failed=len(report.failures), refresh=False)
         bar.update(1)
 

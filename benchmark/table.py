@@ -127,11 +127,11 @@ def legend(summary: pd.DataFrame, fmt: str) -> str:
     return text + "."
 
 
-def wide(summary: pd.DataFrame, fmt: str, digits: int = 3) -> pd.DataFrame:
-    """The pivot: one row per (backbone, method), one column per (task, metric), cells rendered for ``fmt``."""
+def wide(summary: pd.DataFrame, fmt: str, digits: int = 3, tasks: list[str] | None = None) -> pd.DataFrame:
+    """The pivot: one row per (backbone, method), one column per (task, metric) in ``tasks`` order (else by name)."""
     s = summary.assign(cell=[cell(row, fmt, digits) for _, row in summary.iterrows()])
     rows = list(dict.fromkeys(zip(s["backbone"], s["method"])))
-    cols = list(dict.fromkeys(zip(s["task"], s["metric"])))
+    cols = sorted(dict.fromkeys(zip(s["task"], s["metric"])), key=lambda c: (tasks.index(c[0]) if tasks else 0, c))
     out = s.pivot(index=["backbone", "method"], columns=["task", "metric"], values="cell")
     return out.reindex(index=pd.MultiIndex.from_tuples(rows, names=["backbone", "method"]),
                        columns=pd.MultiIndex.from_tuples(cols, names=["task", "metric"])).fillna(MISSING.get(fmt, ""))
@@ -156,15 +156,15 @@ def _html(table: pd.DataFrame, note: str) -> str:
     return f"{body}\n<p class=\"legend\">{html.escape(note)}</p>"
 
 
-def render_summary(summary: pd.DataFrame, fmt: str = "markdown", digits: int = 3) -> str:
-    """A summary (:func:`summarise`) as text in ``fmt``."""
+def render_summary(summary: pd.DataFrame, fmt: str = "markdown", digits: int = 3, tasks: list[str] | None = None) -> str:
+    """A summary (:func:`summarise`) as text in ``fmt``, columns in ``tasks`` order when given."""
     if fmt not in FORMATS:
         raise UserError(f"unknown table format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if fmt == "csv":
         out = summary.rename(columns={"ci_low": f"ci{CONFIDENCE * 100:.0f}_low", "ci_high": f"ci{CONFIDENCE * 100:.0f}_high",
                                       "delta": f"delta_vs_{BASELINE}"})
         return out.to_csv(index=False)
-    table = wide(summary, fmt, digits)
+    table = wide(summary, fmt, digits, tasks)
     note = legend(summary, fmt)
     if fmt == "latex":
         return _latex(table, note)
@@ -182,4 +182,4 @@ def render(results: Path, fmt: str = "markdown", tasks: list[str] | None = None,
         raise UserError(f"unknown table format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if digits < 0 or digits > 10:
         raise UserError(f"--digits {digits} is out of range: choose 0..10")
-    return render_summary(summarise(load_frame(results, tasks, metric, methods, backbones)), fmt, digits)
+    return render_summary(summarise(load_frame(results, tasks, metric, methods, backbones)), fmt, digits, tasks)

@@ -10,7 +10,8 @@ in the DAVIS result layout (``<seq>/<frame>.png``), which ``bench score davis`` 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,14 @@ from benchmark.errors import UserError
 from tasks.base import Task, TaskMeta, TaskOutput
 from tasks.data.davis import DavisSequence, load_davis, write_mask
 from tasks.metrics.davis import BOUND_TH, ObjectScore, evaluate_sequence, global_metrics
-from tasks.propagation import PropagationConfig, grid_to_labels, labels_to_grid, propagate, resolve, video_features
+from tasks.propagation import (
+    PropagationConfig,
+    grid_to_labels,
+    labels_to_grid,
+    propagate,
+    resolve,
+    video_features,
+)
 
 VOID = 255  # DAVIS void label: background for propagation and scoring (davis2017 _get_all_elements)
 

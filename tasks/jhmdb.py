@@ -11,8 +11,9 @@ there). ``save_predictions`` writes ``<action>/<video>.npy`` arrays ``(T, 15, 2)
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,8 +25,21 @@ from benchmark.errors import UserError
 from tasks.base import Task, TaskMeta, TaskOutput
 from tasks.data.davis import read_frame
 from tasks.data.jhmdb import load_jhmdb
-from tasks.metrics.pck import THRESHOLDS, grid_to_pixels, normalised_distances, pck, pixels_to_grid
-from tasks.propagation import PropagationConfig, decode_keypoints, keypoint_heatmaps, propagate, resolve, video_features
+from tasks.metrics.pck import (
+    THRESHOLDS,
+    grid_to_pixels,
+    normalised_distances,
+    pck,
+    pixels_to_grid,
+)
+from tasks.propagation import (
+    PropagationConfig,
+    decode_keypoints,
+    keypoint_heatmaps,
+    propagate,
+    resolve,
+    video_features,
+)
 
 
 def propagate_pose(method: Any, frames: np.ndarray, first: np.ndarray, cfg: PropagationConfig, rule: list) -> np.ndarray:

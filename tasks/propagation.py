@@ -304,15 +304,20 @@ def _reach(radius: float, metric: str) -> int:
     return math.ceil(radius) - 1 if metric == "euclidean" else math.floor(radius)
 
 
+def _within(dy: torch.Tensor, dx: torch.Tensor, radius: float, metric: str) -> torch.Tensor:
+    """Whether cell offsets lie in the neighbourhood: CRW ``D < radius`` or DINO's square."""
+    dy, dx = dy.float(), dx.float()
+    if metric == "euclidean":
+        return (dy**2 + dx**2).sqrt() < radius
+    return (dy.abs() <= radius) & (dx.abs() <= radius)
+
+
 def neighbourhood(grid: tuple[int, int], radius: float, metric: str) -> torch.Tensor:
     """Dense ``(hw, hw)`` bool mask, True where key cell is in the query cell's neighbourhood."""
     h, w = grid
     yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    y, x = yy.reshape(-1).float(), xx.reshape(-1).float()
-    dy, dx = y[:, None] - y[None], x[:, None] - x[None]
-    if metric == "euclidean":
-        return (dy**2 + dx**2).sqrt() < radius
-    return (dy.abs() <= radius) & (dx.abs() <= radius)
+    y, x = yy.reshape(-1), xx.reshape(-1)
+    return _within(y[:, None] - y[None], x[:, None] - x[None], radius, metric)
 
 
 @dataclass(frozen=True)
@@ -340,8 +345,8 @@ def _auto_tile(grid: tuple[int, int], radius: float, metric: str) -> int:
 
 
 @functools.lru_cache(maxsize=16)
-def _tiles(grid: tuple[int, int], radius: float, metric: str, tile: int) -> tuple[_Tile, ...]:
-    """Query tiles with their reachable key windows and masks, built once per grid and radius."""
+def _tiles(grid: tuple[int, int], radius: float, metric: str, tile: int, device: str) -> tuple[_Tile, ...]:
+    """Query tiles with their reachable key windows and masks, built once per grid, radius and device."""
     h, w = grid
     reach = _reach(radius, metric) if radius > 0 else max(h, w)
     out = []
@@ -355,12 +360,11 @@ def _tiles(grid: tuple[int, int], radius: float, metric: str, tile: int) -> tupl
             qy, qx, ky, kx = qy.reshape(-1), qx.reshape(-1), ky.reshape(-1), kx.reshape(-1)
             allowed = None
             if radius > 0:
-                dy = (qy[:, None] - ky[None]).float()
-                dx = (qx[:, None] - kx[None]).float()
-                allowed = (dy**2 + dx**2).sqrt() < radius if metric == "euclidean" else (dy.abs() <= radius) & (dx.abs() <= radius)
+                allowed = _within(qy[:, None] - ky[None], qx[:, None] - kx[None], radius, metric)
                 if bool(allowed.all()):
                     allowed = None
-            out.append(_Tile(qy * w + qx, kr, kc, ky * w + kx, allowed))
+            out.append(_Tile((qy * w + qx).to(device), kr, kc, (ky * w + kx).to(device),
+                             None if allowed is None else allowed.to(device)))
     return tuple(out)
 
 
@@ -392,7 +396,8 @@ def propagate(feats: torch.Tensor, first: torch.Tensor, cfg: PropagationConfig) 
     n, L = h * w, first.shape[-1]
     labels = torch.empty(T, n, L, dtype=torch.float32, device=feats.device)
     labels[0] = first.reshape(n, L).to(labels)
-    tiles = _tiles((h, w), float(cfg.radius), cfg.radius_metric, cfg.tile or _auto_tile((h, w), cfg.radius, cfg.radius_metric))
+    tiles = _tiles((h, w), float(cfg.radius), cfg.radius_metric, cfg.tile or _auto_tile((h, w), cfg.radius, cfg.radius_metric),
+                   str(feats.device))
     flat = feats.reshape(T, n, C)
     for t in range(1, T):
         copies: dict[int, list[int]] = {}  # frame -> [restricted copies, unrestricted copies]

@@ -16,8 +16,8 @@ then the per-sequence table; ``--json`` prints one JSON object instead.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd

@@ -12,7 +12,8 @@ unless ``score_reference_frame`` is true, so the score measures propagation only
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,9 +24,22 @@ from benchmark.context import RunContext
 from benchmark.errors import UserError
 from tasks.base import Task, TaskMeta, TaskOutput
 from tasks.data.davis import read_frame, write_mask
-from tasks.data.vip import IGNORE_LABEL, VIP_CLASSES, VIP_NUM_CLASSES, load_vip, read_parts
+from tasks.data.vip import (
+    IGNORE_LABEL,
+    VIP_CLASSES,
+    VIP_NUM_CLASSES,
+    load_vip,
+    read_parts,
+)
 from tasks.metrics.vip import confusion, per_class_iou, scores
-from tasks.propagation import PropagationConfig, grid_to_labels, labels_to_grid, propagate, resolve, video_features
+from tasks.propagation import (
+    PropagationConfig,
+    grid_to_labels,
+    labels_to_grid,
+    propagate,
+    resolve,
+    video_features,
+)
 
 
 def propagate_parts(method: Any, frames: np.ndarray, first: np.ndarray, wanted: list[int], cfg: PropagationConfig,

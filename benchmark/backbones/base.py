@@ -52,12 +52,15 @@ class Backbone(nn.Module, abc.ABC):
         dim: channels per token.
         weights_id: identity of the loaded weights (sha256 prefix of the file, hub tag, or
             ``random-init``), written into every result and cache key.
+        amp_dtype: autocast dtype of a frozen encoder on CUDA (bf16 keeps float32's exponent range,
+            so large ViT activations cannot overflow as in float16); None keeps float32.
     """
 
     meta: BackboneMeta
     stride: int
     dim: int
     weights_id: str
+    amp_dtype: torch.dtype | None = torch.bfloat16  # CUDA autocast of frozen encoders; None = float32
 
     def __init__(self) -> None:
         super().__init__()
@@ -74,12 +77,18 @@ class Backbone(nn.Module, abc.ABC):
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames ``(B,3,H,W)`` in ``[0,1]`` → tokens ``(B, H//stride, W//stride, C)``.
 
-        H and W are cropped down to multiples of the stride first, so any resolution works.
+        H and W are cropped down to multiples of the stride first, so any resolution works. On CUDA a
+        frozen encoder (no parameter requiring grad) runs under ``amp_dtype`` autocast and returns
+        float32 tokens, so callers see the same dtype on every device; a trained encoder keeps its
+        caller's precision.
         """
         h = frames.shape[-2] // self.stride * self.stride
         w = frames.shape[-1] // self.stride * self.stride
         frames = frames[..., :h, :w]
-        return self.tokens(self.normalise(frames))
+        amp = self.amp_dtype is not None and frames.is_cuda and not any(p.requires_grad for p in self.parameters())
+        with torch.autocast("cuda", dtype=self.amp_dtype or torch.float32, enabled=amp):
+            tokens = self.tokens(self.normalise(frames))
+        return tokens.float() if amp else tokens
 
     @property
     def label(self) -> str:

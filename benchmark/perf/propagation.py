@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--dataset", default="davis", choices=["davis", "vip", "jhmdb"])
     p.add_argument("--grid", type=_grid, default=(60, 104), help="feature grid HxW (default 60x104)")
     p.add_argument("--dim", type=int, default=384, help="feature channels")
-    p.add_argument("--frames", type=int, default=9, help="frames in the clip (targets = frames - 1)")
+    p.add_argument("--frames", type=int, default=6, help="frames in the clip (targets = frames - 1)")
     p.add_argument("--labels", type=int, default=4, help="label channels (objects + background)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--seed", type=int, default=0)

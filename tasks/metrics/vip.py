@@ -14,7 +14,6 @@ import warnings
 import numpy as np
 
 
-
 def confusion(gt: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
     """``(n, n)`` counts, rows = ground truth, columns = prediction (``fast_hist``)."""
     gt, pred = np.asarray(gt).astype(np.int64).ravel(), np.asarray(pred).astype(np.int64).ravel()

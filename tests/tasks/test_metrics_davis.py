@@ -4,7 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.metrics.davis import db_eval_iou, db_statistics, evaluate_sequence, f_measure, global_metrics, seg2bmap
+from tasks.metrics.davis import (
+    db_eval_iou,
+    db_statistics,
+    evaluate_sequence,
+    f_measure,
+    global_metrics,
+    seg2bmap,
+)
 
 
 def square(top: int, left: int, side: int, shape=(100, 100)) -> np.ndarray:

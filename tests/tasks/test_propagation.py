@@ -8,17 +8,34 @@ import torch
 
 from benchmark.errors import UserError
 from tasks.propagation import (
-    PRESETS, context_frames, decode_keypoints, input_size, keypoint_heatmaps, labels_to_grid, neighbourhood,
-    propagate, propagate_dense, resolve,
+    PRESETS,
+    context_frames,
+    decode_keypoints,
+    input_size,
+    keypoint_heatmaps,
+    labels_to_grid,
+    neighbourhood,
+    propagate,
+    propagate_dense,
+    resolve,
 )
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These tensors are tiny: one thread avoids OpenMP barrier stalls on a shared, loaded CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("preset", sorted(PRESETS))
-@pytest.mark.parametrize("tile", [0, 3, 64])
+@pytest.mark.parametrize("tile", [0, 3])
 def test_engine_equals_dense_reference(preset, tile):
     torch.manual_seed(0)
-    cfg = dataclasses.replace(PRESETS[preset]["davis"][0], n_context=4, radius=3.5, tile=tile)
-    feats = torch.randn(9, 10, 13, 24)
+    cfg = dataclasses.replace(PRESETS[preset]["davis"][0], n_context=3, radius=3.5, tile=tile)
+    feats = torch.randn(7, 10, 13, 24)
     first = torch.softmax(3 * torch.randn(10, 13, 4), -1)
     fast, ref = propagate(feats, first, cfg), propagate_dense(feats, first, cfg)
     assert torch.equal(fast.argmax(-1), ref.argmax(-1))

@@ -1,0 +1,142 @@
+"""`bench report`: one self-contained page, checked as data and as rendered by headless Chromium."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from benchmark.cli import main
+from benchmark.report import cost_table, tradeoff_figure, tradeoff_points
+from benchmark.results import SCHEMA_VERSION, iter_results, result_path, write_json_atomic
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "results" / "test-artifacts"
+# (D_intra_norm95, D_inter_norm95) of seed 0; seed s adds +0.01·s to D_intra and -0.01·s to D_inter
+POINTS = {("frozen", "mae"): (0.30, 0.60), ("cosettle", "mae"): (0.20, 0.62), ("advise", "mae"): (0.25, 0.55),
+          ("frozen", "dino"): (0.35, 0.70), ("cosettle", "dino"): (0.22, 0.69)}
+TRAINING = {"trainable_params": 590592, "train_seconds": 3600.0, "peak_memory_bytes": 8 * 2**30}
+
+
+def write(root: Path, method: str, backbone: str, task: str, seed: int, metrics: dict, main_metric: str) -> None:
+    training = {**TRAINING, "train_seconds": 3600.0 + seed} if method != "frozen" else {"trainable_params": 0}
+    write_json_atomic(result_path(root, method, backbone, task, seed), {
+        "schema_version": SCHEMA_VERSION, "method": method, "backbone": backbone, "backbone_label": backbone,
+        "task": task, "seed": seed, "status": "ok", "main_metric": main_metric, "higher_is_better": True,
+        "metrics": metrics, "config_hash": f"h{seed}", "weights_id": "sha256:abc", "training": training,
+        "details": {"margin_percentile": 95, "gamma": 1.0} if task == "tradeoff" else {},
+        "provenance": {"git": {"commit": "0123456789abcdef", "dirty": True}, "device": "cpu (x86_64, 2 threads)",
+                       "hostname": "box", "packages": {"torch": "2.14.1", "timm": "1.0.31"},
+                       "finished": "2026-01-01T00:00:00", "peak_memory_mb": 900.0 + seed},
+        "timings": {"build_s": 1.0, "fit_s": 0.0, "eval_s": 10.0 + seed},
+    })
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("report") / "res"
+    for (method, backbone), (x, y) in POINTS.items():
+        for s in range(3):
+            write(root, method, backbone, "tradeoff", s,
+                  {"D_intra_norm95": x + 0.01 * s, "D_inter_norm95": y - 0.01 * s, "D_margin": y - x - 0.02 * s}, "D_margin")
+            write(root, method, backbone, "davis", s, {"J&F-Mean": 0.5 + y / 10 + 0.01 * s}, "J&F-Mean")
+    write_json_atomic(result_path(root, "advise", "dino", "davis", 0), {
+        "schema_version": SCHEMA_VERSION, "method": "advise", "backbone": "dino", "task": "davis", "seed": 0,
+        "status": "failed", "error": "RuntimeError: boom <b>", "traceback": "Traceback (most recent call last):\nboom <b>"})
+    return root
+
+
+@pytest.fixture(scope="module")
+def page(results, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("page") / "report.html"
+    assert main(["report", "--results", str(results), "--out", str(out)]) == 0
+    return out
+
+
+def test_page_is_self_contained(page):
+    text = page.read_text()
+    assert not re.search(r'(src|href)="(?!data:)', text), "every resource must be embedded"
+    assert "<script" not in text and "<link" not in text
+    images = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)">', text)
+    assert [alt for alt, _ in images] == [
+        "Consistency / separability trade-off (dashed: levels of D = D_inter − 1·D_intra)",
+        "davis: J&amp;F-Mean", "tradeoff: D_margin"]
+    for _, data in images:
+        img = Image.open(io.BytesIO(base64.b64decode(data)))
+        assert img.format == "PNG" and img.width > 300 and img.height > 200
+    assert "30 complete results, 1 failed" in text
+    assert "RuntimeError: boom &lt;b&gt;" in text and "boom <b>" not in text  # escaped, never live HTML
+
+
+def test_tradeoff_points_and_arrows(results):
+    points = tradeoff_points(list(iter_results(results))).set_index(["backbone", "method"])
+    for (method, backbone), (x, y) in POINTS.items():  # seeds 0, 1, 2 → mean shifts by +0.01 / -0.01
+        assert points.loc[(backbone, method), "x"] == pytest.approx(x + 0.01)
+        assert points.loc[(backbone, method), "y"] == pytest.approx(y - 0.01)
+        assert points.loc[(backbone, method), "x_std"] == pytest.approx(0.01)
+    fig = tradeoff_figure(points.reset_index())
+    arrows = [t for t in fig.axes[0].texts if getattr(t, "arrow_patch", None) is not None]
+    # one arrow per adapted version of a frozen backbone, starting at the frozen point
+    ends = sorted((round(a.xyann[0], 3), round(a.xy[0], 3)) for a in arrows)
+    assert ends == [(0.31, 0.21), (0.31, 0.26), (0.36, 0.23)]
+
+
+def test_cost_columns(results):
+    cost = cost_table(list(iter_results(results))).set_index(["backbone", "method"])
+    row = cost.loc[("mae", "cosettle")]
+    assert row["seeds"] == 3 and row["trainable params"] == 590592
+    assert row["train time (s)"] == pytest.approx(3601.0)  # mean of 3600, 3601, 3602
+    assert row["train peak memory (MiB)"] == pytest.approx(8192.0)
+    assert row["eval time (s)"] == pytest.approx(22.0)  # two tasks per seed: (10 + s) · 2, averaged
+    assert row["eval peak memory (MiB)"] == pytest.approx(901.0)
+    assert cost.loc[("dino", "frozen"), "trainable params"] == 0
+
+
+PROBE = """<script>window.addEventListener('load', () => {
+  const images = [...document.images].map(i => (i.complete ? i.naturalWidth : -1));
+  const rows = [...document.querySelectorAll('table.leaderboard tbody tr')].map(
+      tr => [...tr.children].map(c => c.textContent.trim()));
+  const out = document.createElement('pre');
+  out.id = 'probe';
+  out.textContent = JSON.stringify({images, rows, title: document.title});
+  document.body.appendChild(out);
+});</script>"""
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="headless check needs Debian's chromium: apt-get update && apt-get install -y chromium")
+def test_page_renders_in_headless_chromium(page, tmp_path):
+    """Chromium loads the page, decodes every image and shows the leaderboard rows; the screenshot is kept."""
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    shot = tmp_path / "report.png"
+    out = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+         "--window-size=1280,2400", "--virtual-time-budget=10000", f"--screenshot={shot}", "--dump-dom",
+         probed.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    match = re.search(r'<pre id="probe">(.*?)</pre>', out.stdout, re.S)
+    assert match, f"chromium did not run the page: {out.stderr[-2000:]}"
+    import html
+
+    probe = json.loads(html.unescape(match.group(1)))
+    assert probe["title"] == "i2v-bench report"
+    assert len(probe["images"]) == 3 and all(w > 0 for w in probe["images"])
+    assert [r[:2] if len(r) == 4 else r[:1] for r in probe["rows"]] == [
+        ["dino", "frozen"], ["cosettle"], ["mae", "frozen"], ["advise"], ["cosettle"]]
+    assert probe["rows"][4][1].startswith("0.572+0.002 ± 0.010")  # mae cosettle davis: mean, Δ, ± std
+    assert Image.open(shot).size == (1280, 2400)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, ARTIFACTS / "report.png")
+
+
+def test_report_without_results_is_a_user_error(tmp_path, capsys):
+    assert main(["report", "--results", str(tmp_path / "none"), "--out", str(tmp_path / "r.html")]) == 2
+    assert "does not exist" in capsys.readouterr().err
