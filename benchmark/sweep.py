@@ -63,8 +63,8 @@ def grid(fields: dict[str, Any], methods: list[str], backbones: list[str], seeds
     """One spec per (method, backbone, seed); ``fields`` are the other :class:`RunSpec` fields.
 
     An override section naming a method or backbone of the grid goes only to that method's or
-    backbone's jobs (``--set cosettle.epochs=1`` must not reach the ``frozen`` jobs, whose resolver would
-    reject the unknown section); task sections go to every job.
+    backbone's jobs, so each job's spec (pickled into its submitit folder) says what that job runs;
+    task sections go to every job.
     """
     if not methods or not backbones:
         raise UserError("a sweep needs --methods a,b and --backbones x,y (see `bench list methods`, `bench list backbones`)")

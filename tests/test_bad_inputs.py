@@ -12,8 +12,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -191,7 +191,7 @@ def list_names_class_missing_from_class_index(tmp, toy):
 @case
 def listed_video_missing(tmp, toy):
     root = copy_dataset(toy, tmp, "HMDB51")
-    gone = root / "zigzag" / sorted(p.name for p in (root / "zigzag").glob("*.avi"))[-1]
+    gone = max((root / "zigzag").glob("*.avi"))  # listed, and not the first video (the layout probe)
     gone.unlink()
     return ["--tasks", "hmdb51_cls", "--data-root", str(tmp / "data")], [str(gone), "expected HMDB51 as distributed"]
 
@@ -387,7 +387,7 @@ def test_pickled_code_is_refused_in_a_real_process(tmp_path):
     path, marker = code_checkpoint(tmp_path)
     out = subprocess.run([sys.executable, "-m", "benchmark.cli", *RUN, *with_weights(path), "--data-root", str(tmp_path),
                           "--results", str(tmp_path / "res")],
-                         cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                         check=False, cwd=REPO, capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert out.returncode == 2, out.stderr
     assert out.stderr.count("\n") == 1 and "weights_only" in out.stderr and str(path) in out.stderr, out.stderr
     assert not marker.exists()

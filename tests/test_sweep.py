@@ -1,7 +1,6 @@
 """`bench sweep`: a local grid completes, reruns do nothing, kills resume exactly once, failures are retried."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
