@@ -107,6 +107,30 @@ def zero_byte_video(tmp, toy):
 
 
 @case
+def truncated_video(tmp, toy):
+    bad = two_clips(toy, tmp) / "a_truncated.mp4"
+    src = toy / "clips" / "clip_002.mp4"
+    bad.write_bytes(src.read_bytes()[: src.stat().st_size // 3])
+    return ["--tasks", "tradeoff", "--data-root", str(tmp / "data"), *TINY_TRADEOFF], [str(bad), "re-encode or remove it"]
+
+
+@case
+def text_file_as_video(tmp, toy):
+    bad = two_clips(toy, tmp) / "a_notes.mp4"
+    bad.write_text("this is not a video\n")
+    return ["--tasks", "tradeoff", "--data-root", str(tmp / "data"), *TINY_TRADEOFF], [str(bad), "re-encode or remove it"]
+
+
+@case
+def checkpoint_in_another_layout(tmp, toy):
+    import torch
+
+    path = tmp / "mae.pth"
+    torch.save({"state_dict": tiny_vit_state()}, path)
+    return with_weights(path), [str(path), "not in the MAE layout", "pass the authors' released file"]
+
+
+@case
 def truncated_frame(tmp, toy):
     root, args = davis(toy, tmp)
     frame = root / "JPEGImages/480p/toy-00/00003.jpg"

@@ -22,7 +22,7 @@ from timm.models.vision_transformer import checkpoint_filter_fn
 
 from benchmark.backbones.base import Backbone, BackboneMeta
 from benchmark.backbones.converters import CONVERTERS
-from benchmark.backbones.weights import file_sha256, load_checkpoint, weights_dir
+from benchmark.backbones.weights import file_sha256, hub_cache_file, load_checkpoint, weights_dir
 from benchmark.errors import UserError
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -134,19 +134,14 @@ def _create(arch: str, **kwargs: Any) -> torch.nn.Module:
 
 def _from_hub_cache(tag: str, extra: dict[str, Any]) -> torch.nn.Module | None:
     """timm's pretrained model if the Hugging Face cache already holds it; never touches the network."""
-    from huggingface_hub import constants, try_to_load_from_cache
-    from timm.models import get_pretrained_cfg
+    from huggingface_hub import constants
 
-    cfg = get_pretrained_cfg(tag)
-    hub_id = getattr(cfg, "hf_hub_id", None) if cfg else None
-    if not hub_id or not any(
-        isinstance(try_to_load_from_cache(hub_id, f), str) for f in ("model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin")
-    ):
+    if hub_cache_file(tag) is None:
         return None
     offline, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, True
     try:
         return timm.create_model(tag, pretrained=True, num_classes=0, dynamic_img_size=True, **extra)
-    except Exception:  # timm/huggingface_hub raise many types when the file is absent offline
+    except Exception:  # timm/huggingface_hub raise many types when a cached file is unusable
         return None
     finally:
         constants.HF_HUB_OFFLINE = offline
@@ -164,7 +159,10 @@ def build_vit(name: str, weights: str | Path | None = None, num_heads: int | Non
         weights = weights_dir() / meta.weights_file
     if weights is not None:
         path = Path(weights)
-        state = CONVERTERS[converter](load_checkpoint(path))
+        try:
+            state = CONVERTERS[converter](load_checkpoint(path))
+        except UserError as e:
+            raise UserError(f"weights file {path}: {e}") from None
         arch_kwargs = _infer_arch(state)
         if num_heads:
             arch_kwargs["num_heads"] = num_heads

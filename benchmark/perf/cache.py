@@ -47,7 +47,7 @@ def _row(label: str, records: list[dict[str, Any]]) -> dict[str, Any]:
         "hits": sum(f.get("hits", 0) for f in fc), "misses": sum(f.get("misses", 0) for f in fc),
         "encoder_s_saved": sum(f.get("seconds_saved", 0.0) for f in fc),
         "cache_overhead_s": sum(f.get("overhead_s", 0.0) for f in fc),
-        "per_task_eval_s": {r["task"]: round(r["timings"]["eval_s"], 2) for r in records},
+        "per_task_eval_s": {r["task"]: r["timings"]["eval_s"] for r in records},
     }
 
 
@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
                          f"second: {rows[1]['misses']} misses): the runs did not share frozen tokens")
     print(tabulate([{k: v for k, v in r.items() if k != "per_task_eval_s"} for r in rows], headers="keys",
                    floatfmt=".2f"))
-    for r in rows:
-        print(f"  {r['run']}: {r['per_task_eval_s']}")
+    per_task = [{"task": t, **{r["run"]: r["per_task_eval_s"][t] for r in rows},
+                 "ratio": rows[1]["per_task_eval_s"][t] / rows[0]["per_task_eval_s"][t]} for t in rows[0]["per_task_eval_s"]]
+    print("\nevaluation seconds per task\n" + tabulate(per_task, headers="keys", floatfmt=".3f"))
     ratio = rows[1]["eval_s"] / rows[0]["eval_s"]
     print(f"\nsecond method / first, evaluation time on {args.backbone} ({args.tasks}): {ratio:.3f}x "
           f"(goal <= {GOAL}x: {'met' if ratio <= GOAL else 'NOT met'})")

@@ -7,7 +7,9 @@ naming the file.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -61,6 +63,21 @@ def walk_videos(folder: Path) -> list[Path]:
     return sorted(out)
 
 
+@contextlib.contextmanager
+def _quiet_c_stderr():
+    """Silence the C-level stderr: FFmpeg and decord print there when a file won't open, and the
+    user should see only our one-line error (or nothing, when PyAV then reads the file)."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _decord_reader(path: Path):
     if os.environ.get("I2V_NO_DECORD"):
         return None
@@ -69,7 +86,8 @@ def _decord_reader(path: Path):
     except ImportError:
         return None
     try:
-        return decord.VideoReader(str(path), num_threads=1)
+        with _quiet_c_stderr():
+            return decord.VideoReader(str(path), num_threads=1)
     except Exception:  # decord raises its own DECORDError or RuntimeError on anything it can't read
         return None
 
