@@ -16,8 +16,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BENCH) run --method frozen --backbone efficientnet_lite0 --suite toy --tasks tradeoff,davis,ucf101_retrieval --results $(DEMO)
-	$(BENCH) run --method frozen --backbone vit_tiny_random --suite toy --tasks tradeoff,davis,ucf101_retrieval --results $(DEMO)
+	$(BENCH) run --method frozen --backbone efficientnet_lite0 --suite toy --tasks tradeoff,davis,jhmdb --results $(DEMO)
+	$(BENCH) run --method frozen --backbone vit_tiny_random --suite toy --tasks tradeoff,davis,jhmdb --results $(DEMO)
 	$(BENCH) table --results $(DEMO)
 
 test: $(STAMP)
