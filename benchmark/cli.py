@@ -109,49 +109,43 @@ def _spec_fields(args: argparse.Namespace) -> tuple[dict[str, Any], list[int]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.runner import RunSpec, pending_tasks, resolve, submit
+    from benchmark.runner import BenchJob, RunSpec, pending_tasks, resolve
 
     fields, seeds = _spec_fields(args)
-    tasks = fields["tasks"]
-    specs = []
-    for seed in seeds:
-        spec = RunSpec(method=args.method, backbone=args.backbone, seed=seed, **fields)
-        todo = pending_tasks(spec, resolve(spec))
-        for t in tasks:
-            if t not in todo:
-                print(f"  {args.method} x {args.backbone} x {t} (seed {seed}): already present", file=sys.stderr)
-        if todo:
-            specs.append(spec)
-    if not specs:
+    specs = [RunSpec(method=args.method, backbone=args.backbone, seed=seed, **fields) for seed in seeds]
+    if args.executor != "inline":  # one submission path for every submitit executor: the sweep's
+        return _submit(args, fields, specs, [args.method], [args.backbone])
+    todo = []
+    for spec in specs:
+        pending = pending_tasks(spec, resolve(spec))
+        for t in spec.tasks:
+            if t not in pending:
+                print(f"  {spec.method} x {spec.backbone} x {t} (seed {spec.seed}): already present", file=sys.stderr)
+        if pending:
+            todo.append(spec)
+    if not todo:
         print("all results already present: nothing to do (pass --force to recompute)", file=sys.stderr)
-    outcomes = submit(specs, args.executor, Path(args.results) / "jobs") if specs else []
-    status = 0
-    for outcome in outcomes:
-        for task, state, info in outcome:
+    for spec in todo:
+        for _task, state, info in BenchJob(spec)():
             if state == "error":
                 raise UserError(info)
-            if state == "failed":
-                print(f"error: {info}", file=sys.stderr)
-                status = 1
-    if status == 0:
-        from benchmark.table import render
+    from benchmark.table import render
 
-        print(render(Path(args.results), "markdown", tasks))
-    return status
+    print(render(Path(args.results), "markdown", fields["tasks"], methods=[args.method], backbones=[args.backbone]))
+    return 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
+def _submit(args: argparse.Namespace, fields: dict[str, Any], specs: list, methods: list[str], backbones: list[str]) -> int:
+    """Plan, submit through submitit, wait, print the table; failed jobs are recorded and retried on rerun."""
     from benchmark import sweep
     from benchmark.table import render
 
-    fields, seeds = _spec_fields(args)
-    methods, backbones = _csv(args.methods), _csv(args.backbones)
-    planned = sweep.plan(sweep.grid(fields, methods, backbones, seeds))
-    print(sweep.describe(planned), file=sys.stdout if args.dry_run else sys.stderr)
-    if args.dry_run:
+    planned = sweep.plan(specs)
+    print(sweep.describe(planned), file=sys.stdout if getattr(args, "dry_run", False) else sys.stderr)
+    if getattr(args, "dry_run", False):
         return 0
-    cfg = sweep.executor_config(args.executor, Path(args.executor_config) if args.executor_config else None)
-    report = sweep.run(planned, args.executor, Path(args.results) / "jobs", cfg, args.max_parallel,
+    cfg = sweep.executor_config(args.executor, Path(args.executor_config) if getattr(args, "executor_config", None) else None)
+    report = sweep.run(planned, args.executor, Path(args.results) / "jobs", cfg, getattr(args, "max_parallel", None),
                        progress=not args.no_progress)
     print(f"sweep: {report.jobs} jobs submitted, {report.written} results written, {len(report.failures)} jobs failed"
           + (" (rerun the same command to retry them)" if report.failures else ""), file=sys.stderr)
@@ -160,6 +154,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except UserError as e:
         print(f"no table: {e}", file=sys.stderr)
     return 1 if report.failures else 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from benchmark import sweep
+
+    fields, seeds = _spec_fields(args)
+    methods, backbones = _csv(args.methods), _csv(args.backbones)
+    return _submit(args, fields, sweep.grid(fields, methods, backbones, seeds), methods, backbones)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -5,9 +5,9 @@ free) and then evaluates every task still missing, writing one record per task a
 So a job killed half-way loses at most the task in flight, and a rerun ("only missing", as MTEB
 does) does exactly the remaining work.
 
-Jobs go through submitit in every mode but ``inline`` (plain in-process call, the default): ``debug``
-runs submitit's in-process executor, ``local`` a subprocess per job, ``slurm`` a job array. A
-pre-empted Slurm job is requeued through :meth:`BenchJob.checkpoint`, the dinov2 pattern.
+``inline`` (the default) calls :class:`BenchJob` in-process; every other executor submits it through
+submitit via :mod:`benchmark.sweep` (``debug`` in-process, ``local`` subprocesses, ``slurm`` a job
+array). A pre-empted Slurm job is requeued through :meth:`BenchJob.checkpoint`, the dinov2 pattern.
 """
 from __future__ import annotations
 
@@ -242,35 +242,3 @@ class BenchJob:
                   file=sys.stderr)
             done.append((name, "ok", str(path)))
         return done
-
-
-def submit(specs: list[RunSpec], executor: str, folder: Path, slurm: dict[str, Any] | None = None,
-           max_parallel: int | None = None) -> list[list[tuple[str, str, str]]]:
-    """Run ``specs`` with the chosen executor and return each job's outcome list, in order."""
-    jobs = [BenchJob(s) for s in specs]
-    if executor == "inline":
-        return [job() for job in jobs]
-    import submitit
-
-    cluster = {"debug": "debug", "local": "local", "slurm": "slurm"}.get(executor)
-    if cluster is None:
-        raise UserError(f"unknown --executor {executor!r}: choose inline, debug, local or slurm")
-    ex = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster=cluster)
-    params = dict(slurm or {}) if cluster == "slurm" else {}
-    if max_parallel and cluster == "slurm":
-        params["slurm_array_parallelism"] = max_parallel
-    if params:
-        ex.update_parameters(**params)
-    if cluster == "slurm":
-        with ex.batch():
-            futures = [ex.submit(job) for job in jobs]
-    else:
-        futures = [ex.submit(job) for job in jobs]
-    outcomes = []
-    for spec, fut in zip(specs, futures):
-        try:
-            outcomes.append(fut.result())
-        except Exception as e:  # submitit.core.utils.FailedJobError / UncompletedJobError carry the job's stderr
-            last = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-            outcomes.append([("*", "failed", f"{spec.method} x {spec.backbone} (seed {spec.seed}) failed: {last}")])
-    return outcomes

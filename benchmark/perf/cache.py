@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,13 +30,15 @@ GOAL = 0.15
 
 
 def _run(method: str, args: argparse.Namespace, toy: Path, results: Path, extra: list[str]) -> list[dict[str, Any]]:
-    """One ``bench run`` over the tasks; its result records (raises on a failed run)."""
-    from benchmark.cli import main
-
-    code = main(["run", "--method", method, "--backbone", args.backbone, "--suite", "toy", "--tasks", args.tasks,
-                 "--data-root", str(toy), "--results", str(results), "--device", args.device, "--no-progress", *extra])
-    if code != 0:
-        raise SystemExit(f"bench run --method {method} failed with exit code {code}")
+    """One ``bench run`` over the tasks in a fresh process (both methods pay the same start-up and lazy
+    imports); its result records."""
+    cmd = [sys.executable, "-m", "benchmark.cli", "run", "--method", method, "--backbone", args.backbone, "--suite", "toy",
+           "--tasks", args.tasks, "--data-root", str(toy), "--results", str(results), "--device", args.device,
+           "--no-progress", *extra]
+    env = {**os.environ, "I2V_BENCH_CACHE": str(results / "fresh-cache")}
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"bench run --method {method} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     folder = results / method / args.backbone
     return [json.loads((folder / f"{t}__seed0.json").read_text()) for t in args.tasks.split(",")]
 
@@ -72,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
     toy = generate(cache_root() / "toy" / f"{size}-seed0", 0, size)  # the data `bench run --suite toy` uses
     with tempfile.TemporaryDirectory(prefix="i2v-cache-perf-") as tmp:
         results = Path(args.keep or tmp)
-        os.environ["I2V_BENCH_CACHE"] = str(results / "fresh-cache")  # a cold feature cache, whatever the user's
         rows = [_row(f"{first} (cold cache)", _run(first, args, toy, results, []))]
         rows.append(_row(f"{second} (warm cache)", _run(second, args, toy, results, [])))
         if args.no_cache_baseline:
