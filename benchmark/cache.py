@@ -32,6 +32,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import operator
 import os
 import re
 import shutil
@@ -53,7 +54,19 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 STORE_DTYPES = {"float32": np.float32, "float16": np.float16}
-_DIGESTS: weakref.WeakKeyDictionary[Backbone, tuple[tuple[tuple[int, int], ...], str]] = weakref.WeakKeyDictionary()
+_DIGESTS: weakref.WeakKeyDictionary[Backbone, tuple[int, list[torch.Tensor], list[tuple[int, int]], str]] = \
+    weakref.WeakKeyDictionary()
+_REGISTRATIONS = [0]  # bumped whenever any module registers or replaces a parameter, buffer or submodule
+
+
+def _registered(*_: Any) -> None:
+    _REGISTRATIONS[0] += 1
+
+
+for _register in (torch.nn.modules.module.register_module_parameter_registration_hook,
+                  torch.nn.modules.module.register_module_buffer_registration_hook,
+                  torch.nn.modules.module.register_module_module_registration_hook):
+    _register(_registered)
 
 
 def default_root(results: Path | str) -> Path:
@@ -71,19 +84,24 @@ def weights_digest(backbone: Backbone) -> str:
     """SHA-256 prefix of every parameter and buffer of ``backbone``, names and shapes included.
 
     Memoised per backbone on each tensor's ``(data_ptr, _version)``: PyTorch bumps a tensor's version on
-    every in-place write, so a fine-tuned or reloaded encoder gets a new digest and a new cache key.
+    every in-place write (an optimiser step, ``load_state_dict``), so a fine-tuned or reloaded encoder
+    gets a new digest and a new cache key. The check runs on every lookup, so the tensor list is kept
+    too and walked again only after some module registered a parameter, buffer or submodule (a
+    replaced tensor); walking ``named_parameters`` each time cost 3-4 ms per lookup, most of a hit.
     """
-    tensors = [*backbone.named_parameters(), *backbone.named_buffers()]
-    versions = tuple((t.data_ptr(), t._version) for _, t in tensors)
     memo = _DIGESTS.get(backbone)
-    if memo is not None and memo[0] == versions:
-        return memo[1]
+    tensors = memo[1] if memo is not None and memo[0] == _REGISTRATIONS[0] else [
+        t for _, t in (*backbone.named_parameters(), *backbone.named_buffers())]
+    versions = [(t.data_ptr(), t._version) for t in tensors]
+    if memo is not None and memo[2] == versions and len(memo[1]) == len(tensors) and all(map(operator.is_, memo[1], tensors)):
+        _DIGESTS[backbone] = (_REGISTRATIONS[0], tensors, versions, memo[3])  # a registration elsewhere
+        return memo[3]
     h = hashlib.sha256()
-    for name, t in tensors:
+    for name, t in (*backbone.named_parameters(), *backbone.named_buffers()):
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
         _update(h, t)
     digest = h.hexdigest()[:16]
-    _DIGESTS[backbone] = (versions, digest)
+    _DIGESTS[backbone] = (_REGISTRATIONS[0], tensors, versions, digest)
     return digest
 
 
@@ -301,8 +319,9 @@ def report(action: str, root: Path, backbone: str | None = None) -> str:
         lines = [f"{name:<28} {n:>7} entries {_human(size):>10}" for name, (n, size) in sorted(use.items())]
         total_n, total = sum(n for n, _ in use.values()), sum(s for _, s in use.values())
         return "\n".join([*lines, f"{'total':<28} {total_n:>7} entries {_human(total):>10}  ({root})"])
-    rows = [f"{'backbone':<20} {'input':>16} -> {'tokens':<14} {'dtype':<8} {'size':>9}  {'encode':>10}  "
-            f"{'created':<25} weights_id  key"]
+    header = (f"{'backbone':<20} {'input':>16} -> {'tokens':<14} {'dtype':<8} {'size':>9}  {'encode':>10}  "
+              f"{'created':<25} weights_id  key")
+    rows = [header]
     for e in entries(root, backbone):
         m = e.meta
         shape_in, shape_out = ("x".join(map(str, m.get(k, []))) or "?" for k in ("input_shape", "shape"))

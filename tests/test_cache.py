@@ -96,6 +96,22 @@ def test_encoder_updated_in_place_is_never_served_stale_tokens(tmp_path):
     assert torch.equal(after, Frozen(method.backbone, {}).frame_features(x))
 
 
+def test_replaced_parameter_changes_key_and_unrelated_modules_do_not(tmp_path, monkeypatch):
+    import benchmark.cache as cache_mod
+
+    cache, b, x = FeatureCache(tmp_path), CountingBackbone(), frames()
+    base = cache.key(b, x)
+    hashed = []
+    monkeypatch.setattr(cache_mod, "_update", lambda h, t: hashed.append(t.numel()) or h.update(t.detach().numpy().tobytes()))
+    nn.Linear(2, 2)  # a head built elsewhere registers parameters: no re-hash of the encoder
+    assert cache.key(b, x) == base and hashed == [x.numel()]
+    original = b.conv.weight.detach().clone()
+    b.conv.weight = nn.Parameter(original + 1)  # replaced, not updated in place
+    assert cache.key(b, x) != base
+    b.conv.weight.data = original  # storage swapped under the same Parameter, back to the original values
+    assert cache.key(b, x) == base
+
+
 def test_train_mode_bypasses_cache(tmp_path):
     method = cached_method(tmp_path)
     method.backbone.train()

@@ -81,7 +81,7 @@ from benchmark.registry import METHODS
 from methods.base import Method
 
 
-@METHODS.register("halfdim")
+@METHODS.register("cli_halfdim")
 class HalfDim(Method):
     """Keeps the first half of the channels (a plugin defined outside the package)."""
     default_config = {"batch_size": 8}
@@ -95,11 +95,11 @@ class HalfDim(Method):
 def test_plugin_method_runs_without_package_edit(real_clips, tmp_path, capsys):
     plugin = tmp_path / "my_method.py"
     plugin.write_text(PLUGIN)
-    assert main(["run", "--plugin", str(plugin), "--method", "halfdim", "--backbone", "efficientnet_lite0",
+    assert main(["run", "--plugin", str(plugin), "--method", "cli_halfdim", "--backbone", "efficientnet_lite0",
                  "--tasks", "tradeoff", "--data-root", str(real_clips), "--results", str(tmp_path / "r"), *FAST_TRADEOFF]) == 0
-    rec = json.loads((tmp_path / "r/halfdim/efficientnet_lite0/tradeoff__seed0.json").read_text())
+    rec = json.loads((tmp_path / "r/cli_halfdim/efficientnet_lite0/tradeoff__seed0.json").read_text())
     assert rec["config"]["method"] == {"batch_size": 8}
-    assert "halfdim" in capsys.readouterr().out
+    assert "cli_halfdim" in capsys.readouterr().out
 
 
 def test_missing_weights_exits_2_in_a_real_process(real_clips, tmp_path):
