@@ -18,8 +18,6 @@ SSv2 train → validation.
 """
 from __future__ import annotations
 
-import abc
-
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,8 +27,7 @@ import torch.nn.functional as F
 from benchmark.context import RunContext
 from benchmark.errors import UserError
 from tasks.base import Task, TaskMeta, TaskOutput
-from tasks.data.types import LabelledVideo
-from tasks.video_features import video_embeddings
+from tasks.video_features import load_labelled_split, video_embeddings
 
 
 def top_k(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
@@ -107,13 +104,10 @@ class VideoClassification(Task):
 
     meta: ClassVar[TaskMeta]
 
-    @abc.abstractmethod
-    def load(self, ctx: RunContext) -> tuple[list[LabelledVideo], list[LabelledVideo], list[str]]:
-        """The data set's ``(train, test, class names)``."""
 
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
         cfg = self.config
-        train, test, classes = self.load(ctx)
+        train, test, classes = load_labelled_split(self.meta.dataset, ctx, cfg)
         if not train or not test:
             raise UserError(f"{self.meta.name}: the split has {len(train)} train and {len(test)} test videos; both must be non-empty")
         xtr = video_embeddings(method, train, cfg, ctx, "train videos")
@@ -134,11 +128,6 @@ class UCF101Classification(VideoClassification):
     meta = TaskMeta(name="ucf101_cls", dataset="ucf101", main_metric="top1",
                     protocol="UCF101 split 1; DINOv2 linear eval (lr sweep) + weighted k-NN (k 10/20, T 0.07)")
 
-    def load(self, ctx: RunContext):
-        from tasks.data.ucf101 import load_ucf101
-
-        return load_ucf101(ctx.dataset_path("ucf101"), int(self.config["split"]))
-
 
 class HMDB51Classification(VideoClassification):
     """HMDB51 linear probe + k-NN, top-1."""
@@ -146,19 +135,9 @@ class HMDB51Classification(VideoClassification):
     meta = TaskMeta(name="hmdb51_cls", dataset="hmdb51", main_metric="top1",
                     protocol="HMDB51 split 1; DINOv2 linear eval (lr sweep) + weighted k-NN (k 10/20, T 0.07)")
 
-    def load(self, ctx: RunContext):
-        from tasks.data.hmdb51 import load_hmdb51
-
-        return load_hmdb51(ctx.dataset_path("hmdb51"), int(self.config["split"]))
-
 
 class SSv2Classification(VideoClassification):
     """Something-Something v2 linear probe + k-NN, top-1."""
 
     meta = TaskMeta(name="ssv2_cls", dataset="ssv2", main_metric="top1",
                     protocol="SSv2 train → validation; DINOv2 linear eval (lr sweep) + weighted k-NN (k 10/20, T 0.07)")
-
-    def load(self, ctx: RunContext):
-        from tasks.data.ssv2 import load_ssv2
-
-        return load_ssv2(ctx.dataset_path("ssv2"))

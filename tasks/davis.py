@@ -9,7 +9,6 @@ in the DAVIS result layout (``<seq>/<frame>.png``), which ``bench score davis`` 
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +24,7 @@ from tasks.data.davis import DavisSequence, load_davis, write_mask
 from tasks.metrics.davis import BOUND_TH, ObjectScore, evaluate_sequence, global_metrics
 from tasks.propagation import (
     PropagationConfig,
+    dense_output,
     grid_to_labels,
     labels_to_grid,
     propagate,
@@ -113,22 +113,6 @@ class Davis(Task):
                 yield seq.name, gt, pred
 
         metrics, table = score_sequences(items(), bound_th)
-        ctx.work_dir.mkdir(parents=True, exist_ok=True)
-        table_path = ctx.work_dir / f"davis_per-sequence_results-{split}.csv"
-        table.to_csv(table_path, index=False)
-        artifacts = {"per_sequence": str(table_path)}
-        if pred_dir is not None:
-            artifacts["predictions"] = str(pred_dir)
-        return TaskOutput(
-            metrics=metrics,
-            artifacts=artifacts,
-            details={
-                "preset": self.config.get("preset"),
-                "propagation": dataclasses.asdict(cfg),
-                "input_size": rule,
-                "split": split,
-                "bound_th": bound_th,
-                "sequences": len(sequences),
-                "objects": len(table),
-            },
-        )
+        return dense_output(self.config, cfg, rule, ctx.work_dir, metrics,
+                            {"per_sequence": (table, f"davis_per-sequence_results-{split}.csv")}, pred_dir,
+                            split=split, bound_th=bound_th, sequences=len(sequences), objects=len(table))

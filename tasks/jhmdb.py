@@ -10,7 +10,6 @@ there). ``save_predictions`` writes ``<action>/<video>.npy`` arrays ``(T, 15, 2)
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from tasks.metrics.pck import (
 from tasks.propagation import (
     PropagationConfig,
     decode_keypoints,
+    dense_output,
     keypoint_heatmaps,
     propagate,
     resolve,
@@ -101,24 +101,9 @@ class JHMDB(Task):
                 yield video.name, video.keypoints, pred
 
         metrics, table, degenerate = score_videos(items())
-        ctx.work_dir.mkdir(parents=True, exist_ok=True)
-        table_path = ctx.work_dir / f"jhmdb_per-video_results-split{split}.csv"
-        table.to_csv(table_path, index=False)
-        artifacts = {"per_video": str(table_path)}
-        if pred_dir is not None:
-            artifacts["predictions"] = str(pred_dir)
-        return TaskOutput(
-            metrics=metrics,
-            artifacts=artifacts,
-            details={
-                "preset": self.config.get("preset"),
-                "propagation": dataclasses.asdict(cfg),
-                "input_size": rule,
-                "split": split,
-                "videos": len(videos),
-                "degenerate_frames": degenerate,
-            },
-        )
+        return dense_output(self.config, cfg, rule, ctx.work_dir, metrics,
+                            {"per_video": (table, f"jhmdb_per-video_results-split{split}.csv")}, pred_dir,
+                            split=split, videos=len(videos), degenerate_frames=degenerate)
 
 
 def save_pose(path: Path, pose: np.ndarray) -> None:

@@ -482,3 +482,22 @@ def video_features(method: Any, frames: np.ndarray, rule: list) -> torch.Tensor:
     if feats.ndim != 4 or feats.shape[0] != len(frames):
         raise ValueError(f"frame_features must return (T, h, w, C) for {len(frames)} frames, got {tuple(feats.shape)}")
     return feats
+
+
+def dense_output(config: dict[str, Any], engine: PropagationConfig, rule: list, work_dir: Any,
+                 metrics: dict[str, float], tables: dict[str, tuple[Any, str]], pred_dir: Any,
+                 **details: Any) -> Any:
+    """The :class:`~tasks.base.TaskOutput` of a dense task: its tables written as CSV artifacts in
+    ``work_dir``, saved predictions, and the preset, engine constants and resolution in ``details``."""
+    from tasks.base import TaskOutput
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    artifacts = {}
+    for key, (table, name) in tables.items():
+        table.to_csv(work_dir / name, index=False)
+        artifacts[key] = str(work_dir / name)
+    if pred_dir is not None:
+        artifacts["predictions"] = str(pred_dir)
+    info = {"preset": config.get("preset"), "propagation": dataclasses.asdict(engine), "input_size": rule, **details}
+    return TaskOutput(metrics=metrics, artifacts=artifacts, details=info)
+

@@ -9,7 +9,6 @@ its clips' embeddings (VCOP samples 10 clips of 16 frames per video), from the s
 """
 from __future__ import annotations
 
-import abc
 from typing import Any
 
 import torch
@@ -17,21 +16,17 @@ import torch
 from benchmark.context import RunContext
 from benchmark.errors import UserError
 from tasks.base import Task, TaskMeta, TaskOutput
-from tasks.data.types import LabelledVideo
 from tasks.metrics.retrieval import recall_at_k
-from tasks.video_features import video_embeddings
+from tasks.video_features import load_labelled_split, video_embeddings
 
 
 class VideoRetrieval(Task):
     """Test videos as queries against train videos, Recall@k."""
 
-    @abc.abstractmethod
-    def load(self, ctx: RunContext) -> tuple[list[LabelledVideo], list[LabelledVideo], list[str]]:
-        """The data set's ``(train, test, class names)``."""
 
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
         cfg = self.config
-        train, test, classes = self.load(ctx)
+        train, test, classes = load_labelled_split(self.meta.dataset, ctx, cfg)
         if not train or not test:
             raise UserError(f"{self.meta.name}: the split has {len(train)} train and {len(test)} test videos; both must be non-empty")
         gallery = video_embeddings(method, train, cfg, ctx, "gallery (train) videos")
@@ -48,19 +43,9 @@ class UCF101Retrieval(VideoRetrieval):
     meta = TaskMeta(name="ucf101_retrieval", dataset="ucf101", main_metric="R@1",
                     protocol="UCF101 split 1, test → train cosine NN retrieval (Xu et al., CVPR 2019)")
 
-    def load(self, ctx: RunContext):
-        from tasks.data.ucf101 import load_ucf101
-
-        return load_ucf101(ctx.dataset_path("ucf101"), int(self.config["split"]))
-
 
 class HMDB51Retrieval(VideoRetrieval):
     """HMDB51 video retrieval, Recall@1/5/10/20."""
 
     meta = TaskMeta(name="hmdb51_retrieval", dataset="hmdb51", main_metric="R@1",
                     protocol="HMDB51 split 1, test → train cosine NN retrieval (Xu et al., CVPR 2019)")
-
-    def load(self, ctx: RunContext):
-        from tasks.data.hmdb51 import load_hmdb51
-
-        return load_hmdb51(ctx.dataset_path("hmdb51"), int(self.config["split"]))

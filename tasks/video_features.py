@@ -9,7 +9,8 @@ embedded with ``method.video_embedding`` and averaged over clips (multi-clip tes
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,3 +68,26 @@ def video_embeddings(method: Any, videos: Sequence[LabelledVideo], cfg: dict[str
             clips = load_clips(video.path, cfg)
             out.append(torch.stack([method.video_embedding(c).float().cpu() for c in clips]).mean(0))
     return torch.stack(out)
+
+
+def load_labelled_split(dataset: str, ctx: RunContext, config: dict[str, Any]
+                        ) -> tuple[list[LabelledVideo], list[LabelledVideo], list[str]]:
+    """``(train, evaluation videos, class names)`` of a labelled video data set, read by its own reader.
+
+    UCF101 and HMDB51 use the split in ``config["split"]``; SSv2 has one train → validation split.
+    """
+    root = ctx.dataset_path(dataset)
+    if dataset == "ucf101":
+        from tasks.data.ucf101 import load_ucf101
+
+        return load_ucf101(root, int(config["split"]))
+    if dataset == "hmdb51":
+        from tasks.data.hmdb51 import load_hmdb51
+
+        return load_hmdb51(root, int(config["split"]))
+    if dataset == "ssv2":
+        from tasks.data.ssv2 import load_ssv2
+
+        return load_ssv2(root)
+    raise UserError(f"no labelled-video reader for data set {dataset!r}: use ucf101, hmdb51 or ssv2")
+

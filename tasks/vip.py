@@ -11,7 +11,6 @@ unless ``score_reference_frame`` is true, so the score measures propagation only
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,6 +33,7 @@ from tasks.data.vip import (
 from tasks.metrics.vip import confusion, per_class_iou, scores
 from tasks.propagation import (
     PropagationConfig,
+    dense_output,
     grid_to_labels,
     labels_to_grid,
     propagate,
@@ -112,23 +112,8 @@ class VIP(Task):
                 yield video.name, [(read_parts(video.labels[t]), preds[t]) for t in scored]
 
         metrics, per_video, per_class = score_videos(items())
-        ctx.work_dir.mkdir(parents=True, exist_ok=True)
-        artifacts = {"per_video": str(ctx.work_dir / f"vip_per-video_results-{split}.csv"),
-                     "per_class": str(ctx.work_dir / f"vip_per-class_iou-{split}.csv")}
-        per_video.to_csv(artifacts["per_video"], index=False)
-        per_class.to_csv(artifacts["per_class"], index=False)
-        if pred_dir is not None:
-            artifacts["predictions"] = str(pred_dir)
-        return TaskOutput(
-            metrics=metrics,
-            artifacts=artifacts,
-            details={
-                "preset": self.config.get("preset"),
-                "propagation": dataclasses.asdict(cfg),
-                "input_size": rule,
-                "split": split,
-                "score_reference_frame": with_ref,
-                "videos": len(videos),
-                "scored_frames": int(per_video["frames"].sum()),
-            },
-        )
+        return dense_output(self.config, cfg, rule, ctx.work_dir, metrics,
+                            {"per_video": (per_video, f"vip_per-video_results-{split}.csv"),
+                             "per_class": (per_class, f"vip_per-class_iou-{split}.csv")}, pred_dir,
+                            split=split, score_reference_frame=with_ref, videos=len(videos),
+                            scored_frames=int(per_video["frames"].sum()))
