@@ -147,7 +147,7 @@ def _submit(args: argparse.Namespace, fields: dict[str, Any], specs: list, metho
     cfg = sweep.executor_config(args.executor, Path(args.executor_config) if getattr(args, "executor_config", None) else None)
     report = sweep.run(planned, args.executor, Path(args.results) / "jobs", cfg, getattr(args, "max_parallel", None),
                        progress=not args.no_progress)
-    print(f"sweep: {report.jobs} jobs submitted, {report.written} results written, {len(report.failures)} jobs failed"
+    print(f"sweep: {report.jobs} jobs submitted, {report.written} results written, {len(report.failures)} failed (job or task)"
           + (" (rerun the same command to retry them)" if report.failures else ""), file=sys.stderr)
     try:
         print(render(Path(args.results), "markdown", fields["tasks"], methods=methods, backbones=backbones))

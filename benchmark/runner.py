@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -145,8 +146,11 @@ class BenchJob:
     """A picklable callable: run one (method, backbone, seed) over its missing tasks.
 
     Returns a list of ``(task, status, path_or_message)``; a user error becomes one ``error`` entry so
-    the parent process can print it as one line whatever executor ran the job.
+    the parent process can print it as one line whatever executor ran the job. With ``keep_going`` a
+    task that raises becomes a ``failed`` entry carrying its traceback, and the next task runs.
     """
+
+    keep_going = False  # inline runs stop at the first error; sweeps (LockedJob) record it per task and go on
 
     def __init__(self, spec: RunSpec):
         self.spec = spec
@@ -203,7 +207,13 @@ class BenchJob:
             started = datetime.now(timezone.utc)
             t0 = time.time()
             cache_before = replace(method.feature_cache.stats) if method.feature_cache else None
-            out = task.evaluate(method, replace(ctx, work_dir=work_dir / name))
+            try:
+                out = task.evaluate(method, replace(ctx, work_dir=work_dir / name))
+            except Exception:  # in a sweep one task's failure must not cost the job's other tasks
+                if not self.keep_going:
+                    raise
+                done.append((name, "failed", traceback.format_exc()))
+                continue
             eval_s = time.time() - t0
             if cache_before is not None:
                 out.details["feature_cache"] = method.feature_cache.stats.since(cache_before)

@@ -119,7 +119,10 @@ def describe(planned: list[Planned]) -> str:
 
 
 class LockedJob(BenchJob):
-    """:class:`BenchJob` run under the job's exclusive lock (see the module docstring)."""
+    """:class:`BenchJob` run under the job's exclusive lock (see the module docstring); a failing task is
+    recorded and the job's other tasks still run."""
+
+    keep_going = True
 
     def __call__(self) -> list[tuple[str, str, str]]:
         path = lock_path(self.spec)
@@ -191,12 +194,12 @@ def failure_record(planned: Planned, task: str, reason: str, trace: str, job: di
     }
 
 
-def record_failure(planned: Planned, reason: str, trace: str, job: dict[str, Any]) -> None:
-    """Write failure records for the job's tasks that are still incomplete (finished ones stay ``ok``)."""
+def record_failure(planned: Planned, reason: str, trace: str, job: dict[str, Any], tasks: list[str] | None = None) -> None:
+    """Write failure records for ``tasks``, by default the job's tasks still incomplete (finished ones stay ``ok``)."""
     from benchmark.results import result_path, write_json_atomic
 
     spec = planned.spec
-    for task in pending_tasks(spec, resolve(spec)):
+    for task in tasks if tasks is not None else pending_tasks(spec, resolve(spec)):
         write_json_atomic(result_path(spec.results, spec.method, spec.backbone, task, spec.seed),
                           failure_record(planned, task, reason, trace, job))
 
@@ -252,6 +255,12 @@ def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any]
                 error = errors[0]
             else:
                 report.written += sum(state == "ok" for _, state, _ in outcome)
+                for task, state, trace in outcome:
+                    if state == "failed":  # one task failed, the job's others ran: record just that task
+                        reason = reason_of(trace)
+                        record_failure(run_.planned, reason, trace, run_.info(executor), tasks=[task])
+                        report.failures[f"{key}, task {task}"] = reason
+                        bar.write(f"  FAILED {key}, task {task}: {reason}", file=sys.stderr)
         if error is not None:
             reason = reason_of(error)
             record_failure(run_.planned, reason, error, run_.info(executor))

@@ -105,7 +105,7 @@ def test_local_sweep_completes_and_rerun_submits_nothing(clips, plugin, tmp_path
     recs = records(res)
     assert set(recs) == expected_paths(res, ["frozen", "halfdim", "smooth"])
     assert all(r["status"] == "ok" for r in recs.values())
-    assert "sweep: 6 jobs submitted, 6 results written, 0 jobs failed" in err
+    assert "sweep: 6 jobs submitted, 6 results written, 0 failed (job or task)" in err
     # the halfdim override reached only halfdim's jobs, and each trained exactly once
     assert sorted(log.read_text().splitlines()) == ["efficientnet_lite0 0", "vit_tiny_random 0"]
     assert recs[result_path(res, "frozen", "efficientnet_lite0", "tradeoff", 0)]["config"]["method"] == {}
@@ -117,7 +117,7 @@ def test_local_sweep_completes_and_rerun_submits_nothing(clips, plugin, tmp_path
     assert "6 jobs in the grid, 0 to submit; 0 task evaluations to run (0 retries of failures), 6 results already present" \
         in capsys.readouterr().out
     assert main(args) == 0
-    assert "sweep: 0 jobs submitted, 0 results written, 0 jobs failed" in capsys.readouterr().err
+    assert "sweep: 0 jobs submitted, 0 results written, 0 failed (job or task)" in capsys.readouterr().err
     assert {p: p.stat().st_mtime_ns for p in records(res)} == mtimes
     assert len(log.read_text().splitlines()) == 2
 
@@ -159,7 +159,7 @@ def test_failed_job_is_recorded_and_only_failures_are_retried(clips, plugin, tmp
                       backbones="efficientnet_lite0")
     assert main(args) == 1
     out, err = capsys.readouterr()
-    assert "FAILED smooth x efficientnet_lite0 (seed 0): RuntimeError: smooth was told to fail" in err
+    assert "FAILED smooth x efficientnet_lite0 (seed 0), task tradeoff: RuntimeError: smooth was told to fail" in err
     failed = read_result(result_path(res, "smooth", "efficientnet_lite0", "tradeoff", 0))
     assert failed["status"] == "failed" and "Traceback" in failed["traceback"] and "frame_features" in failed["traceback"]
     assert failed["error"] == "RuntimeError: smooth was told to fail"
@@ -178,9 +178,39 @@ def test_failed_job_is_recorded_and_only_failures_are_retried(clips, plugin, tmp
     before = frozen.stat().st_mtime_ns
     flag.unlink()
     assert main(args) == 0
-    assert "sweep: 1 jobs submitted, 1 results written, 0 jobs failed" in capsys.readouterr().err
+    assert "sweep: 1 jobs submitted, 1 results written, 0 failed (job or task)" in capsys.readouterr().err
     assert read_result(result_path(res, "smooth", "efficientnet_lite0", "tradeoff", 0))["status"] == "ok"
     assert frozen.stat().st_mtime_ns == before
+
+
+BOOM = '''
+from benchmark.registry import TASKS
+from tasks.base import Task, TaskMeta
+
+
+@TASKS.register("boom")
+class Boom(Task):
+    """A task that always fails."""
+    meta = TaskMeta(name="boom", dataset="", main_metric="x", needs_labels=False)
+
+    def evaluate(self, method, ctx):
+        raise RuntimeError("boom always fails")
+'''
+
+
+def test_a_failing_task_costs_only_itself(clips, plugin, tmp_path, capsys):
+    """One job runs [boom, tradeoff]: boom's failure is recorded, tradeoff still runs in the same job."""
+    boom = tmp_path / "boom_task.py"
+    boom.write_text(BOOM)
+    res = tmp_path / "res"
+    args = sweep_args(clips, res, plugin, "frozen", "--executor", "inline", "--plugin", str(boom),
+                      backbones="efficientnet_lite0")
+    args[args.index("--tasks") + 1] = "boom,tradeoff"
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "FAILED frozen x efficientnet_lite0 (seed 0), task boom: RuntimeError: boom always fails" in err
+    assert read_result(result_path(res, "frozen", "efficientnet_lite0", "boom", 0))["status"] == "failed"
+    assert read_result(result_path(res, "frozen", "efficientnet_lite0", "tradeoff", 0))["status"] == "ok"
 
 
 def test_grid_sends_method_overrides_only_to_their_jobs():
