@@ -13,7 +13,8 @@ averaging), computed once per video and cached in memory, then:
   similarity, the k nearest training videos vote with weight ``exp(sim / T)``, k ∈ {10, 20},
   T = 0.07.
 
-Top-1/top-5 are mmaction2's ``top_k_accuracy``. Splits: UCF101 / HMDB51 split 1 (train → test),
+``mode: finetune`` instead fine-tunes a copy of the encoder end to end on the labels
+(:mod:`tasks.supervised_finetune`). Top-1/top-5 are mmaction2's ``top_k_accuracy``. Splits: UCF101 / HMDB51 split 1 (train → test),
 SSv2 train → validation.
 """
 from __future__ import annotations
@@ -110,6 +111,16 @@ class VideoClassification(Task):
         train, test, classes = load_labelled_split(self.meta.dataset, ctx, cfg)
         if not train or not test:
             raise UserError(f"{self.meta.name}: the split has {len(train)} train and {len(test)} test videos; both must be non-empty")
+        if cfg["mode"] == "finetune":
+            from tasks.supervised_finetune import finetune_classify
+
+            logits, record = finetune_classify(method, train, test, len(classes), cfg, ctx)
+            yte = torch.tensor([v.label for v in test])
+            details = {"mode": "finetune", "num_train": len(train), "num_test": len(test),
+                       "num_classes": len(classes), "finetune": record}
+            return TaskOutput(metrics=top_k(logits, yte), details=details)
+        if cfg["mode"] != "probe":
+            raise UserError(f"{self.meta.name}.mode must be probe or finetune, got {cfg['mode']!r}")
         xtr = video_embeddings(method, train, cfg, ctx, "train videos")
         xte = video_embeddings(method, test, cfg, ctx, "test videos")
         ytr = torch.tensor([v.label for v in train])
