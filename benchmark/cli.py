@@ -7,21 +7,16 @@ one line on stderr and exit code 2 (:class:`benchmark.errors.UserError`).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from benchmark.data import cache_root
 from benchmark.errors import EXIT_USER_ERROR, UserError
 
 
 def _csv(text: str | None) -> list[str]:
     return [t.strip() for t in (text or "").split(",") if t.strip()]
-
-
-def cache_root() -> Path:
-    """Folder for generated data and other caches (``$I2V_BENCH_CACHE`` or ``~/.cache/i2v-bench``)."""
-    return Path(os.environ.get("I2V_BENCH_CACHE", Path.home() / ".cache" / "i2v-bench"))
 
 
 def _overrides(args: argparse.Namespace, suite: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -83,7 +78,7 @@ def _spec_fields(args: argparse.Namespace) -> tuple[dict[str, Any], list[int]]:
         raise UserError(f"cannot write results under {args.results} ({problem}): choose a writable --results folder")
     data_root = Path(args.data_root) if args.data_root else None
     if data_root is None and suite.get("data") == "toy":
-        from tasks.data.toy import generate
+        from benchmark.data.toy import generate
 
         data_root = generate(cache_root() / "toy" / f"{suite.get('toy_size', 'small')}-seed0", 0, suite.get("toy_size", "small"))
     if data_root is not None and not data_root.is_dir():
@@ -217,7 +212,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from tasks.data.toy import generate
+    from benchmark.data.toy import generate
 
     out = generate(Path(args.out), seed=args.seed, size=args.size)
     print(f"toy suite written to {out}")

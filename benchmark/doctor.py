@@ -93,7 +93,7 @@ def _pyav_frame(path: str) -> tuple[int, int]:
 def check_decoders() -> list[Check]:
     clip = sample_clip()
     return [
-        # PyAV first: both bundle FFmpeg and PyAV must load its copy first (tasks/data/video.py)
+        # PyAV first: both bundle FFmpeg and PyAV must load its copy first (benchmark/data/video.py)
         _decode_with("av", _pyav_frame, clip, "pip install av (PyAV: the fallback that reads every format)", True),
         _decode_with("decord", _decord_frame, clip,
                      "pip install decord (faster reading; PyAV is used without it)", False),

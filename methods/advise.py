@@ -55,9 +55,8 @@ from benchmark.context import RunContext
 from benchmark.errors import UserError
 from methods.base import Method
 from methods.training import StepOutput, Trainer, checkpoint_folder, derived_seed, epoch_batches
-from tasks.data.sampling import rate_clip
-from tasks.data.video import read_video, to_tensor, video_length
-from tasks.video_features import centre_crop
+from benchmark.data.sampling import rate_clip
+from benchmark.data.video import centre_crop, read_video, to_tensor, video_length
 
 TMM_TYPES = ("resnet3d", "conv3d", "transformer")
 
@@ -271,7 +270,7 @@ class AdViSe(Method):
 
     def fit(self, ctx: RunContext) -> dict[str, Any]:
         """Train the TMM and rate head by playback-rate perception on ``ctx.train_data`` (or reuse a checkpoint)."""
-        from tasks.data.kinetics import list_train_videos
+        from benchmark.data.kinetics import list_train_videos
 
         if ctx.train_data is None:
             raise UserError("advise trains on unlabelled videos: pass --train-data DIR (or --suite toy)")

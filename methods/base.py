@@ -26,6 +26,7 @@ class Method(abc.ABC):
 
     Attributes:
         name: registry name, set by subclasses.
+        version: integer identity of the method's code; part of every result's identity.
         trains: whether ``fit`` trains parameters (shown in tables' cost columns).
         default_config: defaults for plugin methods without a YAML file in ``configs/methods``.
         feature_cache: the shared frozen-token cache :meth:`encode_frames` reads and fills; the runner
@@ -33,6 +34,7 @@ class Method(abc.ABC):
     """
 
     name: ClassVar[str] = ""
+    version: ClassVar[int] = 1  # bump when training or feature code changes: older records become stale
     trains: ClassVar[bool] = False
     default_config: ClassVar[dict[str, Any]] = {}
     feature_cache: FeatureCache | None = None

@@ -57,9 +57,9 @@ from methods.training import (
     derived_seed,
     epoch_batches,
 )
-from tasks.data.kinetics import list_train_videos
-from tasks.data.sampling import frame_pair_with_previous
-from tasks.data.video import read_video, to_tensor, video_length
+from benchmark.data.kinetics import list_train_videos
+from benchmark.data.sampling import frame_pair_with_previous
+from benchmark.data.video import read_video, to_tensor, video_length
 
 log = logging.getLogger(__name__)
 FUSION_NETS = ("linear", "mlp2", "mlp3")  # main_pretrain.py --fusion_net choices
@@ -150,7 +150,7 @@ def byol_crop_params(height: int, width: int, scale: Sequence[float], ratio: Seq
 class FramePairs(Dataset):
     """Training samples: frames ``(t, t + gap)`` of one video with a shared crop and flip, ``(2,3,S,S)``.
 
-    Indices: :func:`tasks.data.sampling.frame_pair_with_previous` (the authors'
+    Indices: :func:`benchmark.data.sampling.frame_pair_with_previous` (the authors'
     ``sample_two_frames_tuple``, which ``--use_adapter`` selects; ``forward_adapter`` reads only its
     "current" frames t and t + gap). Both frames are squashed to ``pre_resize``² (``TRANSFORM``), then
     share one BYOL-style crop resized bicubically to ``input_size`` and one flip.

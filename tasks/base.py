@@ -24,6 +24,9 @@ class TaskMeta:
         higher_is_better: direction of ``main_metric``.
         protocol: the published protocol followed, cited.
         needs_labels: False for diagnostics that run on any folder of videos.
+        sample_unit: what one per-sample score is about ("sequence", "video", "query"), named in
+            tables and in :mod:`benchmark.stats`' messages.
+        sample_metric: the per-sample column paired statistics compare; "" means ``main_metric``.
     """
 
     name: str
@@ -32,21 +35,31 @@ class TaskMeta:
     higher_is_better: bool = True
     protocol: str = ""
     needs_labels: bool = True
+    sample_unit: str = "video"
+    sample_metric: str = ""
 
 
 @dataclass
 class TaskOutput:
-    """What ``evaluate`` returns: scalar metrics plus paths of files it wrote."""
+    """What ``evaluate`` returns: scalar metrics, per-sample scores and paths of files it wrote.
+
+    ``samples`` is column-oriented so it stays compact in JSON: ``"id"`` holds the sample ids (DAVIS
+    sequence names, video paths relative to the data set, query ids) and every other key one value per
+    id, in the same order (e.g. ``{"id": [...], "J&F": [...], "J": [...], "F": [...]}``). The column
+    named by ``meta.sample_metric`` (else ``meta.main_metric``) is what paired statistics compare.
+    """
 
     metrics: dict[str, float]
     artifacts: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    samples: dict[str, list] = field(default_factory=dict)
 
 
 class Task(abc.ABC):
     """Base class of every evaluation task."""
 
     meta: ClassVar[TaskMeta]
+    version: ClassVar[int] = 1  # bump when the protocol or metric code changes: older records become stale
     default_config: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, config: dict[str, Any]):

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from benchmark.context import RunContext
 from benchmark.errors import UserError
 from tasks.base import Task, TaskMeta, TaskOutput
-from tasks.data.davis import DavisSequence, load_davis, write_mask
+from benchmark.data.davis import DavisSequence, load_davis, write_mask
 from tasks.metrics.davis import BOUND_TH, ObjectScore, evaluate_sequence, global_metrics
 from tasks.propagation import (
     PropagationConfig,

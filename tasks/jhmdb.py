@@ -22,8 +22,8 @@ from tqdm import tqdm
 from benchmark.context import RunContext
 from benchmark.errors import UserError
 from tasks.base import Task, TaskMeta, TaskOutput
-from tasks.data.davis import read_frame
-from tasks.data.jhmdb import load_jhmdb
+from benchmark.data.davis import read_frame
+from benchmark.data.jhmdb import load_jhmdb
 from tasks.metrics.pck import (
     THRESHOLDS,
     grid_to_pixels,

@@ -22,10 +22,9 @@ from benchmark.context import RunContext
 from benchmark.errors import UserError
 from tasks.base import Task, TaskMeta, TaskOutput
 from tasks.classification import train_linear_classifiers
-from tasks.data.types import LocalisationVideo
-from tasks.data.video import read_video, to_tensor
+from benchmark.data.types import LocalisationVideo
+from benchmark.data.video import centre_crop, read_video, to_tensor
 from tasks.metrics.localisation import Detection, map_at_tiou, segments_from_scores
-from tasks.video_features import centre_crop
 
 
 def frame_labels(video: LocalisationVideo, frames: np.ndarray, background: int) -> torch.Tensor:
@@ -69,7 +68,7 @@ class ThumosLocalisation(Task):
         return out
 
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
-        from tasks.data.thumos import load_thumos
+        from benchmark.data.thumos import load_thumos
 
         cfg = self.config
         root = ctx.dataset_path("thumos")

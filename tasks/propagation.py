@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.errors import UserError
-from tasks.data.video import to_tensor
+from benchmark.data.video import to_tensor
 
 MASKED = -1e10  # CRW/T-CORE add this to out-of-radius affinities before top-k (``D[D==0] = -1e10``)
 

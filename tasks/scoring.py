@@ -24,7 +24,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from benchmark.errors import UserError
-from tasks.data.davis import read_mask
+from benchmark.data.davis import read_mask
 
 SPLITS = {"davis": "val", "vip": "val", "jhmdb": "split1"}
 
@@ -36,7 +36,7 @@ def _prediction(path: Path, what: str) -> Path:
 
 
 def _davis(data_root: Path, predictions: Path) -> tuple[dict[str, float], pd.DataFrame]:
-    from tasks.data.davis import load_davis
+    from benchmark.data.davis import load_davis
     from tasks.davis import scorable, score_sequences
     from tasks.metrics.davis import BOUND_TH
 
@@ -52,7 +52,7 @@ def _davis(data_root: Path, predictions: Path) -> tuple[dict[str, float], pd.Dat
 
 
 def _vip(data_root: Path, predictions: Path) -> tuple[dict[str, float], pd.DataFrame]:
-    from tasks.data.vip import load_vip, read_parts
+    from benchmark.data.vip import load_vip, read_parts
     from tasks.vip import score_videos
 
     def items():
@@ -69,7 +69,7 @@ def _vip(data_root: Path, predictions: Path) -> tuple[dict[str, float], pd.DataF
 
 
 def _jhmdb(data_root: Path, predictions: Path) -> tuple[dict[str, float], pd.DataFrame]:
-    from tasks.data.jhmdb import load_jhmdb
+    from benchmark.data.jhmdb import load_jhmdb
     from tasks.jhmdb import score_videos
 
     def items():

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from benchmark.context import RunContext
 from benchmark.errors import UserError
-from tasks.data.types import LabelledVideo
+from benchmark.data.types import LabelledVideo
 from tasks.video_features import load_clips
 
 

@@ -27,7 +27,7 @@ from tqdm import tqdm
 from benchmark.context import RunContext
 from benchmark.errors import UserError
 from tasks.base import Task, TaskMeta, TaskOutput
-from tasks.data.video import list_videos, read_video, to_tensor, video_length
+from benchmark.data.video import list_videos, read_video, to_tensor, video_length
 
 EPS = 1e-6
 

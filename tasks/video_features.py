@@ -2,7 +2,7 @@
 
 Retrieval and classification both need "the feature of this video": ``num_clips`` clips of
 ``num_frames`` frames ``stride`` apart, spread evenly over the video (mmaction2's test-mode
-``SampleFrames`` through :func:`tasks.data.sampling.clip_indices`), each resized on its short side
+``SampleFrames`` through :func:`benchmark.data.sampling.clip_indices`), each resized on its short side
 and centre-cropped (mmaction2's test pipeline ``Resize(-1, short_side)`` → ``CenterCrop(crop)``),
 embedded with ``method.video_embedding`` and averaged over clips (multi-clip test-time averaging;
 ``num_clips: 1`` is the single centre clip). Frames are decoded once per video for all clips.
@@ -17,18 +17,13 @@ import torch
 
 from benchmark.context import RunContext
 from benchmark.errors import UserError
-from tasks.data.sampling import clip_indices
-from tasks.data.types import LabelledVideo
-from tasks.data.video import read_video, to_tensor, video_length
+from benchmark.data.sampling import clip_indices
+from benchmark.data.types import LabelledVideo
+from benchmark.data.video import centre_crop, read_video, to_tensor, video_length
 
 SAMPLING_KEYS = ("num_frames", "stride", "num_clips", "short_side", "crop")
 
 
-def centre_crop(frames: torch.Tensor, size: int) -> torch.Tensor:
-    """Centre ``size``×``size`` crop of ``(T,3,H,W)`` frames (the whole side where it is smaller)."""
-    h, w = frames.shape[-2:]
-    top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
-    return frames[..., top : top + size, left : left + size]
 
 
 def load_clips(path: Any, cfg: dict[str, Any]) -> torch.Tensor:
@@ -78,15 +73,15 @@ def load_labelled_split(dataset: str, ctx: RunContext, config: dict[str, Any]
     """
     root = ctx.dataset_path(dataset)
     if dataset == "ucf101":
-        from tasks.data.ucf101 import load_ucf101
+        from benchmark.data.ucf101 import load_ucf101
 
         return load_ucf101(root, int(config["split"]))
     if dataset == "hmdb51":
-        from tasks.data.hmdb51 import load_hmdb51
+        from benchmark.data.hmdb51 import load_hmdb51
 
         return load_hmdb51(root, int(config["split"]))
     if dataset == "ssv2":
-        from tasks.data.ssv2 import load_ssv2
+        from benchmark.data.ssv2 import load_ssv2
 
         return load_ssv2(root)
     raise UserError(f"no labelled-video reader for data set {dataset!r}: use ucf101, hmdb51 or ssv2")

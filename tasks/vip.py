@@ -22,8 +22,8 @@ from tqdm import tqdm
 from benchmark.context import RunContext
 from benchmark.errors import UserError
 from tasks.base import Task, TaskMeta, TaskOutput
-from tasks.data.davis import read_frame, write_mask
-from tasks.data.vip import (
+from benchmark.data.davis import read_frame, write_mask
+from benchmark.data.vip import (
     IGNORE_LABEL,
     VIP_CLASSES,
     VIP_NUM_CLASSES,

@@ -12,6 +12,6 @@ warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated.*")
 @pytest.fixture(scope="session")
 def toy_root(tmp_path_factory) -> Path:
     """Root of the generated toy suite (all data sets in their real on-disk layouts)."""
-    from tasks.data.toy import generate
+    from benchmark.data.toy import generate
 
     return generate(tmp_path_factory.mktemp("toy"), seed=0, size="small")

@@ -21,7 +21,7 @@ import scipy.io
 from PIL import Image
 
 from benchmark.cli import main
-from tasks.data.davis import write_mask
+from benchmark.data.davis import write_mask
 
 REPO = Path(__file__).resolve().parent.parent
 RUN = ["run", "--method", "frozen", "--backbone", "efficientnet_lite0", "--no-progress"]

@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from tabulate import tabulate
 
-    from benchmark.cli import cache_root
+    from benchmark.data import cache_root
     from benchmark.config import suites
-    from tasks.data.toy import generate
+    from benchmark.data.toy import generate
 
     size = suites()["toy"].get("toy_size", "small")
     toy = generate(cache_root() / "toy" / f"{size}-seed0", 0, size)  # the data `bench run --suite toy` uses

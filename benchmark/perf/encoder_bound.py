@@ -36,8 +36,8 @@ from benchmark.config import defaults, merge
 from benchmark.context import RunContext
 from benchmark.errors import UserError
 from methods.frozen import Frozen
-from tasks.data.davis import load_davis
-from tasks.data.video import to_tensor
+from benchmark.data.davis import load_davis
+from benchmark.data.video import to_tensor
 from tasks.davis import Davis, score_sequences
 from tasks.propagation import input_size, resolve
 
@@ -60,8 +60,8 @@ def _rule(text: str | None) -> list[Any] | None:
 
 def toy_davis(size: str) -> Path:
     """Toy DAVIS of ``size`` under the cache root (generated once, DAVIS only)."""
-    from benchmark.cli import cache_root
-    from tasks.data.toy.dense import generate_dense
+    from benchmark.data import cache_root
+    from benchmark.data.toy.dense import generate_dense
 
     root = cache_root() / "perf" / f"davis-{size}-seed0"
     if not (root / "DAVIS" / "ImageSets" / "2017" / "val.txt").is_file():

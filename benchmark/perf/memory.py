@@ -73,7 +73,7 @@ def _child(method: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _generate_train_data() -> Path:
-    from tasks.data.toy import generate
+    from benchmark.data.toy import generate
 
     root = generate(Path(tempfile.mkdtemp(prefix="mem_toy_")), seed=0, size="small")
     return root / "kinetics"

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from benchmark.errors import UserError
-from tasks.data.davis import DAVIS_PALETTE, load_davis, read_frame, read_mask, write_mask
-from tasks.data.toy.dense import SIZES, generate_dense
+from benchmark.data.davis import DAVIS_PALETTE, load_davis, read_frame, read_mask, write_mask
+from benchmark.data.toy.dense import SIZES, generate_dense
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dense" / "DAVIS"
 

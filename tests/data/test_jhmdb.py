@@ -9,8 +9,8 @@ import pytest
 import scipy.io
 
 from benchmark.errors import UserError
-from tasks.data.jhmdb import JHMDB_JOINTS, load_jhmdb, read_keypoints, read_split
-from tasks.data.toy.dense import JHMDB_ACTIONS, SIZES, generate_dense
+from benchmark.data.jhmdb import JHMDB_JOINTS, load_jhmdb, read_keypoints, read_split
+from benchmark.data.toy.dense import JHMDB_ACTIONS, SIZES, generate_dense
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dense" / "JHMDB"
 TEST_CLIP = "April_09_brush_hair_u_nm_np1_ba_goo_0"

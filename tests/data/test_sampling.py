@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tasks.data.sampling import clip_indices, frame_pair, frame_pair_with_previous, rate_clip
+from benchmark.data.sampling import clip_indices, frame_pair, frame_pair_with_previous, rate_clip
 
 
 def test_uniform_matches_sampleframes_test_mode():

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from benchmark.errors import UserError
-from tasks.data.davis import load_davis
-from tasks.data.jhmdb import load_jhmdb
-from tasks.data.toy.dense import SIZES, figure_poses, generate_dense, render_figure
-from tasks.data.toy.render import (
+from benchmark.data.davis import load_davis
+from benchmark.data.jhmdb import load_jhmdb
+from benchmark.data.toy.dense import SIZES, figure_poses, generate_dense, render_figure
+from benchmark.data.toy.render import (
     PHOTO_NAMES, Sprite, blob_mask, capsule_sprite, paste, pick_photos, smooth_path, texture,
 )
-from tasks.data.vip import load_vip
+from benchmark.data.vip import load_vip
 
 
 def _flat_sprite(h: int, w: int, colour: tuple[float, float, float]) -> Sprite:

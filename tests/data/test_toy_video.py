@@ -9,14 +9,14 @@ import time
 import numpy as np
 import pytest
 
-import tasks.data.toy.dense as toy_dense
-import tasks.data.toy.video as toy_video
-from tasks.data.hmdb51 import load_hmdb51
-from tasks.data.ssv2 import load_ssv2
-from tasks.data.thumos import load_thumos
-from tasks.data.toy import MARKER, generate
-from tasks.data.ucf101 import load_ucf101
-from tasks.data.video import read_video
+import benchmark.data.toy.dense as toy_dense
+import benchmark.data.toy.video as toy_video
+from benchmark.data.hmdb51 import load_hmdb51
+from benchmark.data.ssv2 import load_ssv2
+from benchmark.data.thumos import load_thumos
+from benchmark.data.toy import MARKER, generate
+from benchmark.data.ucf101 import load_ucf101
+from benchmark.data.video import read_video
 
 
 def _grey(path) -> np.ndarray:

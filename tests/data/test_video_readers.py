@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from benchmark.errors import UserError
-from tasks.data.hmdb51 import load_hmdb51
-from tasks.data.kinetics import list_train_videos
-from tasks.data.ssv2 import load_ssv2
-from tasks.data.thumos import load_thumos
-from tasks.data.ucf101 import load_ucf101
-from tasks.data.video import write_video
+from benchmark.data.hmdb51 import load_hmdb51
+from benchmark.data.kinetics import list_train_videos
+from benchmark.data.ssv2 import load_ssv2
+from benchmark.data.thumos import load_thumos
+from benchmark.data.ucf101 import load_ucf101
+from benchmark.data.video import write_video
 
 FIXTURES = Path(__file__).parent / "fixtures" / "video"
 _FRAMES = np.full((6, 16, 16, 3), 90, np.uint8)

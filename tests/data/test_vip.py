@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from benchmark.errors import UserError
-from tasks.data.toy.dense import SIZES, generate_dense
-from tasks.data.vip import VIP_CLASSES, VIP_NUM_CLASSES, load_vip, read_parts
+from benchmark.data.toy.dense import SIZES, generate_dense
+from benchmark.data.vip import VIP_CLASSES, VIP_NUM_CLASSES, load_vip, read_parts
 
 FIXTURE = Path(__file__).parent / "fixtures" / "dense" / "VIP"
 

@@ -1,7 +1,7 @@
 """Fixtures for the training-method tests: a handful of tiny natural-texture videos.
 
 Each video is a window panning over a different scikit-image photo, written as a folder of JPEG
-frames (a layout ``tasks.data.video`` reads directly). Real textures moving coherently give the cycle
+frames (a layout ``benchmark.data.video`` reads directly). Real textures moving coherently give the cycle
 walk something to learn in a few iterations; random pixels would not.
 """
 from __future__ import annotations

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.errors import UserError
-from tasks.data.types import LabelledVideo, check_all_exist, first_existing, read_lines
+from benchmark.data.types import LabelledVideo, check_all_exist, first_existing, read_lines
 
 LAYOUT = ("UCF101 as distributed: ucfTrainTestlist/{classInd,trainlist0K,testlist0K}.txt and "
           "UCF-101/<Class>/v_<Class>_gXX_cYY.avi")

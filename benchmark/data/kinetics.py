@@ -22,8 +22,8 @@ import logging
 from pathlib import Path
 
 from benchmark.errors import UserError
-from tasks.data.types import check_all_exist, read_lines
-from tasks.data.video import is_video_file, walk_videos
+from benchmark.data.types import check_all_exist, read_lines
+from benchmark.data.video import is_video_file, walk_videos
 
 log = logging.getLogger(__name__)
 LAYOUT = ("a folder of videos (or of frame folders), a Kinetics CSV (label,youtube_id,time_start,time_end,split), "

@@ -1,6 +1,6 @@
 """Toy video-level data sets in their real on-disk layouts: UCF101, HMDB51, SSv2, Kinetics, THUMOS, clips.
 
-Every frame is rendered with :mod:`tasks.data.toy.render` (natural-photo textures on sprites and
+Every frame is rendered with :mod:`benchmark.data.toy.render` (natural-photo textures on sprites and
 backgrounds) and encoded as its data set ships: MPEG-4 ``.avi`` for UCF101/HMDB51, VP9 ``.webm`` for
 SSv2, H.264 ``.mp4`` for the rest. What each set is built to measure:
 
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.errors import UserError
-from tasks.data.toy.render import (
+from benchmark.data.toy.render import (
     PHOTO_NAMES,
     Sprite,
     blob_mask,
@@ -41,7 +41,7 @@ from tasks.data.toy.render import (
     texture,
     to_uint8,
 )
-from tasks.data.video import write_video
+from benchmark.data.video import write_video
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ import scipy.io
 from PIL import Image
 
 from benchmark.errors import UserError
-from tasks.data.davis import write_mask
-from tasks.data.jhmdb import JHMDB_JOINTS
-from tasks.data.toy.render import (
+from benchmark.data.davis import write_mask
+from benchmark.data.jhmdb import JHMDB_JOINTS
+from benchmark.data.toy.render import (
     blob_sprite, capsule_sprite, pan, paste, pick_photos, smooth_path, texture, to_uint8,
 )
 

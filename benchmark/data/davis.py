@@ -112,7 +112,7 @@ def _open_indexed(path: Path, require_palette: bool) -> Image.Image:
         im.close()
         raise UserError(
             f"annotation {path} is a {im.mode!r}-mode PNG, not an indexed palette PNG: DAVIS masks store "
-            "object ids as palette indices; re-save it as mode 'P' (tasks.data.davis.write_mask does)"
+            "object ids as palette indices; re-save it as mode 'P' (benchmark.data.davis.write_mask does)"
         )
     if im.mode not in ("P", "L"):
         im.close()

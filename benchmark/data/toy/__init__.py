@@ -1,7 +1,7 @@
 """The toy suite: small, meaningful synthetic data in every benchmark's real on-disk layout.
 
-``generate(out, seed, size)`` writes DAVIS, VIP, JHMDB (:mod:`tasks.data.toy.dense`) and UCF101,
-HMDB51, SSv2, kinetics, THUMOS, clips (:mod:`tasks.data.toy.video`) under ``out``, in the folder names
+``generate(out, seed, size)`` writes DAVIS, VIP, JHMDB (:mod:`benchmark.data.toy.dense`) and UCF101,
+HMDB51, SSv2, kinetics, THUMOS, clips (:mod:`benchmark.data.toy.video`) under ``out``, in the folder names
 of ``configs/datasets.yaml``, so the real readers and metrics run end to end without downloads.
 Generation is deterministic in ``(seed, size)``; a marker written last (``TOY_COMPLETE.json``) makes
 a second call with the same arguments free, and an interrupted or differently-sized run is redone
@@ -29,8 +29,8 @@ def generate(out: Path, seed: int = 0, size: str = "small") -> Path:
     Returns:
         ``out``, the data root to pass as ``--data-root``.
     """
-    from tasks.data.toy.dense import generate_dense
-    from tasks.data.toy.video import SIZES, generate_video
+    from benchmark.data.toy.dense import generate_dense
+    from benchmark.data.toy.video import SIZES, generate_video
 
     if size not in SIZES:
         raise UserError(f"unknown toy size {size!r}: choose one of {', '.join(SIZES)}")

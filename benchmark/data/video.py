@@ -241,3 +241,9 @@ def to_tensor(frames: np.ndarray, size: tuple[int, int] | int | None = None) -> 
     if tuple(x.shape[-2:]) == tuple(size):
         return x
     return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
+
+def centre_crop(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """Centre ``size``×``size`` crop of ``(T,3,H,W)`` frames (the whole side where it is smaller)."""
+    h, w = frames.shape[-2:]
+    top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
+    return frames[..., top : top + size, left : left + size]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import UserError
-from tasks.data.types import LabelledVideo, check_all_exist, read_json
+from benchmark.data.types import LabelledVideo, check_all_exist, read_json
 
 LAYOUT = ("Something-Something v2 as distributed: labels/{labels,train,validation}.json and "
           "20bn-something-something-v2/<id>.webm")

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 
 from benchmark.errors import UserError
-from tasks.data.types import LabelledVideo, first_existing, read_lines
+from benchmark.data.types import LabelledVideo, first_existing, read_lines
 
 SPLIT_DIR = "testTrainMulti_7030_splits"
 LAYOUT = (f"HMDB51 as distributed: {SPLIT_DIR}/<class>_test_split<k>.txt with lines '<video>.avi 1|2|0' "

@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.errors import UserError
-from tasks.data.types import LocalisationVideo, Segment, read_json
-from tasks.data.video import video_fps, video_length, walk_videos
+from benchmark.data.types import LocalisationVideo, Segment, read_json
+from benchmark.data.video import video_fps, video_length, walk_videos
 
 LAYOUT = ("THUMOS-14 in ActivityNet form: annotations/thumos14.json with "
           "database.<video>.{subset, annotations[].segment/label} and the videos <video>.mp4 below the folder")
