@@ -1,0 +1,363 @@
+"""Paired statistics: is the Δ between two methods on the same samples of a task more than noise?
+
+Published transfer gains are a few tenths of a point on a few dozen DAVIS sequences, so a table of
+means cannot say whether a method helps. Every record carries per-sample scores (per sequence, video
+or query); two records of one task are paired by sample id (:func:`align`) and compared here:
+
+- **Δ** = mean(b) − mean(a): the mean over the paired samples of the per-sample difference of the
+  seed-averaged scores.
+- **95 % CI of Δ** by a paired bootstrap over samples (both methods take the same resampled ids,
+  which is the pairing), percentile interval by default; ``ci="bca"`` gives the bias-corrected and
+  accelerated interval (Efron & Tibshirani 1993, ch. 14.3; jackknife of the mean in closed form) for
+  one seed per method. With several seeds per method the seeds of each method are resampled too,
+  crossed with the samples: the two-way ("pigeonhole") bootstrap of Owen (2007, Ann. Appl. Stat.
+  1(2)), reported as ``"hierarchical bootstrap"``, so seed-to-seed variation widens the interval.
+  The seeds of two methods are resampled independently: seed k of one method shares no randomness
+  with seed k of another that a record can vouch for.
+- **p-value** (two-sided) of a named test. ``test="auto"`` (default) takes the sign-flip permutation
+  test on the per-sample differences with one seed per method (exact enumeration when 2^m ≤
+  resamples for the m non-zero differences, else random flips with the (k+1)/(B+1) estimate of
+  Phipson & Smyth 2010, never 0), and with several seeds the bootstrap test read off the same
+  hierarchical bootstrap distribution as the CI (2·min(P*(Δ* ≤ 0), P*(Δ* ≥ 0)), (k+1)/(B+1)):
+  a permutation test of seed-averaged differences ignores seed-to-seed variation, and would call
+  a Δ significant whose interval spans 0. ``"permutation"``, ``"sign"`` (exact sign test,
+  ``scipy.stats.binomtest``, ties dropped) and ``"bootstrap"`` can be named explicitly.
+- **Holm** (1979) step-down adjustment across the comparisons of a table (:func:`adjust`).
+
+The resampling is written out with numpy rather than ``scipy.stats.permutation_test`` (7 s for
+10,000 sign flips of 2,000 samples here; this module takes a fraction of a second, see
+``benchmark/perf/stats.py``) and ``scipy.stats.bootstrap`` (no two-level resampling); the tests check
+both against scipy. Everything is seeded: the same inputs and seed give the same numbers.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+from scipy import special, stats
+
+from benchmark.errors import UserError
+
+RESAMPLES = 10_000
+CONFIDENCE = 0.95
+ALPHA = 0.05
+TESTS = {"permutation": "sign-flip permutation test", "sign": "exact sign test",
+         "bootstrap": "hierarchical bootstrap test"}
+CI_METHODS = ("percentile", "bca")
+_CHUNK_VALUES = 1 << 20  # values drawn per chunk of resamples: ~8 MB of float64 whatever the data size
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    """Δ = mean(b) − mean(a) with its bootstrap CI and a test's p-value (two-sided).
+
+    ``p_adjusted`` equals ``p_value`` until :func:`adjust` applies Holm's correction (``correction``
+    then says so); ``significant`` is ``p_adjusted < alpha``.
+    """
+
+    delta: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    p_adjusted: float
+    test: str
+    method: str  # "paired bootstrap" (one seed per method) or "hierarchical bootstrap" (seeds resampled too)
+    ci_method: str
+    n_samples: int
+    n_seeds_a: int
+    n_seeds_b: int
+    resamples: int
+    confidence: float = CONFIDENCE
+    alpha: float = ALPHA
+    correction: str = "none"
+
+    @property
+    def significant(self) -> bool:
+        return self.p_adjusted < self.alpha
+
+    @property
+    def ci_excludes_zero(self) -> bool:
+        return self.ci_low > 0 or self.ci_high < 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "significant": self.significant, "ci_excludes_zero": self.ci_excludes_zero}
+
+    def describe(self, digits: int = 4) -> str:
+        """One line: Δ, CI, p-value and how they were obtained."""
+        p = f"p = {self.p_value:.{digits}g}"
+        if self.correction != "none":
+            p += f", {self.correction}-adjusted p = {self.p_adjusted:.{digits}g}"
+        verdict = "significant" if self.significant else "not significant"
+        seeds = f"; seeds {self.n_seeds_a} and {self.n_seeds_b}" if self.method == "hierarchical bootstrap" else ""
+        return (f"Δ = {self.delta:+.{digits}f} [{self.confidence:.0%} CI {self.ci_low:+.{digits}f}, {self.ci_high:+.{digits}f}]"
+                f" ({self.method}, {self.resamples} resamples, {self.ci_method} CI, {self.n_samples} samples{seeds}); "
+                f"{p} ({self.test}): {verdict} at α = {self.alpha:g}")
+
+
+def _seed_matrix(x: Any, name: str) -> np.ndarray:
+    """``x`` as a finite (n_seeds, n_samples) float array; a 1-D array is one seed."""
+    m = np.asarray(x, dtype=float)
+    m = m[None] if m.ndim == 1 else m
+    if m.ndim != 2 or m.size == 0:
+        raise ValueError(f"{name} must be (n_samples,) or (n_seeds, n_samples) and non-empty, got shape {np.shape(x)}")
+    if not np.isfinite(m).all():
+        raise ValueError(f"{name} holds non-finite scores")
+    return m
+
+
+def _seed_means(x: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Mean over resampled seeds (rows of ``x``) of each seed's mean over the resampled samples ``idx``."""
+    y = np.stack([row[idx].mean(axis=1) for row in x], axis=1)  # (resamples, seeds)
+    s = x.shape[0]
+    if s == 1:
+        return y[:, 0]
+    counts = (rng.integers(0, s, size=(idx.shape[0], s))[:, :, None] == np.arange(s)).sum(axis=1)
+    return (counts * y).sum(axis=1) / s
+
+
+def bootstrap_deltas(a: np.ndarray, b: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Δ of each of ``resamples`` resamples: sample indices shared by a and b, each method's seeds drawn apart.
+
+    Drawn in chunks of a fixed size so memory stays bounded and the numbers depend only on the seed.
+    With one seed per method the per-sample differences are resampled directly (one gather, not two).
+    """
+    n = a.shape[1]
+    chunk = max(1, _CHUNK_VALUES // n)
+    single = a.shape[0] == b.shape[0] == 1
+    d = b[0] - a[0]
+    out = np.empty(resamples)
+    for start in range(0, resamples, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, resamples - start), n))
+        out[start:start + idx.shape[0]] = d[idx].mean(axis=1) if single else _seed_means(b, idx, rng) - _seed_means(a, idx, rng)
+    return out
+
+
+def _bca(boot: np.ndarray, d: np.ndarray, delta: float, confidence: float) -> tuple[float, float]:
+    """BCa interval (Efron & Tibshirani 1993, eq. 14.9-14.15) for the mean of ``d``."""
+    if np.ptp(boot) == 0:
+        return delta, delta
+    below = np.mean(boot < delta) + 0.5 * np.mean(boot == delta)
+    z0 = special.ndtri(np.clip(below, 0.5 / boot.size, 1 - 0.5 / boot.size))
+    n = d.size
+    u = (d.sum() - d) / (n - 1) if n > 1 else np.zeros(1)  # leave-one-out means
+    u = u.mean() - u
+    ss = float((u ** 2).sum())
+    acc = float((u ** 3).sum()) / (6 * ss ** 1.5) if ss > 0 else 0.0
+    z = special.ndtri(np.array([(1 - confidence) / 2, (1 + confidence) / 2]))
+    q = special.ndtr(z0 + (z0 + z) / (1 - acc * (z0 + z)))
+    lo, hi = np.quantile(boot, q)
+    return float(lo), float(hi)
+
+
+def sign_flip_p(d: np.ndarray, resamples: int, rng: np.random.Generator) -> tuple[float, str]:
+    """Two-sided sign-flip permutation p-value of mean(d) = 0 and how it was computed.
+
+    Zeros cannot change sign, so only the m non-zero differences are flipped: all 2^m sign vectors
+    when that is at most ``resamples`` (exact), else ``resamples`` random ones with (k+1)/(B+1).
+    """
+    d = d[d != 0]
+    m = d.size
+    if m == 0:
+        return 1.0, "exact"
+    observed = abs(d.sum())
+    tol = 1e-9 * np.abs(d).sum()  # the identity flip must count despite rounding in the matrix product
+    if 2 ** m <= resamples:
+        signs = 1 - 2 * ((np.arange(2 ** m)[:, None] >> np.arange(m)) & 1)
+        return float(np.mean(np.abs(signs @ d) >= observed - tol)), "exact"
+    chunk = max(1, _CHUNK_VALUES // m)
+    hits = 0
+    for start in range(0, resamples, chunk):
+        c = min(chunk, resamples - start)
+        bits = np.unpackbits(rng.integers(0, 256, size=(c, (m + 7) // 8), dtype=np.uint8), axis=1, count=m)
+        hits += int(np.count_nonzero(np.abs(2 * (bits @ d) - d.sum()) >= observed - tol))
+    return (hits + 1) / (resamples + 1), f"{resamples} random flips"
+
+
+def sign_test_p(d: np.ndarray) -> float:
+    """Two-sided exact sign test (binomial, p = 1/2) on the non-zero differences."""
+    nonzero = int(np.count_nonzero(d))
+    return 1.0 if nonzero == 0 else float(stats.binomtest(int(np.count_nonzero(d > 0)), nonzero, 0.5).pvalue)
+
+
+def paired(a: Any, b: Any, *, resamples: int = RESAMPLES, confidence: float = CONFIDENCE, seed: int = 0,
+           test: str = "auto", ci: str = "percentile", alpha: float = ALPHA) -> PairedResult:
+    """Compare per-sample scores ``b`` against ``a`` (same samples, same order).
+
+    Args:
+        a, b: (n_samples,) for one seed, or (n_seeds, n_samples); the seed counts may differ.
+        resamples: bootstrap resamples and random sign flips.
+        confidence: level of the interval.
+        seed: seeds the bootstrap and the permutation test (separate streams).
+        test: "auto" (sign-flip permutation with one seed per method, bootstrap test with several),
+            "permutation", "sign" (exact sign test) or "bootstrap".
+        ci: "percentile", or "bca" (one seed per method only).
+        alpha: level at which ``significant`` is judged.
+    """
+    a, b = _seed_matrix(a, "a"), _seed_matrix(b, "b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"a and b must score the same samples: {a.shape[1]} vs {b.shape[1]} columns")
+    if test not in (*TESTS, "auto"):
+        raise ValueError(f"unknown test {test!r}: choose one of auto, {', '.join(TESTS)}")
+    if ci not in CI_METHODS:
+        raise ValueError(f"unknown CI method {ci!r}: choose one of {', '.join(CI_METHODS)}")
+    if resamples < 1 or not 0 < confidence < 1:
+        raise ValueError("resamples must be ≥ 1 and confidence in (0, 1)")
+    hierarchical = a.shape[0] > 1 or b.shape[0] > 1
+    test = ("bootstrap" if hierarchical else "permutation") if test == "auto" else test
+    if hierarchical and ci == "bca":
+        raise ValueError("the BCa interval is implemented for one seed per method; use ci='percentile' with seeds")
+    boot_rng, test_rng = np.random.default_rng(seed).spawn(2)
+    d = b.mean(axis=0) - a.mean(axis=0)
+    delta = float(d.mean())
+    boot = bootstrap_deltas(a, b, resamples, boot_rng)
+    if ci == "bca":
+        lo, hi = _bca(boot, d, delta, confidence)
+    else:
+        lo, hi = (float(v) for v in np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2]))
+    if test == "permutation":
+        p, how = sign_flip_p(d, resamples, test_rng)
+        name = f"{TESTS[test]} ({how})"
+    elif test == "bootstrap":
+        tail = min(np.count_nonzero(boot <= 0), np.count_nonzero(boot >= 0))
+        p, name = min(1.0, 2 * (tail + 1) / (resamples + 1)), TESTS[test]
+    else:
+        p, name = sign_test_p(d), TESTS[test]
+    return PairedResult(delta=delta, ci_low=lo, ci_high=hi, p_value=p, p_adjusted=p, test=name,
+                        method="hierarchical bootstrap" if hierarchical else "paired bootstrap",
+                        ci_method="BCa" if ci == "bca" else "percentile", n_samples=int(d.size),
+                        n_seeds_a=a.shape[0], n_seeds_b=b.shape[0], resamples=resamples, confidence=confidence, alpha=alpha)
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's (1979) step-down adjusted p-values, in the input order."""
+    p = np.asarray(p_values, dtype=float)
+    order = np.argsort(p, kind="stable")
+    stepped = np.maximum.accumulate((p.size - np.arange(p.size)) * p[order])
+    out = np.empty_like(p)
+    out[order] = np.minimum(1.0, stepped)
+    return out
+
+
+def adjust(results: Sequence[PairedResult]) -> list[PairedResult]:
+    """``results`` with Holm-adjusted ``p_adjusted`` across all of them (the comparisons of one table)."""
+    adjusted = holm([r.p_value for r in results])
+    return [replace(r, p_adjusted=float(q), correction="Holm") for r, q in zip(results, adjusted)]
+
+
+# --- result records -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Aligned:
+    """Two methods' scores on their shared samples: ``a`` (n_seeds_a, n) and ``b`` (n_seeds_b, n), ids sorted."""
+
+    ids: list[str]
+    a: np.ndarray
+    b: np.ndarray
+    metric: str
+    unit: str
+    higher_is_better: bool
+    unpaired: tuple[int, int]  # samples of a / of b without a partner, left out
+
+
+def sample_column(record: dict[str, Any]) -> tuple[list[str], list[Any], str]:
+    """The one place that reads a record's per-sample scores: ids, the paired column, its name.
+
+    The column is ``sample_metric`` (else ``main_metric``) of the column-oriented ``samples``.
+    """
+    where = record.get("_path", f"{record.get('method')}/{record.get('backbone')}/{record.get('task')}")
+    samples, metric = record.get("samples"), record.get("sample_metric") or record.get("main_metric")
+    if not isinstance(samples, dict) or not samples.get("id"):
+        raise UserError(f"result {where} has no per-sample scores: rerun it with `bench run --force` to compare it")
+    if metric not in samples:
+        raise UserError(f"result {where} has no per-sample column {metric!r} (has {', '.join(map(str, samples))}): "
+                        f"rerun it with `bench run --force`")
+    ids, values = samples["id"], samples[metric]
+    if not isinstance(values, list) or len(values) != len(ids):
+        raise UserError(f"result {where}: samples[{metric!r}] does not hold one value per id: the file is damaged, rerun it")
+    return [str(i) for i in ids], values, metric
+
+
+def _scores(records: list[dict[str, Any]]) -> tuple[list[dict[str, float]], str]:
+    """Per seed record: {id: score}; and the column name, which every record must share."""
+    out, metrics = [], set()
+    for r in records:
+        ids, values, metric = sample_column(r)
+        where = r.get("_path", metric)
+        if len(set(ids)) != len(ids):
+            raise UserError(f"result {where} repeats sample ids: the file is damaged, rerun it")
+        bad = [i for i, v in zip(ids, values) if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v)]
+        if bad:
+            raise UserError(f"result {where}: {metric} of sample {bad[0]!r} is {values[ids.index(bad[0])]!r}, not a finite "
+                            f"number ({len(bad)} such): rerun it")
+        out.append(dict(zip(ids, map(float, values))))
+        metrics.add(metric)
+    if len(metrics) > 1:
+        raise UserError(f"results {', '.join(r.get('_path', '?') for r in records)} pair different columns "
+                        f"({', '.join(sorted(metrics))}): compare records of one task")
+    return out, metrics.pop()
+
+
+def align(a: dict[str, Any] | list[dict[str, Any]], b: dict[str, Any] | list[dict[str, Any]], strict: bool = False) -> Aligned:
+    """Pair two methods' records (one record, or a list of one record per seed) by sample id.
+
+    Samples are paired on the ids every record holds; ``strict`` refuses any id without a partner (so
+    the pairs are exactly every record's samples), otherwise they are left out and counted in
+    ``unpaired``. No shared id at all, missing per-sample scores or different columns: a UserError
+    naming the file.
+    """
+    a_recs, b_recs = ([r] if isinstance(r, dict) else list(r) for r in (a, b))
+    if not a_recs or not b_recs:
+        raise UserError("nothing to compare: each side needs at least one result record")
+    tasks = {r.get("task") for r in a_recs + b_recs}
+    if len(tasks) > 1:
+        raise UserError(f"records of different tasks ({', '.join(map(str, sorted(tasks, key=str)))}) cannot be paired")
+    (sa, ma), (sb, mb) = _scores(a_recs), _scores(b_recs)
+    if ma != mb:
+        raise UserError(f"{a_recs[0].get('_path')} scores {ma!r} per sample but {b_recs[0].get('_path')} {mb!r}: compare records of one task")
+    ids_a, ids_b = set.intersection(*(set(s) for s in sa)), set.intersection(*(set(s) for s in sb))
+    ids_all_a, ids_all_b = set.union(*(set(s) for s in sa)), set.union(*(set(s) for s in sb))
+    shared = sorted(ids_a & ids_b)
+    where = f"{a_recs[0].get('_path', 'a')} and {b_recs[0].get('_path', 'b')}"
+    if not shared:
+        raise UserError(f"{where} share no sample ids: they were run on different data; rerun one of them on the other's data")
+    unpaired = (len(ids_all_a) - len(shared), len(ids_all_b) - len(shared))
+    if strict and any(unpaired):
+        raise UserError(f"{where} do not hold the same samples ({unpaired[0]} and {unpaired[1]} without a partner): "
+                        f"rerun them on the same data")
+    unit = str(a_recs[0].get("sample_unit") or "sample")
+    return Aligned(ids=shared, a=np.array([[s[i] for i in shared] for s in sa]), b=np.array([[s[i] for i in shared] for s in sb]),
+                   metric=ma, unit=unit, higher_is_better=bool(a_recs[0].get("higher_is_better", True)), unpaired=unpaired)
+
+
+def compare_records(a: dict[str, Any] | list[dict[str, Any]], b: dict[str, Any] | list[dict[str, Any]], strict: bool = False,
+                    **kwargs: Any) -> tuple[Aligned, PairedResult]:
+    """:func:`align` then :func:`paired` (keyword arguments passed on)."""
+    pair = align(a, b, strict)
+    return pair, paired(pair.a, pair.b, **kwargs)
+
+
+def compare_table(records: Iterable[dict[str, Any]], reference: str = "frozen", correct: bool = True,
+                  **kwargs: Any) -> dict[tuple[str, str, str], PairedResult]:
+    """Every method against ``reference`` of the same backbone and task, Holm-adjusted together.
+
+    Keys are (backbone label as in :func:`benchmark.table.frame`, method, task). A pair that cannot
+    be compared (no per-sample scores, different samples) is left out with one warning line on
+    stderr, so an old record costs its mark, not the table.
+    """
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r.get("backbone_label", r["backbone"]), r["method"], r["task"]), []).append(r)
+    keys, results = [], []
+    for (backbone, method, task), recs in groups.items():
+        base = groups.get((backbone, reference, task))
+        if method == reference or base is None:
+            continue
+        try:
+            results.append(compare_records(base, recs, strict=True, **kwargs)[1])
+            keys.append((backbone, method, task))
+        except UserError as e:
+            print(f"warning: no paired statistics for {method} vs {reference} on {task} ({backbone}): {e}", file=sys.stderr)
+    return dict(zip(keys, adjust(results) if correct and results else results))
