@@ -143,6 +143,8 @@ def _bca(boot: np.ndarray, d: np.ndarray, delta: float, confidence: float) -> tu
     n = d.size
     u = (d.sum() - d) / (n - 1) if n > 1 else np.zeros(1)  # leave-one-out means
     u = u.mean() - u
+    scale = np.abs(u).max()
+    u = u / scale if scale > 0 else u  # acceleration is scale-free; this keeps tiny scores from underflowing
     ss = float((u ** 2).sum())
     acc = float((u ** 3).sum()) / (6 * ss ** 1.5) if ss > 0 else 0.0
     z = special.ndtri(np.array([(1 - confidence) / 2, (1 + confidence) / 2]))
@@ -221,7 +223,7 @@ def paired(a: Any, b: Any, *, resamples: int = RESAMPLES, confidence: float = CO
         name = f"{TESTS[test]} ({how})"
     elif test == "bootstrap":
         tail = min(np.count_nonzero(boot <= 0), np.count_nonzero(boot >= 0))
-        p, name = min(1.0, 2 * (tail + 1) / (resamples + 1)), TESTS[test]
+        p, name = min(1.0, 2 * (int(tail) + 1) / (resamples + 1)), TESTS[test]
     else:
         p, name = sign_test_p(d), TESTS[test]
     return PairedResult(delta=delta, ci_low=lo, ci_high=hi, p_value=p, p_adjusted=p, test=name,
