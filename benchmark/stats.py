@@ -168,12 +168,21 @@ def sign_flip_p(d: np.ndarray, resamples: int, rng: np.random.Generator) -> tupl
     if 2 ** m <= resamples:
         signs = 1 - 2 * ((np.arange(2 ** m)[:, None] >> np.arange(m)) & 1)
         return float(np.mean(np.abs(signs @ d) >= observed - tol)), "exact"
-    chunk = max(1, _CHUNK_VALUES // m)
+    # Random flips, one random byte per 8 differences: a table of the 256 partial sums of each group of
+    # 8 turns a flip vector's sum into one lookup per group (8× less work than a ±1 matrix product).
+    groups = -(-m // 8)
+    padded = np.zeros(groups * 8)
+    padded[:m] = d
+    table = ((np.arange(256)[:, None] >> np.arange(8)) & 1) @ padded.reshape(groups, 8).T  # (256, groups)
+    table = np.ascontiguousarray(table.T)  # (groups, 256)
+    offsets = np.arange(groups) * 256
+    chunk = max(1, _CHUNK_VALUES // groups)
     hits = 0
     for start in range(0, resamples, chunk):
         c = min(chunk, resamples - start)
-        bits = np.unpackbits(rng.integers(0, 256, size=(c, (m + 7) // 8), dtype=np.uint8), axis=1, count=m)
-        hits += int(np.count_nonzero(np.abs(2 * (bits @ d) - d.sum()) >= observed - tol))
+        flips = rng.integers(0, 256, size=(c, groups), dtype=np.uint8)
+        positive = table.ravel()[flips + offsets].sum(axis=1)  # sum of the differences that keep their sign
+        hits += int(np.count_nonzero(np.abs(2 * positive - d.sum()) >= observed - tol))
     return (hits + 1) / (resamples + 1), f"{resamples} random flips"
 
 

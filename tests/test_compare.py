@@ -1,0 +1,105 @@
+"""``bench compare``: per-sample diff of two methods' records, sorted, with the paired test's line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.results import SCHEMA_VERSION, result_path, write_json_atomic
+
+# frozen vs advise per DAVIS sequence: three improve (most: car), two degrade (most: dog), one is unchanged
+FROZEN = {"bear": 0.50, "car": 0.40, "cows": 0.70, "dog": 0.60, "goat": 0.55, "kite": 0.30}
+ADVISE = {"bear": 0.55, "car": 0.60, "cows": 0.71, "dog": 0.45, "goat": 0.50, "kite": 0.30}
+
+
+def write(root: Path, method: str, scores: dict[str, float], seed: int = 0, backbone: str = "bb", task: str = "davis",
+          higher: bool = True, samples: bool = True) -> Path:
+    """A record as the store writes it, with column-oriented per-sample scores (ids deliberately unsorted)."""
+    ids = sorted(scores, reverse=True)
+    path = result_path(root, method, backbone, task, seed)
+    write_json_atomic(path, {
+        "schema_version": SCHEMA_VERSION, "method": method, "backbone": backbone, "backbone_label": backbone, "task": task,
+        "seed": seed, "status": "ok", "main_metric": "J&F-Mean", "higher_is_better": higher, "config_hash": "h",
+        "metrics": {"J&F-Mean": sum(scores.values()) / len(scores)}, "sample_metric": "J&F", "sample_unit": "sequence",
+        "samples": {"id": ids, "J&F": [scores[i] for i in ids]} if samples else {},
+    })
+    return path
+
+
+def run(capsys, *argv: str) -> tuple[int, list[str], str]:
+    code = main(["compare", *argv])
+    out = capsys.readouterr()
+    return code, out.out.splitlines(), out.err
+
+
+def rows_of(lines: list[str]) -> list[str]:
+    """The sample ids of the diff tables' rows, in printed order."""
+    return [line.split("|")[1].strip() for line in lines if line.startswith("| ") and not line.startswith("| sequence")]
+
+
+def test_compare_lists_better_then_worse_sorted_with_the_test(tmp_path, capsys):
+    write(tmp_path, "frozen", FROZEN)
+    write(tmp_path, "advise", ADVISE)
+    code, lines, _ = run(capsys, "frozen", "advise", "--task", "davis", "--results", str(tmp_path))
+    assert code == 0
+    assert lines[0].startswith("advise vs frozen on davis (backbone bb): J&F per sequence, 6 sequences paired")
+    assert rows_of(lines) == ["car", "bear", "cows", "dog", "goat"]
+    assert "better with advise: 3 sequences" in lines and "worse with advise: 2 sequences" in lines
+    assert "unchanged: 1 sequences" in lines
+    delta = sum(ADVISE[k] - FROZEN[k] for k in FROZEN) / len(FROZEN)
+    assert lines[-1].startswith(f"Δ = {delta:+.4f} [95% CI ")
+    assert "paired bootstrap" in lines[-1] and "sign-flip permutation test (exact)" in lines[-1]
+    assert lines[-1].endswith("not significant at α = 0.05")  # 3 up, 2 down: no evidence either way
+
+
+def test_lower_is_better_flips_what_counts_as_better(tmp_path, capsys):
+    write(tmp_path, "frozen", FROZEN, task="d_intra", higher=False)
+    write(tmp_path, "advise", ADVISE, task="d_intra", higher=False)
+    code, lines, _ = run(capsys, "frozen", "advise", "--task", "d_intra", "--results", str(tmp_path), "--top", "1")
+    assert code == 0 and "lower is better" in lines[0]
+    assert rows_of(lines) == ["dog", "car"]  # most improved (largest drop), then most degraded
+    assert "… and 1 more (--top 0 shows all)" in lines and "… and 2 more (--top 0 shows all)" in lines
+
+
+def test_seeds_are_averaged_and_resampled(tmp_path, capsys):
+    write(tmp_path, "frozen", FROZEN)
+    write(tmp_path, "advise", ADVISE, seed=0)
+    write(tmp_path, "advise", {k: v + 0.02 for k, v in ADVISE.items()}, seed=1)
+    code, lines, _ = run(capsys, "frozen", "advise", "--task", "davis", "--results", str(tmp_path))
+    assert code == 0 and "seeds frozen: 1, advise: 2" in lines[0]
+    assert "hierarchical bootstrap" in lines[-1] and "seeds 1 and 2" in lines[-1]
+    assert rows_of(lines)[0] == "car" and "| kite " in "\n".join(lines)  # kite now improves by 0.01
+
+
+def test_a_strong_effect_is_called_significant(tmp_path, capsys):
+    ids = [f"seq{i:02d}" for i in range(40)]
+    write(tmp_path, "frozen", {k: 0.5 + 0.01 * (i % 7) for i, k in enumerate(ids)})
+    write(tmp_path, "advise", {k: 0.6 + 0.01 * (i % 7) + 0.005 * (i % 3) for i, k in enumerate(ids)})
+    code, lines, _ = run(capsys, "frozen", "advise", "--task", "davis", "--results", str(tmp_path), "--test", "sign")
+    assert code == 0 and "exact sign test" in lines[-1] and lines[-1].endswith(": significant at α = 0.05")
+
+
+@pytest.mark.parametrize("setup, argv, message", [
+    (lambda r: (write(r, "frozen", FROZEN), write(r, "advise", ADVISE, samples=False)), [],
+     "advise/bb/davis__seed0.json has no per-sample scores"),
+    (lambda r: write(r, "frozen", FROZEN), [], "no complete result of advise on davis"),
+    (lambda r: [write(r, m, FROZEN, backbone=b) for m in ("frozen", "advise") for b in ("b1", "b2")], [],
+     "share several (b1, b2) backbones: pass --backbone"),
+    (lambda r: (write(r, "frozen", FROZEN), write(r, "advise", ADVISE), write(r, "advise", ADVISE, seed=1)), ["--ci", "bca"],
+     "BCa interval is implemented for one seed per method"),
+    (lambda r: (write(r, "frozen", FROZEN), write(r, "advise", {"x": 0.1})), [], "share no sample ids"),
+    (lambda r: (write(r, "frozen", FROZEN), write(r, "advise", ADVISE)), ["--top", "-1"], "--top -1 must be ≥ 0"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, setup, argv, message):
+    setup(tmp_path)
+    code, lines, err = run(capsys, "frozen", "advise", "--task", "davis", "--results", str(tmp_path), *argv)
+    assert code == 2 and lines == [] and message in err and err.count("\n") == 1
+
+
+def test_backbone_option_picks_one(tmp_path, capsys):
+    for b in ("b1", "b2"):
+        write(tmp_path, "frozen", FROZEN, backbone=b)
+        write(tmp_path, "advise", ADVISE if b == "b2" else FROZEN, backbone=b)
+    code, lines, _ = run(capsys, "frozen", "advise", "--task", "davis", "--results", str(tmp_path), "--backbone", "b2")
+    assert code == 0 and "(backbone b2)" in lines[0] and "better with advise: 3 sequences" in lines
