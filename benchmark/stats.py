@@ -24,9 +24,9 @@ or query); two records of one task are paired by sample id (:func:`align`) and c
   ``scipy.stats.binomtest``, ties dropped) and ``"bootstrap"`` can be named explicitly.
 - **Holm** (1979) step-down adjustment across the comparisons of a table (:func:`adjust`).
 
-The resampling is written out with numpy rather than ``scipy.stats.permutation_test`` (7 s for
-10,000 sign flips of 2,000 samples here; this module takes a fraction of a second, see
-``benchmark/perf/stats.py``) and ``scipy.stats.bootstrap`` (no two-level resampling); the tests check
+The resampling is written out with numpy rather than ``scipy.stats.permutation_test`` (3-7 s for
+10,000 sign flips of 2,000 samples on this project's 2-core machines, against a few tenths of a
+second for bootstrap and test here: ``python -m benchmark.perf.stats --scipy``) and ``scipy.stats.bootstrap`` (no two-level resampling); the tests check
 both against scipy. Everything is seeded: the same inputs and seed give the same numbers.
 """
 from __future__ import annotations
@@ -44,7 +44,7 @@ RESAMPLES = 10_000
 CONFIDENCE = 0.95
 ALPHA = 0.05
 TESTS = {"permutation": "sign-flip permutation test", "sign": "exact sign test",
-         "bootstrap": "hierarchical bootstrap test"}
+         "bootstrap": "bootstrap test"}
 CI_METHODS = ("percentile", "bca")
 _CHUNK_VALUES = 1 << 20  # values drawn per chunk of resamples: ~8 MB of float64 whatever the data size
 
@@ -232,7 +232,7 @@ def paired(a: Any, b: Any, *, resamples: int = RESAMPLES, confidence: float = CO
         name = f"{TESTS[test]} ({how})"
     elif test == "bootstrap":
         tail = min(np.count_nonzero(boot <= 0), np.count_nonzero(boot >= 0))
-        p, name = min(1.0, 2 * (int(tail) + 1) / (resamples + 1)), TESTS[test]
+        p, name = min(1.0, 2 * (int(tail) + 1) / (resamples + 1)), ("hierarchical " if hierarchical else "paired ") + TESTS[test]
     else:
         p, name = sign_test_p(d), TESTS[test]
     return PairedResult(delta=delta, ci_low=lo, ci_high=hi, p_value=p, p_adjusted=p, test=name,
@@ -319,7 +319,7 @@ def align(a: dict[str, Any] | list[dict[str, Any]], b: dict[str, Any] | list[dic
     ``unpaired``. No shared id at all, missing per-sample scores or different columns: a UserError
     naming the file.
     """
-    a_recs, b_recs = ([r] if isinstance(r, dict) else list(r) for r in (a, b))
+    a_recs, b_recs = ([r] if isinstance(r, dict) else sorted(r, key=lambda x: x.get("seed", 0)) for r in (a, b))
     if not a_recs or not b_recs:
         raise UserError("nothing to compare: each side needs at least one result record")
     tasks = {r.get("task") for r in a_recs + b_recs}
