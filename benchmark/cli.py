@@ -296,8 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_table)
 
     cmp = sub.add_parser("compare", help="per-sample diff of method B against method A on one task, with a paired test")
-    cmp.add_argument("a", help="reference method (e.g. frozen)")
-    cmp.add_argument("b", help="method compared with it")
+    cmp.add_argument("a", help="reference method, METHOD or METHOD@VARIANT (e.g. frozen)")
+    cmp.add_argument("b", help="method compared with it, METHOD or METHOD@VARIANT")
     cmp.add_argument("--task", required=True)
     cmp.add_argument("--results", default="results")
     cmp.add_argument("--backbone", help="needed when both methods have results on several backbones")

@@ -2,7 +2,8 @@
 
 Published transfer gains are a few tenths of a point on a few dozen DAVIS sequences, so a table of
 means cannot say whether a method helps. Every record carries per-sample scores (per sequence, video
-or query); two records of one task are paired by sample id (:func:`align`) and compared here:
+or query); :mod:`benchmark.compare` pairs two records of one task by sample id and this module
+compares the paired scores (arrays in, numbers out; it knows nothing of records):
 
 - **Δ** = mean(b) − mean(a): the mean over the paired samples of the per-sample difference of the
   seed-averaged scores.
@@ -31,14 +32,11 @@ both against scipy. Everything is seeded: the same inputs and seed give the same
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 from scipy import special, stats
-
-from benchmark.errors import UserError
 
 RESAMPLES = 10_000
 CONFIDENCE = 0.95
@@ -255,120 +253,3 @@ def adjust(results: Sequence[PairedResult]) -> list[PairedResult]:
     """``results`` with Holm-adjusted ``p_adjusted`` across all of them (the comparisons of one table)."""
     adjusted = holm([r.p_value for r in results])
     return [replace(r, p_adjusted=float(q), correction="Holm") for r, q in zip(results, adjusted)]
-
-
-# --- result records -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Aligned:
-    """Two methods' scores on their shared samples: ``a`` (n_seeds_a, n) and ``b`` (n_seeds_b, n), ids sorted."""
-
-    ids: list[str]
-    a: np.ndarray
-    b: np.ndarray
-    metric: str
-    unit: str
-    higher_is_better: bool
-    unpaired: tuple[int, int]  # samples of a / of b without a partner, left out
-
-
-def sample_column(record: dict[str, Any]) -> tuple[list[str], list[Any], str]:
-    """The one place that reads a record's per-sample scores: ids, the paired column, its name.
-
-    The column is ``sample_metric`` (else ``main_metric``) of the column-oriented ``samples``.
-    """
-    where = record.get("_path", f"{record.get('method')}/{record.get('backbone')}/{record.get('task')}")
-    samples, metric = record.get("samples"), record.get("sample_metric") or record.get("main_metric")
-    if not isinstance(samples, dict) or not samples.get("id"):
-        raise UserError(f"result {where} has no per-sample scores: rerun it with `bench run --force` to compare it")
-    if metric not in samples:
-        raise UserError(f"result {where} has no per-sample column {metric!r} (has {', '.join(map(str, samples))}): "
-                        f"rerun it with `bench run --force`")
-    ids, values = samples["id"], samples[metric]
-    if not isinstance(values, list) or len(values) != len(ids):
-        raise UserError(f"result {where}: samples[{metric!r}] does not hold one value per id: the file is damaged, rerun it")
-    return [str(i) for i in ids], values, metric
-
-
-def _scores(records: list[dict[str, Any]]) -> tuple[list[dict[str, float]], str]:
-    """Per seed record: {id: score}; and the column name, which every record must share."""
-    out, metrics = [], set()
-    for r in records:
-        ids, values, metric = sample_column(r)
-        where = r.get("_path", metric)
-        if len(set(ids)) != len(ids):
-            raise UserError(f"result {where} repeats sample ids: the file is damaged, rerun it")
-        bad = [i for i, v in zip(ids, values) if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v)]
-        if bad:
-            raise UserError(f"result {where}: {metric} of sample {bad[0]!r} is {values[ids.index(bad[0])]!r}, not a finite "
-                            f"number ({len(bad)} such): rerun it")
-        out.append(dict(zip(ids, map(float, values))))
-        metrics.add(metric)
-    if len(metrics) > 1:
-        raise UserError(f"results {', '.join(r.get('_path', '?') for r in records)} pair different columns "
-                        f"({', '.join(sorted(metrics))}): compare records of one task")
-    return out, metrics.pop()
-
-
-def align(a: dict[str, Any] | list[dict[str, Any]], b: dict[str, Any] | list[dict[str, Any]], strict: bool = False) -> Aligned:
-    """Pair two methods' records (one record, or a list of one record per seed) by sample id.
-
-    Samples are paired on the ids every record holds; ``strict`` refuses any id without a partner (so
-    the pairs are exactly every record's samples), otherwise they are left out and counted in
-    ``unpaired``. No shared id at all, missing per-sample scores or different columns: a UserError
-    naming the file.
-    """
-    a_recs, b_recs = ([r] if isinstance(r, dict) else sorted(r, key=lambda x: x.get("seed", 0)) for r in (a, b))
-    if not a_recs or not b_recs:
-        raise UserError("nothing to compare: each side needs at least one result record")
-    tasks = {r.get("task") for r in a_recs + b_recs}
-    if len(tasks) > 1:
-        raise UserError(f"records of different tasks ({', '.join(map(str, sorted(tasks, key=str)))}) cannot be paired")
-    (sa, ma), (sb, mb) = _scores(a_recs), _scores(b_recs)
-    if ma != mb:
-        raise UserError(f"{a_recs[0].get('_path')} scores {ma!r} per sample but {b_recs[0].get('_path')} {mb!r}: compare records of one task")
-    ids_a, ids_b = set.intersection(*(set(s) for s in sa)), set.intersection(*(set(s) for s in sb))
-    ids_all_a, ids_all_b = set.union(*(set(s) for s in sa)), set.union(*(set(s) for s in sb))
-    shared = sorted(ids_a & ids_b)
-    where = f"{a_recs[0].get('_path', 'a')} and {b_recs[0].get('_path', 'b')}"
-    if not shared:
-        raise UserError(f"{where} share no sample ids: they were run on different data; rerun one of them on the other's data")
-    unpaired = (len(ids_all_a) - len(shared), len(ids_all_b) - len(shared))
-    if strict and any(unpaired):
-        raise UserError(f"{where} do not hold the same samples ({unpaired[0]} and {unpaired[1]} without a partner): "
-                        f"rerun them on the same data")
-    unit = str(a_recs[0].get("sample_unit") or "sample")
-    return Aligned(ids=shared, a=np.array([[s[i] for i in shared] for s in sa]), b=np.array([[s[i] for i in shared] for s in sb]),
-                   metric=ma, unit=unit, higher_is_better=bool(a_recs[0].get("higher_is_better", True)), unpaired=unpaired)
-
-
-def compare_records(a: dict[str, Any] | list[dict[str, Any]], b: dict[str, Any] | list[dict[str, Any]], strict: bool = False,
-                    **kwargs: Any) -> tuple[Aligned, PairedResult]:
-    """:func:`align` then :func:`paired` (keyword arguments passed on)."""
-    pair = align(a, b, strict)
-    return pair, paired(pair.a, pair.b, **kwargs)
-
-
-def compare_table(records: Iterable[dict[str, Any]], reference: str = "frozen", correct: bool = True,
-                  **kwargs: Any) -> dict[tuple[str, str, str], PairedResult]:
-    """Every method against ``reference`` of the same backbone and task, Holm-adjusted together.
-
-    Keys are (backbone label as in :func:`benchmark.table.frame`, method, task). A pair that cannot
-    be compared (no per-sample scores, different samples) is left out with one warning line on
-    stderr, so an old record costs its mark, not the table.
-    """
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    for r in records:
-        groups.setdefault((r.get("backbone_label", r["backbone"]), r["method"], r["task"]), []).append(r)
-    keys, results = [], []
-    for (backbone, method, task), recs in groups.items():
-        base = groups.get((backbone, reference, task))
-        if method == reference or base is None:
-            continue
-        try:
-            results.append(compare_records(base, recs, strict=True, **kwargs)[1])
-            keys.append((backbone, method, task))
-        except UserError as e:
-            print(f"warning: no paired statistics for {method} vs {reference} on {task} ({backbone}): {e}", file=sys.stderr)
-    return dict(zip(keys, adjust(results) if correct and results else results))

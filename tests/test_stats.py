@@ -9,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from benchmark.errors import UserError
-from benchmark.stats import adjust, align, bootstrap_deltas, compare_table, holm, paired, sign_flip_p
+from benchmark.stats import adjust, bootstrap_deltas, holm, paired, sign_flip_p
 
 
 def _dyadic(n: int, seed: int = 0) -> np.ndarray:
@@ -144,57 +143,3 @@ def test_ci_contains_delta_and_swapping_mirrors_everything(rows, seed, ci):
     assert s.delta == pytest.approx(-r.delta, abs=1e-12)
     assert (s.ci_low, s.ci_high) == pytest.approx((-r.ci_high, -r.ci_low), abs=1e-12)
     assert s.p_value == r.p_value
-
-
-def _record(path: str, method: str, ids: list[str], values: list, seed: int = 0, **extra) -> dict:
-    return {"_path": path, "method": method, "backbone": "bb", "task": "davis", "seed": seed, "main_metric": "J&F-Mean",
-            "higher_is_better": True, "sample_metric": "J&F", "sample_unit": "sequence",
-            "samples": {"id": ids, "J&F": values}, **extra}
-
-
-def test_align_pairs_by_id_whatever_the_order_and_stacks_seeds():
-    a = _record("a.json", "frozen", ["x", "y", "z"], [0.1, 0.2, 0.3])
-    b = [_record("b0.json", "advise", ["z", "x", "y"], [0.9, 0.4, 0.6]),
-         _record("b1.json", "advise", ["y", "z", "x"], [0.6, 0.8, 0.5], seed=1)]
-    pair = align(a, b)
-    assert pair.ids == ["x", "y", "z"] and pair.unit == "sequence" and pair.metric == "J&F"
-    assert pair.a.tolist() == [[0.1, 0.2, 0.3]] and pair.b.tolist() == [[0.4, 0.6, 0.9], [0.5, 0.6, 0.8]]
-    assert pair.unpaired == (0, 0)
-
-
-def test_align_keeps_the_intersection_or_refuses_when_strict():
-    a = _record("res/frozen.json", "frozen", ["x", "y", "z"], [0.1, 0.2, 0.3])
-    b = _record("res/advise.json", "advise", ["y", "z", "w"], [0.5, 0.6, 0.7])
-    pair = align(a, b)
-    assert pair.ids == ["y", "z"] and pair.unpaired == (1, 1) and pair.b.tolist() == [[0.5, 0.6]]
-    with pytest.raises(UserError, match="res/frozen.json and res/advise.json do not hold the same samples"):
-        align(a, b, strict=True)
-
-
-@pytest.mark.parametrize("b, message", [
-    (_record("res/b.json", "advise", ["p", "q"], [0.1, 0.2]), "res/a.json and res/b.json share no sample ids"),
-    ({**_record("res/b.json", "advise", [], []), "samples": {}}, "result res/b.json has no per-sample scores"),
-    (_record("res/b.json", "advise", ["x", "y"], [0.1]), r"res/b.json: samples\['J&F'\] does not hold one value per id"),
-    (_record("res/b.json", "advise", ["x", "y"], [0.1, None]), "res/b.json: J&F of sample 'y' is None"),
-    (_record("res/b.json", "advise", ["x", "x"], [0.1, 0.2]), "res/b.json repeats sample ids"),
-    (_record("res/b.json", "advise", ["x", "y"], [0.1, 0.2], sample_metric="J"), "has no per-sample column 'J'"),
-    (_record("res/b.json", "advise", ["x", "y"], [0.1, 0.2], task="vip"), "different tasks"),
-])
-def test_align_refuses_what_cannot_be_paired_naming_the_file(b, message):
-    with pytest.raises(UserError, match=message):
-        align(_record("res/a.json", "frozen", ["x", "y"], [0.3, 0.4]), b)
-
-
-def test_compare_table_pairs_each_method_with_the_reference_and_applies_holm(capsys):
-    rng = np.random.default_rng(9)
-    ids = [f"s{i}" for i in range(60)]
-    base = rng.normal(0.5, 0.1, 60)
-    recs = [_record("f.json", "frozen", ids, base.tolist()),
-            _record("c.json", "cosettle", ids, (base + 0.05 + rng.normal(0, 0.02, 60)).tolist()),
-            _record("a.json", "advise", ids, (base + rng.normal(0, 0.02, 60)).tolist()),
-            {**_record("o.json", "old", ids, []), "samples": {}}]
-    table = compare_table(recs, resamples=2000)
-    assert set(table) == {("bb", "cosettle", "davis"), ("bb", "advise", "davis")}
-    assert table["bb", "cosettle", "davis"].significant and table["bb", "cosettle", "davis"].delta > 0.04
-    assert all(r.correction == "Holm" for r in table.values())
-    assert "no paired statistics for old vs frozen on davis (bb): result o.json has no per-sample scores" in capsys.readouterr().err
