@@ -59,7 +59,8 @@ def sample_column(record: Any) -> tuple[list[str], list[Any], str]:
                         f"rerun it with `bench run --force`")
     ids, values = samples["id"], samples[metric]
     if not isinstance(values, list) or len(values) != len(ids):
-        raise UserError(f"result {_where(record)}: samples[{metric!r}] does not hold one value per id: the file is damaged, rerun it")
+        raise UserError(f"result {_where(record)}: samples[{metric!r}] does not hold one value per id: "
+                        f"the file is damaged, rerun it")
     return [str(i) for i in ids], values, metric
 
 
@@ -228,7 +229,8 @@ def render(a: str, b: str, task: str, backbone: str, pair: Aligned, result: Pair
         lines.append(f"\n{title} with {b}: {len(part)} {unit}s")
         shown = part if top <= 0 else part[:top]
         if shown:
-            lines.append(tabulate(shown, headers=[unit, a, b, "Δ"], tablefmt="github", floatfmt=("", f".{digits}f", f".{digits}f", f"+.{digits}f")))
+            fmt = ("", f".{digits}f", f".{digits}f", f"+.{digits}f")
+            lines.append(tabulate(shown, headers=[unit, a, b, "Δ"], tablefmt="github", floatfmt=fmt))
         if len(shown) < len(part):
             lines.append(f"… and {len(part) - len(shown)} more (--top 0 shows all)")
     lines.append(f"\nunchanged: {same} {unit}s")

@@ -27,7 +27,8 @@ compares the paired scores (arrays in, numbers out; it knows nothing of records)
 
 The resampling is written out with numpy rather than ``scipy.stats.permutation_test`` (3-7 s for
 10,000 sign flips of 2,000 samples on this project's 2-core machines, against a few tenths of a
-second for bootstrap and test here: ``python -m benchmark.perf.stats --scipy``) and ``scipy.stats.bootstrap`` (no two-level resampling); the tests check
+second for bootstrap and test here: ``python -m benchmark.perf.stats --scipy``) and
+``scipy.stats.bootstrap`` (no two-level resampling); the tests check
 both against scipy. Everything is seeded: the same inputs and seed give the same numbers.
 """
 from __future__ import annotations
