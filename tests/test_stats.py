@@ -143,3 +143,18 @@ def test_ci_contains_delta_and_swapping_mirrors_everything(rows, seed, ci):
     assert s.delta == pytest.approx(-r.delta, abs=1e-12)
     assert (s.ci_low, s.ci_high) == pytest.approx((-r.ci_high, -r.ci_low), abs=1e-12)
     assert s.p_value == r.p_value
+
+
+def test_interval_covers_the_true_delta_and_the_test_holds_its_level():
+    """Calibration on 200 simulated tasks of 60 samples: the 95 % interval covers the true Δ about 95 %
+    of the time and, with no effect, p < 0.05 about 5 % of the time (binomial sd of either rate ≈ 1.5 %)."""
+    rng = np.random.default_rng(10)
+    covered = rejected = 0
+    for k in range(200):
+        a = rng.normal(size=60)
+        b = a + 0.1 + rng.standard_t(4, size=60) * 0.3  # heavy-tailed per-sample differences, true Δ = 0.1
+        r = paired(a, b, resamples=1000, seed=k)
+        covered += r.ci_low <= 0.1 <= r.ci_high
+        rejected += paired(a, b - 0.1, resamples=1000, seed=k).p_value < 0.05
+    assert 0.88 <= covered / 200 <= 0.99
+    assert rejected / 200 <= 0.10
