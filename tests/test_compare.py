@@ -10,7 +10,7 @@ import pytest
 from benchmark.cli import main
 from benchmark.compare import align, compare_table
 from benchmark.errors import UserError
-from benchmark.results import SCHEMA_VERSION, result_path, write_json_atomic
+from benchmark.results import SCHEMA_VERSION, write_json_atomic
 
 # frozen vs advise per DAVIS sequence: three improve (most: car), two degrade (most: dog), one is unchanged
 FROZEN = {"bear": 0.50, "car": 0.40, "cows": 0.70, "dog": 0.60, "goat": 0.55, "kite": 0.30}
@@ -21,8 +21,9 @@ def write(root: Path, method: str, scores: dict[str, float], seed: int = 0, back
           higher: bool = True, samples: bool = True, variant: str = "default") -> Path:
     """A record as the store writes it, with column-oriented per-sample scores (ids deliberately unsorted)."""
     ids = sorted(scores, reverse=True)
-    path = result_path(root, method, backbone, task, seed)
-    path = path if variant == "default" else path.with_name(f"{variant}-{path.name}")  # beside the default one
+    # the version-1 file layout, which the store lists whatever the record's schema; a variant goes beside
+    prefix = "" if variant == "default" else f"{variant}-"
+    path = root / method / backbone / f"{prefix}{task}__seed{seed}.json"
     write_json_atomic(path, {"variant": variant,
         "schema_version": SCHEMA_VERSION, "method": method, "backbone": backbone, "backbone_label": backbone, "task": task,
         "seed": seed, "status": "ok", "main_metric": "J&F-Mean", "higher_is_better": higher, "config_hash": "h",
