@@ -144,7 +144,6 @@ def test_importing_the_backbones_changes_no_global_state():
     from pathlib import Path
 
     code = ("import os; import benchmark.backbones.vit, benchmark.backbones.efficientnet; "
-            ""
             "assert 'HF_HUB_OFFLINE' not in os.environ, os.environ['HF_HUB_OFFLINE']")
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, env=env,
