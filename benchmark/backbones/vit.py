@@ -26,12 +26,16 @@ import torch
 from pydantic import Field
 from timm.models.vision_transformer import checkpoint_filter_fn
 
-from benchmark.backbones.base import Backbone, BackboneMeta
 from benchmark.backbones import converters as conv
-from benchmark.backbones.weights import file_sha256, hub_cache_file, load_checkpoint, weights_dir
+from benchmark.backbones.base import Backbone, BackboneMeta
+from benchmark.backbones.weights import (
+    file_sha256,
+    hub_cache_file,
+    load_checkpoint,
+    weights_dir,
+)
 from benchmark.errors import UserError
 from benchmark.registry import BACKBONES
-
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
