@@ -74,7 +74,7 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
     Raises:
         UserError: unknown names, unknown override sections or keys, wrong value types.
     """
-    from benchmark.config import config_hash, configure, defaults, merge, suggest
+    from benchmark.config import config_hash, configure, suggest
     from benchmark.registry import BACKBONES, METHODS, TASKS
 
     load_plugins(spec.plugins)
@@ -92,7 +92,7 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
     tasks = {}
     for name in spec.tasks:
         cls = TASKS.get(name)
-        tcfg = merge(defaults("task", name, cls), spec.overrides.get(name, {}), f"task {name}")
+        tcfg = configure("task", name, cls, spec.overrides.get(name, {}))
         ident = {
             "method": spec.method, "method_config": mcfg, "backbone": spec.backbone, "backbone_options": bopts,
             "weights": spec.weights, "task": name, "task_config": tcfg, "seed": spec.seed,

@@ -116,3 +116,23 @@ def test_flat_default_file_is_not_its_own_variant():
     """cosettle.yaml read as --config is flat and inherits nothing: refused, not silently applied."""
     with pytest.raises(UserError, match="must map sections"):
         load_overrides(CONFIG_DIR / "methods" / "cosettle.yaml")
+
+
+def test_a_class_declared_config_model_is_used_first():
+    """A task or method types its own config with `Config` (a pydantic model); defaults stay in one place."""
+    from pydantic import Field
+
+    from benchmark.schemas import Strict
+
+    class Typed:
+        class Config(Strict):
+            topk: int = Field(ge=1)
+            temperature: float = Field(gt=0)
+
+        default_config = {"topk": 5, "temperature": 0.1}
+
+    assert configure("task", "typed", Typed, {"topk": 7}) == {"topk": 7, "temperature": 0.1}
+    with pytest.raises(UserError, match=r"task typed: topk=0 is refused: input should be greater than or equal to 1"):
+        configure("task", "typed", Typed, {"topk": 0})
+    with pytest.raises(UserError, match=r"temperature must be a float \(default 0.1\), got 'hot'"):
+        configure("task", "typed", Typed, {"temperature": "hot"})
