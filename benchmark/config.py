@@ -192,7 +192,8 @@ def schema(kind: str, name: str, cls: Any = None) -> Any:
     init = cls.__init__ if isinstance(cls, type) else cls
     hints = typing.get_type_hints(init, include_extras=True)
     fields = {k: (hints.get(k, Any), v) for k, v in _signature_defaults(cls).items()}
-    return create_model(f"{name}_options", __config__=ConfigDict(extra="forbid", strict=True), **fields)
+    strict = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+    return create_model(f"{name}_options", __config__=strict, **fields)
 
 
 def validate(model: Any, cfg: dict[str, Any], where: str) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 The values stay in ``configs/methods/<name>.yaml`` (one source of defaults, each with the line of the
 authors' code it comes from); these models say what a value may be, so a temperature of ``"hot"``
 or a batch of 0 is refused by :func:`benchmark.config.configure` before a model is built, not after
-training. Models are strict (no ``"5"`` for 5, no ``1`` for ``true``) and forbid extra keys, and
-every field is required: a YAML key without a field, or a field without a YAML key, fails the sync
-test (``tests/test_config_schemas.py``). Keyed by ``(kind, name)`` so that the core imports no
+training. Models are strict (no ``"5"`` for 5, no ``1`` for ``true``, no NaN or inf) and forbid extra
+keys, and every field is required: a YAML key without a field, or a field without a YAML key, fails
+the sync test (``tests/test_config.py``). Keyed by ``(kind, name)`` so that the core imports no
 method; a method or task class may instead declare its own model as ``Config`` (looked up first).
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ Betas = Annotated[list[Annotated[float, Field(ge=0, lt=1)]], Field(min_length=2,
 class Strict(BaseModel):
     """Base of every config model: exact types, no unknown keys."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class Optimisation(Strict):

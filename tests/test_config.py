@@ -3,6 +3,8 @@ anything is built, and `_base_` inheritance through mmengine."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from benchmark.cli import main
 from benchmark.config import CONFIG_DIR, configure, defaults, load_file, load_overrides, schema
@@ -136,3 +138,26 @@ def test_a_class_declared_config_model_is_used_first():
         configure("task", "typed", Typed, {"topk": 0})
     with pytest.raises(UserError, match=r"temperature must be a float \(default 0.1\), got 'hot'"):
         configure("task", "typed", Typed, {"temperature": "hot"})
+
+
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
+                   st.text(max_size=8), st.lists(st.one_of(st.integers(-5, 5), st.floats(-2, 2)), max_size=5))
+
+
+@settings(max_examples=150, deadline=None)
+@given(kind_name=st.sampled_from(sorted(SCHEMAS)), data=st.data())
+def test_any_value_is_either_a_valid_config_or_one_line(kind_name, data):
+    """Hostile values for every key: a one-line UserError or a config the model accepts again, never NaN/inf."""
+    import math
+
+    kind, name = kind_name
+    key = data.draw(st.sampled_from(sorted(SCHEMAS[kind_name].model_fields)))
+    value = data.draw(VALUES)
+    try:
+        cfg = configure(kind, name, None, {key: value})
+    except UserError as e:
+        assert "\n" not in str(e) and f"{kind} {name}" in str(e)
+        return
+    assert configure(kind, name, None, cfg) == cfg
+    flat = [v for v in cfg.values() if isinstance(v, float)] + [x for v in cfg.values() if isinstance(v, list) for x in v]
+    assert all(math.isfinite(x) for x in flat)
