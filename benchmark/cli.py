@@ -20,15 +20,12 @@ def _csv(text: str | None) -> list[str]:
 
 
 def _overrides(args: argparse.Namespace, suite: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    from benchmark.config import parse_sets, read_yaml
+    from benchmark.config import load_overrides, parse_sets
 
     merged: dict[str, dict[str, Any]] = {}
     layers = [suite.get("overrides", {})]
     if args.config:
-        cfg = read_yaml(Path(args.config))
-        if not isinstance(cfg, dict) or not all(isinstance(v, dict) for v in cfg.values()):
-            raise UserError(f"config file {args.config} must map sections (method, backbone or task names) to key: value maps")
-        layers.append(cfg)
+        layers.append(load_overrides(Path(args.config)))
     layers.append(parse_sets(args.set))
     for layer in layers:
         for section, values in (layer or {}).items():
@@ -61,6 +58,10 @@ def _spec_fields(args: argparse.Namespace) -> tuple[dict[str, Any], list[int]]:
     from benchmark.registry import load_plugin
     from benchmark.results import writable_problem
 
+    if args.offline:
+        from benchmark.backbones.weights import go_offline
+
+        go_offline()
     for plugin in args.plugin:
         load_plugin(plugin)
     suite: dict[str, Any] = {}
@@ -243,7 +244,9 @@ def _add_run_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--results", default="results", help="result folder (default: results)")
     r.add_argument("--seeds", help="comma-separated seeds (default 0)")
     r.add_argument("--weights", help="backbone weight file in its authors' format")
-    r.add_argument("--config", help="YAML file of overrides: {section: {key: value}}")
+    r.add_argument("--config", help="overrides file (YAML or .py, may inherit with _base_): {section: {key: value}}, "
+                                    "or a variant of a default file (_base_: configs/methods/cosettle.yaml)")
+    r.add_argument("--offline", action="store_true", help="never reach the network for weights (as HF_HUB_OFFLINE=1)")
     r.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one value")
     r.add_argument("--plugin", action="append", default=[], help="Python file registering extra methods/tasks")
     r.add_argument("--device", default="auto")

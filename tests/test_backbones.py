@@ -134,3 +134,40 @@ def test_efficientnet_wheel_weights_are_real():
     assert pre.weights_id.startswith("efficientnet-lite0-57934424.pth@sha256:")
     assert not torch.allclose(pre.model.conv_stem.weight, rnd.model.conv_stem.weight)
     assert build_backbone("efficientnet_lite0", out_stride=32).encode(x).shape == (2, 3, 4, 320)
+
+
+def test_importing_the_backbones_changes_no_global_state():
+    """No HF_HUB_OFFLINE at import: a library user's process keeps its own network setting."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import os; import benchmark.backbones.vit, benchmark.backbones.efficientnet; "
+            "assert 'HF_HUB_OFFLINE' not in os.environ, os.environ['HF_HUB_OFFLINE']")
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+
+
+def test_offline_flag_is_set_where_the_run_starts_and_missing_weights_stay_one_line(toy_root, tmp_path, monkeypatch, capsys):
+    import os
+
+    from huggingface_hub import constants
+
+    from benchmark.cli import main
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("I2V_BENCH_WEIGHTS", str(tmp_path))
+    code = main(["run", "--offline", "--method", "frozen", "--backbone", "mae", "--suite", "toy", "--tasks", "tradeoff",
+                 "--data-root", str(toy_root), "--results", str(tmp_path / "r"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "no weights for backbone 'mae': download mae_pretrain_vit_base.pth" in err
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and constants.HF_HUB_OFFLINE is True
+
+
+def test_efficientnet_refuses_a_weights_file(tmp_path):
+    with pytest.raises(UserError, match="efficientnet_lite0_random takes no weights file"):
+        build_backbone("efficientnet_lite0_random", weights=tmp_path / "x.pth")

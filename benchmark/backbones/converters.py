@@ -22,7 +22,7 @@ uses the library rather than a copy of it. Projection heads are dropped: benchma
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from benchmark.backbones.weights import strip_prefix
 from benchmark.errors import UserError
@@ -104,15 +104,3 @@ def convert_dinov2(ckpt: dict[str, Any]) -> dict[str, Any]:
     """DINOv2 (Oquab et al., 2024): ``teacher.backbone.*`` of a training checkpoint, or the plain release."""
     state = ckpt["teacher"] if "teacher" in ckpt else ckpt
     return _drop_heads(_unwrap_module(state))
-
-
-CONVERTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "mae": convert_mae,
-    "dino": convert_dino,
-    "ibot": convert_ibot,
-    "mocov3": convert_mocov3,
-    "clip": convert_clip,
-    "blip": convert_blip,
-    "ijepa": convert_ijepa,
-    "dinov2": convert_dinov2,
-}

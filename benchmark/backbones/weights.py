@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,19 @@ from benchmark.errors import UserError
 def weights_dir() -> Path:
     """Folder searched for authors' weight files when ``--weights`` is not given."""
     return Path(os.environ.get("I2V_BENCH_WEIGHTS", Path.home() / ".cache" / "i2v-bench" / "weights"))
+
+
+def go_offline() -> None:
+    """Never reach the network for weights: what ``bench run --offline`` asks (``HF_HUB_OFFLINE=1`` is the same).
+
+    Called where a run starts, never at import, so a library user's process keeps its own setting.
+    ``huggingface_hub`` reads the variable once, at its import, so an already imported copy is set too;
+    submitit subprocesses inherit the variable.
+    """
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        constants.HF_HUB_OFFLINE = True
 
 
 HUB_FILES = ("model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin")
