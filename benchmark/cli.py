@@ -191,11 +191,45 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    if args.published is not None:  # the leaderboard, then ours beside the papers' own numbers
+        from benchmark.published import render as render_published
+
+        print(render_published(Path(args.results), args.format, _csv(args.tasks) or None, args.metric,
+                               _csv(args.methods) or None, _csv(args.backbones) or None, args.digits,
+                               _csv(args.published) or None, args.published_tol))
+        return 0
     from benchmark.table import render
 
     print(render(Path(args.results), args.format, _csv(args.tasks) or None, args.metric, _csv(args.methods) or None,
                  _csv(args.backbones) or None, args.digits))
     return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Plan (and without --dry-run, run through the sweep's path) the runs behind a published table."""
+    from benchmark import reproduce, sweep
+    from benchmark.published import load
+
+    try:
+        seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else [0]
+    except ValueError:
+        raise UserError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. --seeds 0,1,2") from None
+    data_root = Path(args.data_root) if args.data_root else None
+    plan = reproduce.plan(args.table, _csv(args.backbones) or None, seeds, data_root, _datasets(args.data),
+                          Path(args.train_data) if args.train_data else None, _csv(args.tasks) or None)
+    print(reproduce.describe(plan, load([args.table])))
+    if args.dry_run:
+        return 0
+    if plan.missing:
+        raise UserError(f"cannot reproduce {args.table}: {len(plan.missing)} data folders or weight files are missing "
+                        "(listed above as MISSING): fetch them, then rerun")
+    args.tasks, args.seeds = ",".join(plan.tasks), ",".join(map(str, seeds))
+    if args.train_data is None and data_root is not None:
+        from benchmark.config import dataset_folder_name
+
+        args.train_data = str(data_root / dataset_folder_name(reproduce.TRAIN_DATASET))
+    fields, seeds = _spec_fields(args)
+    return _submit(args, fields, sweep.grid(fields, plan.methods, plan.backbones, seeds), plan.methods, plan.backbones)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -293,7 +327,21 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--backbones", help="comma-separated backbones to show (default: all)")
     t.add_argument("--metric", help="show this metric instead of each task's main metric")
     t.add_argument("--digits", type=int, default=3, help="decimals in the cells (default 3)")
+    t.add_argument("--published", nargs="?", const="", metavar="TABLES",
+                   help="add ours beside the published values (configs/published/; all tables, or these comma-separated)")
+    t.add_argument("--published-tol", type=float, default=0.01,
+                   help="flag cells whose |ours - published| exceeds this (fractions; default 0.01, one point)")
     t.set_defaults(func=cmd_table)
+
+    rp = sub.add_parser("reproduce", help="the runs, data and weights behind a published table; run what is missing")
+    rp.add_argument("table", help="a published table (configs/published/<table>.yaml), e.g. cosettle")
+    rp.add_argument("--backbones", help="comma-separated backbones (default: every one of ours the table reports)")
+    rp.add_argument("--dry-run", action="store_true", help="print the runs and what is missing here; run nothing")
+    rp.add_argument("--executor", default="local", choices=["inline", "debug", "local", "slurm"])
+    rp.add_argument("--max-parallel", type=int, help="jobs at once (local) / array parallelism (slurm)")
+    rp.add_argument("--executor-config", help="YAML overriding configs/executor.yaml ({local: ..., slurm: ...})")
+    _add_run_arguments(rp)
+    rp.set_defaults(func=cmd_reproduce)
 
     cmp = sub.add_parser("compare", help="per-sample diff of method B against method A on one task, with a paired test")
     cmp.add_argument("a", help="reference method, METHOD or METHOD@VARIANT (e.g. frozen)")

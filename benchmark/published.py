@@ -222,7 +222,7 @@ def comparison(annotated: pd.DataFrame, fmt: str = "markdown", digits: int = 3, 
     rows = [[*(r[k] for k in keys), num(r[ours]), num(r["published"]), num(r["published_delta"], sign=True),
              "!" if r["published_flag"] else "", f"[{cites.index(r['published_source']) + 1}]" if r["published_source"] else ""]
             for _, r in annotated.iterrows()]
-    headers = [*keys, "ours", "published", "Δ ours−published", f"|Δ|>{tol:g}", "source"]
+    headers = [*keys, "ours", "published", "Δ ours−published", f"off by >{tol:g}", "source"]
     if fmt == "csv":
         return annotated.to_csv(index=False)
     table = pd.DataFrame(rows, columns=headers)
