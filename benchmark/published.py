@@ -227,11 +227,11 @@ def comparison(annotated: pd.DataFrame, fmt: str = "markdown", digits: int = 3, 
         return annotated.to_csv(index=False)
     table = pd.DataFrame(rows, columns=headers)
     if fmt == "latex":
-        body = tabulate(rows, headers=headers, tablefmt="latex_booktabs")
+        body = tabulate(rows, headers=headers, tablefmt="latex_booktabs", disable_numparse=True)
     elif fmt == "html":
         body = table.to_html(index=False, border=0, classes="published")
     else:
-        body = tabulate(rows, headers=headers, tablefmt="github")
+        body = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     notes = [f"[{i}] {c}" for i, c in enumerate(cites, 1)]
     legend = (f"Published values are the papers' own (configs/published/), on our fraction scale; Δ = ours − published; "
               f"! marks |Δ| > {tol:g}. Blank: nothing published for that cell under its protocol.")
