@@ -244,6 +244,7 @@ def render(results: Path, fmt: str = "markdown", tasks: list[str] | None = None,
     """The leaderboard of ``results``, then ours beside the published tables ``names`` (all when None)."""
     from benchmark.table import load_frame, render_summary, summarise
 
+    rows = load(names)  # a bad table name fails before any result is read
     summary = summarise(load_frame(results, tasks, metric, methods, backbones))
-    annotated = annotate(summary, load(names), tol)
+    annotated = annotate(summary, rows, tol)
     return render_summary(summary, fmt, digits, tasks) + "\n\n" + comparison(annotated, fmt, digits, tol)

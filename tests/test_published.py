@@ -132,3 +132,24 @@ def test_two_published_values_for_one_cell_are_refused_not_chosen_between():
         annotate(toy_summary(), [p, twin])
     with pytest.raises(UserError, match="--published-tol"):
         annotate(toy_summary(), [p], tol=-0.1)
+
+
+def test_bench_table_published_on_result_records(tmp_path, capsys):
+    from benchmark.cli import main
+    from tests.test_table import record  # the leaderboard tests' own record writer, whatever the record layout
+
+    moco = published("frozen", "mocov3").value
+    for seed, jitter in enumerate((-0.001, 0.001)):
+        record(tmp_path, "frozen", "mocov3", "davis", seed, "J&F-Mean", moco + 0.02 + jitter)
+        record(tmp_path, "frozen", "efficientnet_lite0", "davis", seed, "J&F-Mean", 0.5 + jitter)
+    assert main(["table", "--results", str(tmp_path), "--published", "cosettle,dino"]) == 0
+    out = capsys.readouterr().out
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| ")]
+    header = next(r for r in rows if "published" in r)
+    moco_row = next(r for r in rows if r[:2] == ["mocov3", "frozen"] and len(r) == len(header))
+    lite_row = next(r for r in rows if r[:2] == ["efficientnet_lite0", "frozen"] and len(r) == len(header))
+    cell = dict(zip(header, moco_row))
+    assert cell["published"] == f"{moco:.3f}" and cell["Δ ours−published"] == "+0.020" and cell["off by >0.01"] == "!"
+    assert dict(zip(header, lite_row))["published"] == ""
+    assert main(["table", "--results", str(tmp_path), "--published", "cosetle"]) == 2
+    assert "did you mean 'cosettle'" in capsys.readouterr().err
