@@ -19,6 +19,7 @@ differ between reference codes. A flag says "this does not reproduce within a po
 """
 from __future__ import annotations
 
+import html
 import math
 import re
 from dataclasses import dataclass
@@ -191,8 +192,8 @@ def annotate(df: pd.DataFrame, published: list[Published], tol: float = DEFAULT_
         by_key.setdefault(p.key, []).append(p)
     presets = df["preset"] if "preset" in df.columns else pd.Series([""] * len(df), index=df.index)
     variants = df["variant"] if "variant" in df.columns else pd.Series([""] * len(df), index=df.index)
-    values, deltas, flags, cites = [], [], [], []
-    for (i, row), mine in zip(df.iterrows(), ours):
+    matched: list[Published | None] = []
+    for i, row in df.iterrows():
         candidates = by_key.get((row["method"], row["backbone"], row["task"], row["metric"]), [])
         if candidates:
             protocol = cell_preset(row["task"], str(variants[i]), str(presets[i] or ""))
@@ -200,18 +201,17 @@ def annotate(df: pd.DataFrame, published: list[Published], tol: float = DEFAULT_
         if len(candidates) > 1:
             raise UserError(f"{len(candidates)} published values match {row['method']} x {row['backbone']} x {row['task']} "
                             f"{row['metric']} ({', '.join(p.source for p in candidates)}): keep one of them")
-        if not candidates:
-            values.append(math.nan), deltas.append(math.nan), flags.append(False), cites.append("")
-            continue
-        p = candidates[0]
-        delta = float(mine) - p.value
-        values.append(p.value), deltas.append(delta), flags.append(abs(delta) > tol), cites.append(p.cite)
-    return df.assign(published=values, published_delta=deltas, published_flag=flags, published_source=cites)
+        matched.append(candidates[0] if candidates else None)
+    value = pd.Series([p.value if p else math.nan for p in matched], index=df.index, dtype=float)
+    delta = ours.astype(float) - value
+    return df.assign(published=value, published_delta=delta, published_flag=delta.abs() > tol,
+                     published_source=[p.cite if p else "" for p in matched])
 
 
 def comparison(annotated: pd.DataFrame, fmt: str = "markdown", digits: int = 3, tol: float = DEFAULT_TOL) -> str:
     """Ours beside the published value for every cell of :func:`annotate`'s frame, blank where nothing is
-    published; flagged cells (|Δ| > ``tol``) are marked ``!``; the citations follow the table."""
+    published; flagged cells (|Δ| > ``tol``) are marked ``!``; the citations follow the table. ``fmt`` is
+    markdown, latex or html (CSV carries the columns in the leaderboard's own rows, see :func:`render`)."""
     ours = "mean" if "mean" in annotated.columns else "value"
     keys = [k for k in ("backbone", "method", "variant", "task", "metric") if k in annotated.columns]
     cites = list(dict.fromkeys(c for c in annotated["published_source"] if c))
@@ -222,20 +222,21 @@ def comparison(annotated: pd.DataFrame, fmt: str = "markdown", digits: int = 3, 
     rows = [[*(r[k] for k in keys), num(r[ours]), num(r["published"]), num(r["published_delta"], sign=True),
              "!" if r["published_flag"] else "", f"[{cites.index(r['published_source']) + 1}]" if r["published_source"] else ""]
             for _, r in annotated.iterrows()]
-    headers = [*keys, "ours", "published", "Δ ours−published", f"off by >{tol:g}", "source"]
-    if fmt == "csv":
-        return annotated.to_csv(index=False)
-    table = pd.DataFrame(rows, columns=headers)
+    headers = [*keys, "ours", "published", "ours - published", f"off by >{tol:g}", "source"]
     if fmt == "latex":
         body = tabulate(rows, headers=headers, tablefmt="latex_booktabs", disable_numparse=True)
     elif fmt == "html":
-        body = table.to_html(index=False, border=0, classes="published")
+        body = pd.DataFrame(rows, columns=headers).to_html(index=False, border=0, classes="published")
     else:
         body = tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
-    notes = [f"[{i}] {c}" for i, c in enumerate(cites, 1)]
-    legend = (f"Published values are the papers' own (configs/published/), on our fraction scale; Δ = ours − published; "
-              f"! marks |Δ| > {tol:g}. Blank: nothing published for that cell under its protocol.")
-    return "\n".join([body, "", legend, *notes])
+    notes = [f"Published values are the papers' own (configs/published/), on our fraction scale; ! marks "
+             f"|ours - published| > {tol:g}. Blank: nothing published for that cell under its protocol.",
+             *(f"[{i}] {c}" for i, c in enumerate(cites, 1))]
+    if fmt == "latex":
+        notes = [f"% {n}" for n in notes]
+    elif fmt == "html":
+        notes = [f"<p class=\"legend\">{html.escape(n)}</p>" for n in notes]
+    return "\n".join([body, "", *notes])
 
 
 def render(results: Path, fmt: str = "markdown", tasks: list[str] | None = None, metric: str | None = None,
@@ -247,4 +248,6 @@ def render(results: Path, fmt: str = "markdown", tasks: list[str] | None = None,
     rows = load(names)  # a bad table name fails before any result is read
     summary = summarise(load_frame(results, tasks, metric, methods, backbones))
     annotated = annotate(summary, rows, tol)
+    if fmt == "csv":  # one CSV: the leaderboard's rows with the published columns added
+        return render_summary(annotated, fmt, digits, tasks)
     return render_summary(summary, fmt, digits, tasks) + "\n\n" + comparison(annotated, fmt, digits, tol)

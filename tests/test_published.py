@@ -121,7 +121,7 @@ def test_the_comparison_table_shows_the_published_column_blank_cells_and_the_sou
                         "+0.020", "!", moco[-1]] and moco[-1].startswith("[")
     lite = [c.strip() for c in lines["efficientnet_lite0", "frozen", "default"].strip("|").split("|")]
     assert lite[5] == "0.500" and lite[6:] == ["", "", "", ""]
-    assert "[1] Co-Settle README.md" in text and "! marks |Δ| > 0.01" in text
+    assert "[1] Co-Settle README.md" in text and "! marks |ours - published| > 0.01" in text
 
 
 def test_two_published_values_for_one_cell_are_refused_not_chosen_between():
@@ -149,7 +149,7 @@ def test_bench_table_published_on_result_records(tmp_path, capsys):
     moco_row = next(r for r in rows if r[:2] == ["mocov3", "frozen"] and len(r) == len(header))
     lite_row = next(r for r in rows if r[:2] == ["efficientnet_lite0", "frozen"] and len(r) == len(header))
     cell = dict(zip(header, moco_row))
-    assert cell["published"] == f"{moco:.3f}" and cell["Δ ours−published"] == "+0.020" and cell["off by >0.01"] == "!"
+    assert cell["published"] == f"{moco:.3f}" and cell["ours - published"] == "+0.020" and cell["off by >0.01"] == "!"
     assert dict(zip(header, lite_row))["published"] == ""
     assert main(["table", "--results", str(tmp_path), "--published", "cosetle"]) == 2
     assert "did you mean 'cosettle'" in capsys.readouterr().err
