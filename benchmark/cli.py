@@ -55,6 +55,13 @@ def _datasets(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _seeds(text: str | None) -> list[int]:
+    try:
+        return [int(s) for s in _csv(text)] if text else [0]
+    except ValueError:
+        raise UserError(f"--seeds {text!r} must be comma-separated integers, e.g. --seeds 0,1,2") from None
+
+
 def _spec_fields(args: argparse.Namespace) -> tuple[dict[str, Any], list[int]]:
     """What `run` and `sweep` share: plugins loaded, suite, tasks, data, overrides → RunSpec fields, and the seeds."""
     from benchmark.config import dataset_folder_name, suggest, suites
@@ -89,10 +96,7 @@ def _spec_fields(args: argparse.Namespace) -> tuple[dict[str, Any], list[int]]:
     if train_data is None and data_root is not None and suite.get("train_data"):
         candidate = data_root / dataset_folder_name(suite["train_data"])
         train_data = candidate if candidate.is_dir() else None
-    try:
-        seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else [0]
-    except ValueError:
-        raise UserError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. --seeds 0,1,2") from None
+    seeds = _seeds(args.seeds)
     overrides = _overrides(args, suite)
     datasets = _datasets(args.data)
     fields = dict(
@@ -191,6 +195,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    if args.published is None and args.published_tol is not None:
+        raise UserError("--published-tol applies to --published: add --published (all tables) or --published NAME")
     if args.published is not None:  # the leaderboard, then ours beside the papers' own numbers
         from benchmark.published import render as render_published
 
@@ -210,10 +216,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from benchmark import reproduce, sweep
     from benchmark.published import load
 
-    try:
-        seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else [0]
-    except ValueError:
-        raise UserError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. --seeds 0,1,2") from None
+    seeds = _seeds(args.seeds)
     data_root = Path(args.data_root) if args.data_root else None
     plan = reproduce.plan(args.table, _csv(args.backbones) or None, seeds, data_root, _datasets(args.data),
                           Path(args.train_data) if args.train_data else None, _csv(args.tasks) or None)
@@ -329,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--digits", type=int, default=3, help="decimals in the cells (default 3)")
     t.add_argument("--published", nargs="?", const="", metavar="TABLES",
                    help="add ours beside the published values (configs/published/; all tables, or these comma-separated)")
-    t.add_argument("--published-tol", type=float, default=0.01,
+    t.add_argument("--published-tol", type=float,
                    help="flag cells whose |ours - published| exceeds this (fractions; default 0.01, one point)")
     t.set_defaults(func=cmd_table)
 

@@ -241,10 +241,12 @@ def comparison(annotated: pd.DataFrame, fmt: str = "markdown", digits: int = 3, 
 
 def render(results: Path, fmt: str = "markdown", tasks: list[str] | None = None, metric: str | None = None,
            methods: list[str] | None = None, backbones: list[str] | None = None, digits: int = 3,
-           names: list[str] | None = None, tol: float = DEFAULT_TOL) -> str:
-    """The leaderboard of ``results``, then ours beside the published tables ``names`` (all when None)."""
+           names: list[str] | None = None, tol: float | None = None) -> str:
+    """The leaderboard of ``results``, then ours beside the published tables ``names`` (all when None),
+    flagged beyond ``tol`` (:data:`DEFAULT_TOL` when None)."""
     from benchmark.table import load_frame, render_summary, summarise
 
+    tol = DEFAULT_TOL if tol is None else tol
     rows = load(names)  # a bad table name fails before any result is read
     summary = summarise(load_frame(results, tasks, metric, methods, backbones))
     annotated = annotate(summary, rows, tol)
