@@ -223,10 +223,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     print(reproduce.describe(plan, load([args.table])))
     if args.dry_run:
         return 0
+    if not plan.runs:
+        raise UserError(f"nothing to run: the {args.table} table reports no backbone of our registry (see the notes above)")
     if plan.missing:
         raise UserError(f"cannot reproduce {args.table}: {len(plan.missing)} data folders or weight files are missing "
                         "(listed above as MISSING): fetch them, then rerun")
     args.tasks, args.seeds = ",".join(plan.tasks), ",".join(map(str, seeds))
+    if plan.preset:  # the table's protocol first, so that a --set of the user's own still wins
+        args.set = [f"{t}.preset={plan.preset}" for t in plan.tasks] + args.set
     if args.train_data is None and data_root is not None:
         from benchmark.config import dataset_folder_name
 

@@ -39,6 +39,7 @@ class Plan:
     table: str
     runs: list[tuple[str, str, str]]  # (method, backbone, task)
     seeds: list[int]
+    preset: str = ""  # the evaluation protocol the table was measured with; every run sets it on its tasks
     items: list[Item] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # backbones not run, or run without a published value
 
@@ -151,7 +152,7 @@ def plan(table: str, backbones: list[str] | None = None, seeds: list[int] | None
     if set(tasks or []) - set(reported_tasks):
         raise UserError(f"--tasks {','.join(tasks or [])}: the {table} table reports only {', '.join(reported_tasks)}")
     cells = [(m, t) for m, t in cells if not tasks or t in tasks]
-    out = Plan(table, [(m, b, t) for b in chosen for m, t in cells], seeds or [0])
+    out = Plan(table, [(m, b, t) for b in chosen for m, t in cells], seeds or [0], rows[0].preset)
     for b in reported:
         if b not in ours and (backbones is None):
             link = next((p.checkpoint for p in rows if p.backbone == b and p.checkpoint), None)
@@ -171,7 +172,8 @@ def plan(table: str, backbones: list[str] | None = None, seeds: list[int] | None
 def describe(p: Plan, rows: list[Published] | None = None) -> str:
     """The plan as text: runs, then each data folder and weight file, missing ones marked."""
     checkpoints = {(r.method, r.backbone): r.checkpoint for r in rows or [] if r.checkpoint}
-    lines = [f"reproduce {p.table}: {len(p.runs)} runs x {len(p.seeds)} seed(s) {', '.join(map(str, p.seeds))}"]
+    lines = [f"reproduce {p.table}: {len(p.runs)} runs x {len(p.seeds)} seed(s) {', '.join(map(str, p.seeds))}"
+             + (f", preset {p.preset} (the table's protocol) on every task" if p.preset else "")]
     for m in p.methods:
         for b in p.backbones:
             tasks = [t for mm, bb, t in p.runs if (mm, bb) == (m, b)]

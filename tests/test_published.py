@@ -153,3 +153,12 @@ def test_bench_table_published_on_result_records(tmp_path, capsys):
     assert dict(zip(header, lite_row))["published"] == ""
     assert main(["table", "--results", str(tmp_path), "--published", "cosetle"]) == 2
     assert "did you mean 'cosettle'" in capsys.readouterr().err
+
+
+def test_a_preset_column_decides_the_protocol_over_the_variant_name():
+    """A ``--tag``-named variant says nothing about its preset; a frame that carries the preset is exact."""
+    frame = pd.DataFrame([{"backbone": "dino", "method": "frozen", "variant": "mytag", "task": "davis", "metric": "J&F-Mean",
+                           "mean": 0.6, "preset": preset} for preset in ("dino", "crw", "")])
+    out = annotate(frame, load())
+    assert list(out["published"].iloc[:2]) == [pytest.approx(published("frozen", "dino", "dino", "dino").value), pytest.approx(math.nan, nan_ok=True)]
+    assert out["published"].iloc[2] == pytest.approx(published("frozen", "dino").value)  # no preset: the task's default

@@ -32,6 +32,7 @@ def test_dry_run_lists_every_run_of_the_table_and_what_is_missing_and_writes_not
     assert main(["reproduce", "cosettle", "--dry-run", "--data-root", str(empty), "--results", str(tmp_path / "res")]) == 0
     out = capsys.readouterr().out
     assert listing(tmp_path) == before
+    assert "preset cosettle (the table's protocol) on every task" in out
     ours = {p.backbone for p in load(["cosettle"])} & {"mae", "ijepa", "clip", "blip", "mocov3", "ibot", "dino"}
     for backbone in ours:
         for method in ("frozen", "cosettle"):
