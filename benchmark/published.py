@@ -104,7 +104,8 @@ def _why(e: ValidationError) -> str:
     err = e.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "top level"
     if err["type"] == "extra_forbidden":
-        return f"unknown field {where!r} (fields: method, backbone, source_backbone, task, metric, value, row, checkpoint, note)"
+        model = {"rows": Row, "source": Source}.get(str(err["loc"][0]), PublishedFile)
+        return f"unknown field {where!r} (known: {', '.join(model.model_fields)})"
     if err["type"] == "missing":
         return f"{where} is missing (every row cites its source row with `row:`)"
     return f"{where}: {err['msg']}"
@@ -220,7 +221,8 @@ def comparison(annotated: pd.DataFrame, fmt: str = "markdown", digits: int = 3, 
         return "" if math.isnan(x) else (f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}")
 
     rows = [[*(r[k] for k in keys), num(r[ours]), num(r["published"]), num(r["published_delta"], sign=True),
-             "!" if r["published_flag"] else "", f"[{cites.index(r['published_source']) + 1}]" if r["published_source"] else ""]
+             "!" if r["published_flag"] else "",
+             f"[{cites.index(r['published_source']) + 1}]" if r["published_source"] else ""]
             for _, r in annotated.iterrows()]
     headers = [*keys, "ours", "published", "ours - published", f"off by >{tol:g}", "source"]
     if fmt == "latex":

@@ -157,7 +157,8 @@ def plan(table: str, backbones: list[str] | None = None, seeds: list[int] | None
         if b not in ours and (backbones is None):
             link = next((p.checkpoint for p in rows if p.backbone == b and p.checkpoint), None)
             source = next(p.source_backbone for p in rows if p.backbone == b)
-            out.notes.append(f"not run: {b} ({source}) is not in our registry" + (f"; the table's checkpoint: {link}" if link else ""))
+            out.notes.append(f"not run: {b} ({source}) is not in our registry"
+                             + (f"; the table's checkpoint: {link}" if link else ""))
     for b in chosen:
         if b not in reported:
             out.notes.append(f"{b} runs, but the {table} table publishes no value for it")

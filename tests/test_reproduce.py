@@ -44,9 +44,11 @@ def test_dry_run_lists_every_run_of_the_table_and_what_is_missing_and_writes_not
     assert f"missing here: {4 + len(ours)} of {4 + len(ours)}" in out
 
 
-def test_present_data_and_weights_are_found_and_a_run_refuses_while_anything_is_missing(tmp_path, toy_root, no_weights, capsys):
-    (no_weights / "dino_vitbase16_pretrain.pth").write_bytes(b"")  # presence is what the plan checks; loading is the run's
-    args = ["reproduce", "cosettle", "--backbones", "dino,mae", "--data-root", str(toy_root), "--results", str(tmp_path / "res")]
+def test_present_data_and_weights_are_found_and_a_run_refuses_while_anything_is_missing(tmp_path, toy_root, no_weights,
+                                                                                       capsys):
+    (no_weights / "dino_vitbase16_pretrain.pth").write_bytes(b"")  # the plan checks presence; loading is the run's job
+    args = ["reproduce", "cosettle", "--backbones", "dino,mae", "--data-root", str(toy_root),
+            "--results", str(tmp_path / "res")]
     assert main([*args, "--dry-run"]) == 0
     out = capsys.readouterr().out
     for dataset in ("davis", "vip", "jhmdb", "kinetics"):
