@@ -214,27 +214,14 @@ def cmd_table(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Plan (and without --dry-run, run through the sweep's path) the runs behind a published table."""
     from benchmark import reproduce, sweep
-    from benchmark.published import load
 
-    seeds = _seeds(args.seeds)
-    data_root = Path(args.data_root) if args.data_root else None
-    plan = reproduce.plan(args.table, _csv(args.backbones) or None, seeds, data_root, _datasets(args.data),
+    plan = reproduce.plan(args.table, _csv(args.backbones) or None, _seeds(args.seeds),
+                          Path(args.data_root) if args.data_root else None, _datasets(args.data),
                           Path(args.train_data) if args.train_data else None, _csv(args.tasks) or None)
-    print(reproduce.describe(plan, load([args.table])))
+    print(reproduce.describe(plan))
     if args.dry_run:
         return 0
-    if not plan.runs:
-        raise UserError(f"nothing to run: the {args.table} table reports no backbone of our registry (see the notes above)")
-    if plan.missing:
-        raise UserError(f"cannot reproduce {args.table}: {len(plan.missing)} data folders or weight files are missing "
-                        "(listed above as MISSING): fetch them, then rerun")
-    args.tasks, args.seeds = ",".join(plan.tasks), ",".join(map(str, seeds))
-    if plan.preset:  # the table's protocol first, so that a --set of the user's own still wins
-        args.set = [f"{t}.preset={plan.preset}" for t in plan.tasks] + args.set
-    if args.train_data is None and data_root is not None:
-        from benchmark.config import dataset_folder_name
-
-        args.train_data = str(data_root / dataset_folder_name(reproduce.TRAIN_DATASET))
+    reproduce.as_sweep(plan, args)
     fields, seeds = _spec_fields(args)
     return _submit(args, fields, sweep.grid(fields, plan.methods, plan.backbones, seeds), plan.methods, plan.backbones)
 
@@ -293,6 +280,14 @@ def _add_run_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--no-cache", action="store_true", help="neither read nor write the shared frozen-feature cache")
 
 
+def _add_submit_arguments(p: argparse.ArgumentParser, dry_run: str) -> None:
+    """Flags of the commands that submit a grid through :func:`_submit` (`sweep`, `reproduce`)."""
+    p.add_argument("--executor", default="local", choices=["inline", "debug", "local", "slurm"])
+    p.add_argument("--max-parallel", type=int, help="jobs at once (local) / array parallelism (slurm)")
+    p.add_argument("--executor-config", help="YAML overriding configs/executor.yaml ({local: ..., slurm: ...})")
+    p.add_argument("--dry-run", action="store_true", help=dry_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench", description="i2v-bench: image-to-video transfer benchmark")
     sub = p.add_subparsers(dest="command", required=True)
@@ -307,10 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="run a methods x backbones x seeds grid through submitit, skipping what is done")
     sw.add_argument("--methods", required=True, help="comma-separated method names")
     sw.add_argument("--backbones", required=True, help="comma-separated backbone names")
-    sw.add_argument("--executor", default="local", choices=["inline", "debug", "local", "slurm"])
-    sw.add_argument("--max-parallel", type=int, help="jobs at once (local) / array parallelism (slurm)")
-    sw.add_argument("--executor-config", help="YAML overriding configs/executor.yaml ({local: ..., slurm: ...})")
-    sw.add_argument("--dry-run", action="store_true", help="print the plan and its size, submit nothing")
+    _add_submit_arguments(sw, "print the plan and its size, submit nothing")
     _add_run_arguments(sw)
     sw.set_defaults(func=cmd_sweep)
 
@@ -343,10 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("reproduce", help="the runs, data and weights behind a published table; run what is missing")
     rp.add_argument("table", help="a published table (configs/published/<table>.yaml), e.g. cosettle")
     rp.add_argument("--backbones", help="comma-separated backbones (default: every one of ours the table reports)")
-    rp.add_argument("--dry-run", action="store_true", help="print the runs and what is missing here; run nothing")
-    rp.add_argument("--executor", default="local", choices=["inline", "debug", "local", "slurm"])
-    rp.add_argument("--max-parallel", type=int, help="jobs at once (local) / array parallelism (slurm)")
-    rp.add_argument("--executor-config", help="YAML overriding configs/executor.yaml ({local: ..., slurm: ...})")
+    _add_submit_arguments(rp, "print the runs and what is missing here; run nothing")
     _add_run_arguments(rp)
     rp.set_defaults(func=cmd_reproduce)
 

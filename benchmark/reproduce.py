@@ -11,6 +11,7 @@ reads; it never writes. Without ``--dry-run`` the CLI submits the missing runs t
 """
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -40,6 +41,7 @@ class Plan:
     runs: list[tuple[str, str, str]]  # (method, backbone, task)
     seeds: list[int]
     preset: str = ""  # the evaluation protocol the table was measured with; every run sets it on its tasks
+    checkpoints: dict[tuple[str, str], str] = field(default_factory=dict)  # (method, backbone) -> the table's link
     items: list[Item] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # backbones not run, or run without a published value
 
@@ -152,7 +154,8 @@ def plan(table: str, backbones: list[str] | None = None, seeds: list[int] | None
     if set(tasks or []) - set(reported_tasks):
         raise UserError(f"--tasks {','.join(tasks or [])}: the {table} table reports only {', '.join(reported_tasks)}")
     cells = [(m, t) for m, t in cells if not tasks or t in tasks]
-    out = Plan(table, [(m, b, t) for b in chosen for m, t in cells], seeds or [0], rows[0].preset)
+    out = Plan(table, [(m, b, t) for b in chosen for m, t in cells], seeds or [0], rows[0].preset,
+               {(p.method, p.backbone): p.checkpoint for p in rows if p.checkpoint})
     for b in reported:
         if b not in ours and (backbones is None):
             link = next((p.checkpoint for p in rows if p.backbone == b and p.checkpoint), None)
@@ -170,15 +173,14 @@ def plan(table: str, backbones: list[str] | None = None, seeds: list[int] | None
     return out
 
 
-def describe(p: Plan, rows: list[Published] | None = None) -> str:
+def describe(p: Plan) -> str:
     """The plan as text: runs, then each data folder and weight file, missing ones marked."""
-    checkpoints = {(r.method, r.backbone): r.checkpoint for r in rows or [] if r.checkpoint}
     lines = [f"reproduce {p.table}: {len(p.runs)} runs x {len(p.seeds)} seed(s) {', '.join(map(str, p.seeds))}"
              + (f", preset {p.preset} (the table's protocol) on every task" if p.preset else "")]
     for m in p.methods:
         for b in p.backbones:
             tasks = [t for mm, bb, t in p.runs if (mm, bb) == (m, b)]
-            link = checkpoints.get((m, b))
+            link = p.checkpoints.get((m, b))
             lines.append(f"  run {m} x {b}: {', '.join(tasks)}" + (f"  (the table's checkpoint: {link})" if link else ""))
     lines += [f"  note: {n}" for n in p.notes]
     for kind in ("data", "weights"):
@@ -189,3 +191,22 @@ def describe(p: Plan, rows: list[Published] | None = None) -> str:
     lines.append(f"missing here: {len(p.missing)} of {len(p.items)}"
                  + (f" ({', '.join(f'{i.kind} {i.name}' for i in p.missing)})" if p.missing else ""))
     return "\n".join(lines)
+
+
+def as_sweep(p: Plan, args: argparse.Namespace) -> None:
+    """Point the run flags of ``args`` (``--tasks``, ``--seeds``, ``--set``, ``--train-data``) at plan ``p``, so
+    that the sweep's own path (``bench sweep``) runs it, with the table's preset set first so that a ``--set``
+    of the user's own still wins.
+
+    Raises:
+        UserError: nothing to run, or a data folder or weight file missing.
+    """
+    if not p.runs:
+        raise UserError(f"nothing to run: the {p.table} table reports no backbone of our registry (see the notes above)")
+    if p.missing:
+        raise UserError(f"cannot reproduce {p.table}: {len(p.missing)} data folders or weight files are missing "
+                        "(listed above as MISSING): fetch them, then rerun")
+    args.tasks, args.seeds = ",".join(p.tasks), ",".join(map(str, p.seeds))
+    args.set = [f"{t}.preset={p.preset}" for t in p.tasks if p.preset] + list(args.set)
+    if args.train_data is None and args.data_root:
+        args.train_data = str(Path(args.data_root) / dataset_folder_name(TRAIN_DATASET))
