@@ -52,6 +52,13 @@ def _datasets(items: list[str]) -> dict[str, str]:
     return out
 
 
+def _seeds(text: str | None) -> list[int]:
+    try:
+        return [int(s) for s in _csv(text)] if text else [0]
+    except ValueError:
+        raise UserError(f"--seeds {text!r} must be comma-separated integers, e.g. --seeds 0,1,2") from None
+
+
 def _spec_fields(args: argparse.Namespace) -> tuple[dict[str, Any], list[int]]:
     """What `run` and `sweep` share: plugins loaded, suite, tasks, data, overrides → RunSpec fields, and the seeds."""
     from benchmark.config import dataset_folder_name, suggest, suites
@@ -90,10 +97,7 @@ def _spec_fields(args: argparse.Namespace) -> tuple[dict[str, Any], list[int]]:
     if train_data is None and data_root is not None and suite.get("train_data"):
         candidate = data_root / dataset_folder_name(suite["train_data"])
         train_data = candidate if candidate.is_dir() else None
-    try:
-        seeds = [int(s) for s in _csv(args.seeds)] if args.seeds else [0]
-    except ValueError:
-        raise UserError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. --seeds 0,1,2") from None
+    seeds = _seeds(args.seeds)
     overrides = _overrides(args, suite)
     datasets = _datasets(args.data)
     fields = dict(
@@ -192,11 +196,35 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_table(args: argparse.Namespace) -> int:
+    if args.published is None and args.published_tol is not None:
+        raise UserError("--published-tol applies to --published: add --published (all tables) or --published NAME")
+    if args.published is not None:  # the leaderboard, then ours beside the papers' own numbers
+        from benchmark.published import render as render_published
+
+        print(render_published(Path(args.results), args.format, _csv(args.tasks) or None, args.metric,
+                               _csv(args.methods) or None, _csv(args.backbones) or None, args.digits,
+                               _csv(args.published) or None, args.published_tol))
+        return 0
     from benchmark.table import render
 
     print(render(Path(args.results), args.format, _csv(args.tasks) or None, args.metric, _csv(args.methods) or None,
                  _csv(args.backbones) or None, args.digits))
     return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Plan (and without --dry-run, run through the sweep's path) the runs behind a published table."""
+    from benchmark import reproduce, sweep
+
+    plan = reproduce.plan(args.table, _csv(args.backbones) or None, _seeds(args.seeds),
+                          Path(args.data_root) if args.data_root else None, _datasets(args.data),
+                          Path(args.train_data) if args.train_data else None, _csv(args.tasks) or None)
+    print(reproduce.describe(plan))
+    if args.dry_run:
+        return 0
+    reproduce.as_sweep(plan, args)
+    fields, seeds = _spec_fields(args)
+    return _submit(args, fields, sweep.grid(fields, plan.methods, plan.backbones, seeds), plan.methods, plan.backbones)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -255,6 +283,14 @@ def _add_run_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--no-cache", action="store_true", help="neither read nor write the shared frozen-feature cache")
 
 
+def _add_submit_arguments(p: argparse.ArgumentParser, dry_run: str) -> None:
+    """Flags of the commands that submit a grid through :func:`_submit` (`sweep`, `reproduce`)."""
+    p.add_argument("--executor", default="local", choices=["inline", "debug", "local", "slurm"])
+    p.add_argument("--max-parallel", type=int, help="jobs at once (local) / array parallelism (slurm)")
+    p.add_argument("--executor-config", help="YAML overriding configs/executor.yaml ({local: ..., slurm: ...})")
+    p.add_argument("--dry-run", action="store_true", help=dry_run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench", description="i2v-bench: image-to-video transfer benchmark")
     sub = p.add_subparsers(dest="command", required=True)
@@ -269,10 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="run a methods x backbones x seeds grid through submitit, skipping what is done")
     sw.add_argument("--methods", required=True, help="comma-separated method names")
     sw.add_argument("--backbones", required=True, help="comma-separated backbone names")
-    sw.add_argument("--executor", default="local", choices=["inline", "debug", "local", "slurm"])
-    sw.add_argument("--max-parallel", type=int, help="jobs at once (local) / array parallelism (slurm)")
-    sw.add_argument("--executor-config", help="YAML overriding configs/executor.yaml ({local: ..., slurm: ...})")
-    sw.add_argument("--dry-run", action="store_true", help="print the plan and its size, submit nothing")
+    _add_submit_arguments(sw, "print the plan and its size, submit nothing")
     _add_run_arguments(sw)
     sw.set_defaults(func=cmd_sweep)
 
@@ -296,7 +329,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--backbones", help="comma-separated backbones to show (default: all)")
     t.add_argument("--metric", help="show this metric instead of each task's main metric")
     t.add_argument("--digits", type=int, default=3, help="decimals in the cells (default 3)")
+    t.add_argument("--published", nargs="?", const="", metavar="TABLES",
+                   help="add ours beside the published values (configs/published/; all tables, or these comma-separated)")
+    t.add_argument("--published-tol", type=float,
+                   help="flag cells whose |ours - published| exceeds this (fractions; default 0.01, one point)")
     t.set_defaults(func=cmd_table)
+
+    rp = sub.add_parser("reproduce", help="the runs, data and weights behind a published table; run what is missing")
+    rp.add_argument("table", help="a published table (configs/published/<table>.yaml), e.g. cosettle")
+    rp.add_argument("--backbones", help="comma-separated backbones (default: every one of ours the table reports)")
+    _add_submit_arguments(rp, "print the runs and what is missing here; run nothing")
+    _add_run_arguments(rp)
+    rp.set_defaults(func=cmd_reproduce)
 
     cmp = sub.add_parser("compare", help="per-sample diff of method B against method A on one task, with a paired test")
     cmp.add_argument("a", help="reference method, METHOD or METHOD@VARIANT (e.g. frozen)")

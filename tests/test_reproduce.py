@@ -1,0 +1,66 @@
+"""`bench reproduce cosettle`: the runs come from the published table, each data folder is checked by its
+reader and each weight file where the backbone looks for it; a dry run writes nothing, and a real run
+refuses while anything is missing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import main
+from benchmark.published import load
+
+
+@pytest.fixture
+def no_weights(tmp_path, monkeypatch) -> Path:
+    """An empty weights folder and no hub cache, whatever this machine holds."""
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    monkeypatch.setenv("I2V_BENCH_WEIGHTS", str(folder))
+    monkeypatch.setattr("benchmark.backbones.weights.hub_cache_file", lambda tag: None)
+    return folder
+
+
+def listing(root: Path) -> list[Path]:
+    return sorted(root.rglob("*"))
+
+
+def test_dry_run_lists_every_run_of_the_table_and_what_is_missing_and_writes_nothing(tmp_path, no_weights, capsys):
+    empty = tmp_path / "data"
+    empty.mkdir()
+    before = listing(tmp_path)
+    assert main(["reproduce", "cosettle", "--dry-run", "--data-root", str(empty), "--results", str(tmp_path / "res")]) == 0
+    out = capsys.readouterr().out
+    assert listing(tmp_path) == before
+    assert "preset cosettle (the table's protocol) on every task" in out
+    ours = {p.backbone for p in load(["cosettle"])} & {"mae", "ijepa", "clip", "blip", "mocov3", "ibot", "dino"}
+    for backbone in ours:
+        for method in ("frozen", "cosettle"):
+            assert f"run {method} x {backbone}: davis, vip, jhmdb" in out
+        assert f"MISSING {backbone}" in out
+    assert "dinov2_vitb16_inet_100ep" in out and "not in our registry" in out  # the authors' own encoder, not run
+    for dataset, folder in [("davis", "DAVIS"), ("vip", "VIP"), ("jhmdb", "JHMDB"), ("kinetics", "kinetics")]:
+        assert f"MISSING {dataset:<10} {empty / folder}" in out
+    assert f"missing here: {4 + len(ours)} of {4 + len(ours)}" in out
+
+
+def test_present_data_and_weights_are_found_and_a_run_refuses_while_anything_is_missing(tmp_path, toy_root, no_weights,
+                                                                                       capsys):
+    (no_weights / "dino_vitbase16_pretrain.pth").write_bytes(b"")  # the plan checks presence; loading is the run's job
+    args = ["reproduce", "cosettle", "--backbones", "dino,mae", "--data-root", str(toy_root),
+            "--results", str(tmp_path / "res")]
+    assert main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for dataset in ("davis", "vip", "jhmdb", "kinetics"):
+        assert f"ok      {dataset:<10} {toy_root}" in out
+    assert f"ok      dino       {no_weights / 'dino_vitbase16_pretrain.pth'}" in out
+    assert "MISSING mae" in out and "https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base.pth" in out
+    assert "missing here: 1 of 6 (weights mae)" in out
+    assert main(args) == 2
+    assert "cannot reproduce cosettle: 1 data folders or weight files are missing" in capsys.readouterr().err
+    assert not (tmp_path / "res").exists()
+
+
+def test_a_task_the_table_does_not_report_is_refused(tmp_path, no_weights, capsys):
+    assert main(["reproduce", "cosettle", "--tasks", "ucf101_cls", "--dry-run"]) == 2
+    assert "reports only davis, vip, jhmdb" in capsys.readouterr().err
