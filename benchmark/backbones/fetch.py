@@ -141,25 +141,28 @@ def recorded() -> dict[str, str]:
 
 def _record(file: str, digest: str) -> None:
     """Add ``file``'s digest to ``SHA256SUMS`` atomically (rewritten whole, then renamed)."""
-    entries = {**recorded(), file: digest}
     sums = weights_dir() / SUMS
-    tmp = sums.with_name(SUMS + ".tmp")
-    tmp.write_text("".join(f"{d}  {n}\n" for n, d in sorted(entries.items())))
-    os.replace(tmp, sums)
+    with _locked(sums):  # two jobs recording two files must not lose one
+        entries = {**recorded(), file: digest}
+        tmp = sums.with_name(SUMS + ".tmp")
+        tmp.write_text("".join(f"{d}  {n}\n" for n, d in sorted(entries.items())))
+        os.replace(tmp, sums)
 
 
 def expected_digest(src: Source) -> tuple[str, str]:
     """``(digest, how)``: pinned in the meta, recorded on first use, the hub's blob name, or ``("", "")``."""
     if src.pinned:
         return src.pinned.lower(), "pinned"
-    if src.kind == "hub" and src.path is not None:
-        blob = src.path.resolve().name
-        return (blob, "hub") if HEX64.fullmatch(blob) else ("", "")
-    digest = recorded().get(src.path.name, "") if src.path is not None else ""
+    if src.path is None:
+        return "", ""
+    blob = src.path.resolve().name
+    if src.kind == "hub" and HEX64.fullmatch(blob):
+        return blob, "hub"
+    digest = recorded().get(src.path.name, "") if src.path.parent == weights_dir() else ""
     return (digest, "recorded") if digest else ("", "")
 
 
-def sha256_hex(path: Path, h: "hashlib._Hash | None" = None) -> str:
+def sha256_hex(path: Path, h: hashlib._Hash | None = None) -> str:
     """Full sha256 of ``path`` (fed into ``h`` when given, to continue a resumed download's hash)."""
     h = h or hashlib.sha256()
     with open(path, "rb") as f:
@@ -242,7 +245,11 @@ def download(url: str, dest: Path, expected: str = "") -> str:
 
 
 def _fetch_hub(src: Source) -> str:
-    """timm's hub weights into the Hugging Face cache, in timm's file order; returns a one-line summary."""
+    """timm's hub weights into the Hugging Face cache; returns a one-line summary.
+
+    The file is the config's ``hf_hub_filename`` or the first of :data:`HUB_FILES` the repo has
+    (``model.safetensors`` first, as timm prefers), the names the loader looks for in the cache.
+    """
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
     from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
