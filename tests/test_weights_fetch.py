@@ -31,6 +31,7 @@ class Loopback:
     url: str = ""
     cut: int | None = None  # close the connection after this many body bytes
     honour_range: bool = True
+    etag: str = ""  # the hub's sha256 for its blob; "" = the file's true digest
     requests: list[tuple[str, str | None]] = field(default_factory=list)
 
 
@@ -40,6 +41,18 @@ def _handler(state: Loopback) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, *args):  # keep pytest's output clean
             pass
+
+        def do_HEAD(self):  # the Hugging Face hub's file metadata (what hf_hub_download asks first)
+            data = state.files.get(self.path.lstrip("/"))
+            self.send_response(404 if data is None else 200)
+            self.send_header("X-Repo-Commit", "0" * 40)
+            if data is None:
+                self.send_header("X-Error-Code", "EntryNotFound")
+            else:
+                self.send_header("X-Linked-Etag", f'"{state.etag or hashlib.sha256(data).hexdigest()}"')
+                self.send_header("X-Linked-Size", str(len(data)))
+                self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
 
         def do_GET(self):
             state.requests.append((self.path, self.headers.get("Range")))
@@ -132,8 +145,8 @@ def test_bad_digest_is_not_installed(server, tmp_path, monkeypatch, capsys):
     folder = tmp_path / "weights"
     assert not (folder / FILE).exists() and not (folder / f"{FILE}.part").exists()
     assert (folder / f"{FILE}.bad").is_file() and not (folder / "SHA256SUMS").exists()
-    with pytest.raises(UserError, match="sha256"):  # a run does not load it either
-        build_backbone("mae")
+    with pytest.raises(UserError, match="no weights for backbone 'mae'.*fetching it failed: .*does not match"):
+        build_backbone("mae")  # a run does not load it either, and says why in the usual line
 
 
 def test_interrupted_transfer_resumes_with_range(server, checkpoint, tmp_path, capsys):
@@ -193,3 +206,26 @@ def test_verify_reports_a_changed_file(server, tmp_path, capsys):
     assert main(["weights", "verify"]) == 2
     err = _lines(capsys.readouterr().err)
     assert len(err) == 1 and str(dest) in err[0] and "recorded" in err[0]
+
+
+@pytest.mark.parametrize("lying", [False, True], ids=["true-etag", "wrong-etag"])
+def test_hub_weights_land_in_the_hub_cache_checked_by_blob_digest(server, checkpoint, tmp_path, monkeypatch, capsys, lying):
+    """clip has no direct authors' file: its source is timm's hub id, fetched with huggingface_hub."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("I2V_BENCH_WEIGHTS_MIRROR")
+    monkeypatch.setattr(constants, "ENDPOINT", server.url)  # what HF_ENDPOINT sets at import
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", server.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    server.files = {"timm/vit_base_patch16_clip_224.openai/resolve/main/model.safetensors": checkpoint}
+    server.etag = "e" * 64 if lying else ""
+    code = main(["weights", "fetch", "clip"])
+    out, err = capsys.readouterr()
+    if lying:
+        assert code == 2 and len(_lines(err)) == 1 and "does not hash to its name" in err
+        return
+    digest = hashlib.sha256(checkpoint).hexdigest()
+    assert code == 0 and digest[:12] in out and "(hub)" in out
+    blob = tmp_path / "hub" / "models--timm--vit_base_patch16_clip_224.openai" / "blobs" / digest
+    assert blob.read_bytes() == checkpoint
+    assert main(["weights", "verify", "clip"]) == 0 and "ok (sha256" in capsys.readouterr().out

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import sys
@@ -251,7 +252,7 @@ def _fetch_hub(src: Source) -> str:
     (``model.safetensors`` first, as timm prefers), the names the loader looks for in the cache.
     """
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import RemoteEntryNotFoundError
     from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
     from timm.models import get_pretrained_cfg
 
@@ -263,21 +264,26 @@ def _fetch_hub(src: Source) -> str:
     quiet = not sys.stderr.isatty() and not are_progress_bars_disabled()
     if quiet:
         disable_progress_bars()
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    hub_log.setLevel(logging.ERROR)  # its per-retry warnings: the failure is reported below in one line
     try:
         for filename in names:
             try:
                 path = Path(hf_hub_download(hub_id, filename))
                 break
-            except EntryNotFoundError:
+            except RemoteEntryNotFoundError:  # the repo lacks this name: try the next (not a network error)
                 continue
         else:
             raise UserError(f"hub repo {hub_id} has none of {', '.join(names)}: backbone {src.name} cannot be fetched from the hub")
     except UserError:
         raise
     except Exception as e:  # huggingface_hub raises many network and HTTP types
-        raise UserError(f"cannot fetch {hub_id} from the Hugging Face hub ({type(e).__name__}: {str(e)[:160]}): "
+        first = str(e).split(". ")[0][:120]
+        raise UserError(f"cannot fetch {hub_id} from the Hugging Face hub ({type(e).__name__}: {first}): "
                         "check the network (HF_ENDPOINT sets a mirror), or run with --offline") from None
     finally:
+        hub_log.setLevel(level)
         if quiet:
             enable_progress_bars()
     blob = path.resolve()

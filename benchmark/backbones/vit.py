@@ -134,8 +134,12 @@ class ViTVariant(ViTBackbone):
         meta = type(self).meta
         if weights is None and (weights_dir() / meta.weights_file).is_file():
             weights = weights_dir() / meta.weights_file
+        failed = ""
         if weights is None and not (meta.hub_tag and hub_cache_file(meta.hub_tag)):
-            weights = on_demand(meta)  # None: offline, nothing to fetch, or fetched into the hub cache
+            try:
+                weights = on_demand(meta)  # None: offline, nothing to fetch, or fetched into the hub cache
+            except UserError as e:  # unreachable, interrupted, wrong digest: said inside the usual message
+                failed = f"; fetching it failed: {e}"
         if weights is not None:
             path = Path(weights)
             try:
@@ -158,7 +162,7 @@ class ViTVariant(ViTBackbone):
                      if meta_source(meta).kind in ("url", "hub") else "")
             raise UserError(
                 f"no weights for backbone {meta.name!r}: download {meta.weights_file} from {meta.weights_url} and "
-                f"pass --weights PATH or put it at {weights_dir() / meta.weights_file}{hub}{fetch}"
+                f"pass --weights PATH or put it at {weights_dir() / meta.weights_file}{hub}{fetch}{failed}"
             )
         super().__init__(meta, model.eval(), f"hub:{meta.hub_tag}")
 
