@@ -222,7 +222,8 @@ def test_hub_weights_land_in_the_hub_cache_checked_by_blob_digest(server, checkp
     code = main(["weights", "fetch", "clip"])
     out, err = capsys.readouterr()
     if lying:
-        assert code == 2 and len(_lines(err)) == 1 and "does not hash to its name" in err
+        assert code == 2 and len(_lines(err)) == 1 and "does not hash to its blob name" in err and "removed" in err
+        assert not [p for p in (tmp_path / "hub").rglob("*") if p.is_file() and p.stat().st_size == len(checkpoint)]
         return
     digest = hashlib.sha256(checkpoint).hexdigest()
     assert code == 0 and digest[:12] in out and "(hub)" in out

@@ -88,10 +88,10 @@ def meta_source(meta: BackboneMeta) -> Source:
     if url:
         return Source(meta.name, "url", url, local, meta.weights_sha256)
     if meta.hub_tag:
+        if local is not None and local.is_file():  # a file placed by hand wins, as in loading
+            return Source(meta.name, "hub", meta.hub_tag, local)
         cached = hub_cache_file(meta.hub_tag)
-        if local is not None and local.is_file() or not cached:  # a file placed by hand wins, as in loading
-            return Source(meta.name, "hub", meta.hub_tag, local if local is not None and local.is_file() else None)
-        return Source(meta.name, "hub", meta.hub_tag, Path(cached))
+        return Source(meta.name, "hub", meta.hub_tag, Path(cached) if cached else None)
     return Source(meta.name, "manual", meta.weights_url or "(not published)", local, meta.weights_sha256)
 
 
@@ -288,7 +288,10 @@ def _fetch_hub(src: Source) -> str:
             enable_progress_bars()
     blob = path.resolve()
     if HEX64.fullmatch(blob.name) and sha256_hex(blob) != blob.name:
-        raise UserError(f"hub file {blob} does not hash to its name {blob.name}: delete it and fetch again")
+        path.unlink()  # this fetch wrote both (a cached file is never fetched): the loader must not find them
+        blob.unlink()
+        raise UserError(f"hub file {hub_id}/{filename} does not hash to its blob name {blob.name}: removed it from "
+                        "the Hugging Face cache; check HF_ENDPOINT and fetch again")
     return f"fetched {src.name}: {hub_id}/{filename} into the Hugging Face cache ({path}), sha256 {blob.name[:12]} (hub)"
 
 
@@ -347,11 +350,12 @@ def verify(names: list[str]) -> list[str]:
 
     Prints one ``ok``/``unchecked`` line per present file on stdout.
     """
-    problems = []
+    problems, seen = [], 0
     for name in names:
         src = source(name)
         if not src.present:
             continue
+        seen += 1
         digest, how = expected_digest(src)
         if not digest:
             print(f"{name}: {src.path}: unchecked (no digest pinned or recorded: it was not fetched by bench weights)")
@@ -361,6 +365,8 @@ def verify(names: list[str]) -> list[str]:
             print(f"{name}: {src.path}: ok (sha256 {got[:12]}, {how})")
         else:
             problems.append(f"{name}: {src.path} has sha256 {got}, expected {digest} ({how}): delete it and fetch again")
+    if not seen:
+        print(f"no weight files present for {', '.join(names)} (see `bench weights list`)")
     return problems
 
 
