@@ -248,6 +248,30 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    from benchmark.backbones import fetch
+    from benchmark.registry import BACKBONES, load_plugin
+
+    for plugin in args.plugin:
+        load_plugin(plugin)
+    if args.action == "fetch" and not args.names:
+        raise UserError("bench weights fetch needs backbone names, e.g. `bench weights fetch mae dino` (see `bench weights list`)")
+    for name in args.names:
+        BACKBONES.check(name)
+    names = args.names or BACKBONES.names()
+    if args.action == "list":
+        print(fetch.listing(names))
+    elif args.action == "fetch":
+        for name in names:
+            print(fetch.fetch(name))
+    else:
+        problems = fetch.verify(names)
+        for line in problems:
+            print(f"error: {line}", file=sys.stderr)
+        return EXIT_USER_ERROR if problems else 0
+    return 0
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from benchmark.data.toy import generate
 
@@ -366,6 +390,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dir", help="the feature cache folder itself")
     c.add_argument("--backbone", help="only this backbone's entries")
     c.set_defaults(func=cmd_cache)
+
+    w = sub.add_parser("weights", help="list, fetch or verify backbone weights (authors' release files or timm's hub)")
+    w.add_argument("action", choices=["list", "fetch", "verify"],
+                   help="list: sources, files and digests; fetch: download what is missing; verify: re-hash present files")
+    w.add_argument("names", nargs="*", metavar="BACKBONE", help="backbones (default for list and verify: all)")
+    w.add_argument("--plugin", action="append", default=[], help="Python file registering extra backbones")
+    w.set_defaults(func=cmd_weights)
 
     d = sub.add_parser("data", help="generate data")
     dsub = d.add_subparsers(dest="data_command", required=True)

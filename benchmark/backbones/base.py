@@ -27,6 +27,8 @@ class BackboneMeta:
         weights_url: where that file is published.
         hub_tag: the timm pretrained tag (``vit_base_patch16_224.mae``), or "" when timm has none.
         random_init: True only for test backbones that never load weights.
+        weights_sha256: the published sha256 of ``weights_file``, checked by ``bench weights fetch|verify``;
+            "" where the authors publish none (the first download's digest is then recorded and trusted).
     """
 
     name: str
@@ -39,6 +41,7 @@ class BackboneMeta:
     random_init: bool = False
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    weights_sha256: str = ""
     notes: str = field(default="", compare=False)
 
 

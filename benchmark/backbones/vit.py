@@ -28,6 +28,7 @@ from timm.models.vision_transformer import checkpoint_filter_fn
 
 from benchmark.backbones import converters as conv
 from benchmark.backbones.base import Backbone, BackboneMeta
+from benchmark.backbones.fetch import meta_source, on_demand
 from benchmark.backbones.weights import (
     file_sha256,
     hub_cache_file,
@@ -115,7 +116,8 @@ def _from_hub_cache(tag: str, extra: dict[str, Any]) -> torch.nn.Module | None:
 
 
 class ViTVariant(ViTBackbone):
-    """A released ViT built from the authors' file (``--weights``, the weights folder) or timm's hub cache.
+    """A released ViT built from the authors' file (``--weights``, the weights folder) or timm's hub cache,
+    fetched first when neither has it and the run is not offline (:func:`benchmark.backbones.fetch.on_demand`).
 
     A variant subclass declares ``meta``, ``convert`` (authors' layout → timm keys, see
     :mod:`benchmark.backbones.converters`) and ``timm_kwargs``; everything else is shared.
@@ -132,6 +134,12 @@ class ViTVariant(ViTBackbone):
         meta = type(self).meta
         if weights is None and (weights_dir() / meta.weights_file).is_file():
             weights = weights_dir() / meta.weights_file
+        failed = ""
+        if weights is None and not (meta.hub_tag and hub_cache_file(meta.hub_tag)):
+            try:
+                weights = on_demand(meta)  # None: offline, nothing to fetch, or fetched into the hub cache
+            except UserError as e:  # unreachable, interrupted, wrong digest: said inside the usual message
+                failed = f"; fetching it failed: {e}"
         if weights is not None:
             path = Path(weights)
             try:
@@ -150,9 +158,11 @@ class ViTVariant(ViTBackbone):
         model = _from_hub_cache(meta.hub_tag, self.timm_kwargs) if meta.hub_tag else None
         if model is None:
             hub = f", or have timm's hub cache hold '{meta.hub_tag}'" if meta.hub_tag else ""
+            fetch = (f" (`bench weights fetch {meta.name}` does it where the network is reachable)"
+                     if meta_source(meta).kind in ("url", "hub") else "")
             raise UserError(
                 f"no weights for backbone {meta.name!r}: download {meta.weights_file} from {meta.weights_url} and "
-                f"pass --weights PATH or put it at {weights_dir() / meta.weights_file}{hub}"
+                f"pass --weights PATH or put it at {weights_dir() / meta.weights_file}{hub}{fetch}{failed}"
             )
         super().__init__(meta, model.eval(), f"hub:{meta.hub_tag}")
 

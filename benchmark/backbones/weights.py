@@ -2,7 +2,8 @@
 
 A backbone's weights come, in order, from ``--weights PATH``, from the project's weights folder
 (``$I2V_BENCH_WEIGHTS`` or ``~/.cache/i2v-bench/weights/<authors' file name>``), or from timm's hub
-cache (offline). If none has them the run stops with one line saying which file to fetch and where to
+cache (offline); failing those, and unless the run is offline, they are fetched
+(:mod:`benchmark.backbones.fetch`). If none has them the run stops with one line saying which file to fetch and where to
 put it: a benchmark that silently falls back to random weights reports meaningless numbers.
 
 Files are loaded with ``torch.load(weights_only=True)``: a checkpoint that carries pickled code is
@@ -38,6 +39,11 @@ def go_offline() -> None:
     constants = sys.modules.get("huggingface_hub.constants")
     if constants is not None:
         constants.HF_HUB_OFFLINE = True
+
+
+def is_offline() -> bool:
+    """Whether this process may not reach the network for weights (``HF_HUB_OFFLINE``, read as the hub reads it)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
 HUB_FILES = ("model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin")
