@@ -95,9 +95,16 @@ def _spec_fields(args: argparse.Namespace) -> tuple[dict[str, Any], list[int]]:
         raise UserError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. --seeds 0,1,2") from None
     overrides = _overrides(args, suite)
     datasets = _datasets(args.data)
+    used = {*tasks, *_csv(getattr(args, "method", None) or getattr(args, "methods", None)),
+            *_csv(getattr(args, "backbone", None) or getattr(args, "backbones", None))}
+    applied = [f"{s}.{k}={v}" for s, values in overrides.items() if s in used for k, v in values.items()]
+    print(f"overrides applied{f' (suite {args.suite})' if args.suite else ''}: {', '.join(applied) or 'none'}",
+          file=sys.stderr)
     fields = dict(
         tasks=tasks, results=Path(args.results), data_root=data_root, train_data=train_data, datasets=datasets,
-        weights=args.weights, overrides=overrides, plugins=[str(Path(p).resolve()) for p in args.plugin],
+        weights=args.weights, overrides=overrides, suite=args.suite, tag=args.tag,
+        suite_overrides={k: v for k, v in (suite.get("overrides") or {}).items() if v},
+        plugins=[str(Path(p).resolve()) for p in args.plugin],
         force=args.force, device=args.device, progress=not args.no_progress, cache=not args.no_cache,
     )
     return fields, seeds
@@ -110,20 +117,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     specs = [RunSpec(method=args.method, backbone=args.backbone, seed=seed, **fields) for seed in seeds]
     if args.executor != "inline":  # one submission path for every submitit executor: the sweep's
         return _submit(args, fields, specs, [args.method], [args.backbone])
+    from benchmark.identity import stale_reasons
+    from benchmark.results import read_record
+    from benchmark.staleness import parts_of
+
     todo = []
     for spec in specs:
-        pending = pending_tasks(spec, resolve(spec))
+        resolved = resolve(spec)
+        pending = pending_tasks(spec, resolved)
         for t in spec.tasks:
+            plan, where = resolved["tasks"][t], f"  {spec.method} x {spec.backbone} x {t} [{resolved['tasks'][t].variant}]"
+            old = read_record(plan.path)
             if t not in pending:
-                print(f"  {spec.method} x {spec.backbone} x {t} (seed {spec.seed}): already present", file=sys.stderr)
+                print(f"{where} (seed {spec.seed}): already present", file=sys.stderr)
+            elif old is not None and old.complete and old.identity != plan.identity:
+                why = "; ".join(stale_reasons(parts_of(old), plan.parts)) or "identity changed"
+                print(f"{where} (seed {spec.seed}): stale ({why}): recomputing; the old record is kept beside",
+                      file=sys.stderr)
         if pending:
             todo.append(spec)
     if not todo:
         print("all results already present: nothing to do (pass --force to recompute)", file=sys.stderr)
     for spec in todo:
-        for _task, state, info in BenchJob(spec)():
-            if state == "error":
-                raise UserError(info)
+        for outcome in BenchJob(spec)():
+            if outcome.status == "error":
+                raise UserError(outcome.message)
     from benchmark.table import render
 
     print(render(Path(args.results), "markdown", fields["tasks"], methods=[args.method], backbones=[args.backbone]))
@@ -172,11 +190,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     for plugin in args.plugin:
         load_plugin(plugin)
     if args.what == "results":
-        from benchmark.results import iter_results
+        if args.stale:
+            from benchmark.staleness import stale_records
 
-        for r in iter_results(Path(args.results)):
-            print(f"{r['method']:<12} {r.get('backbone_label', r['backbone']):<28} {r['task']:<18} seed {r['seed']}  "
-                  f"{r['main_metric']}={r['metrics'].get(r['main_metric'])}")
+            for record, why in stale_records(Path(args.results)):
+                print(f"{record.path}: {why}")
+            return 0
+        from benchmark.results import iter_records
+
+        for r in iter_records(Path(args.results)):
+            print(f"{r.method:<12} {r.backbone_label:<28} {r.task:<18} {r.variant:<16} seed {r.seed}  "
+                  f"{r.main_metric}={r.metrics.get(r.main_metric)}")
         return 0
     if args.what == "suites":
         from benchmark.config import suites
@@ -240,6 +264,7 @@ def _add_run_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--plugin", action="append", default=[], help="Python file registering extra methods/tasks")
     r.add_argument("--device", default="auto")
     r.add_argument("--force", action="store_true", help="recompute results that already exist")
+    r.add_argument("--tag", help="name this configuration's variant (default: derived from its diff against the defaults)")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--no-cache", action="store_true", help="neither read nor write the shared frozen-feature cache")
 
@@ -275,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("what", choices=["methods", "backbones", "tasks", "suites", "results"])
     ls.add_argument("--results", default="results")
     ls.add_argument("--plugin", action="append", default=[])
+    ls.add_argument("--stale", action="store_true", help="with `results`: the records that no longer match their "
+                    "identity (older task/method version, other weights or data), and why")
     ls.set_defaults(func=cmd_list)
 
     t = sub.add_parser("table", help="leaderboard of the results")
