@@ -95,11 +95,6 @@ def _spec_fields(args: argparse.Namespace) -> tuple[dict[str, Any], list[int]]:
         raise UserError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. --seeds 0,1,2") from None
     overrides = _overrides(args, suite)
     datasets = _datasets(args.data)
-    used = {*tasks, *_csv(getattr(args, "method", None) or getattr(args, "methods", None)),
-            *_csv(getattr(args, "backbone", None) or getattr(args, "backbones", None))}
-    applied = [f"{s}.{k}={v}" for s, values in overrides.items() if s in used for k, v in values.items()]
-    print(f"overrides applied{f' (suite {args.suite})' if args.suite else ''}: {', '.join(applied) or 'none'}",
-          file=sys.stderr)
     fields = dict(
         tasks=tasks, results=Path(args.results), data_root=data_root, train_data=train_data, datasets=datasets,
         weights=args.weights, overrides=overrides, suite=args.suite, tag=args.tag,
@@ -108,6 +103,14 @@ def _spec_fields(args: argparse.Namespace) -> tuple[dict[str, Any], list[int]]:
         force=args.force, device=args.device, progress=not args.no_progress, cache=not args.no_cache,
     )
     return fields, seeds
+
+
+def _print_overrides(fields: dict[str, Any], methods: list[str], backbones: list[str]) -> None:
+    """One line at run start: every override this run applies (suite, --config, --set), once names resolved."""
+    used = {*fields["tasks"], *methods, *backbones}
+    applied = [f"{s}.{k}={v}" for s, values in fields["overrides"].items() if s in used for k, v in values.items()]
+    suite = f" (suite {fields['suite']})" if fields["suite"] else ""
+    print(f"overrides applied{suite}: {', '.join(applied) or 'none'}", file=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -122,8 +125,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from benchmark.staleness import parts_of
 
     todo = []
-    for spec in specs:
-        resolved = resolve(spec)
+    resolved_all = [resolve(spec) for spec in specs]  # a bad name fails here, before anything is printed
+    _print_overrides(fields, [args.method], [args.backbone])
+    for spec, resolved in zip(specs, resolved_all):
         pending = pending_tasks(spec, resolved)
         for t in spec.tasks:
             plan, where = resolved["tasks"][t], f"  {spec.method} x {spec.backbone} x {t} [{resolved['tasks'][t].variant}]"
@@ -154,6 +158,7 @@ def _submit(args: argparse.Namespace, fields: dict[str, Any], specs: list, metho
     from benchmark.table import render
 
     planned = sweep.plan(specs)
+    _print_overrides(fields, methods, backbones)
     print(sweep.describe(planned), file=sys.stdout if getattr(args, "dry_run", False) else sys.stderr)
     if getattr(args, "dry_run", False):
         return 0

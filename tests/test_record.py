@@ -1,0 +1,153 @@
+"""Result identity end to end: what changes a result's identity recomputes it, the old record stays beside.
+
+A plugin task (one file outside the package) reads an annotation file from its data folder and returns
+per-sample scores; the backbone is DINO's layout loaded from a tiny synthetic checkpoint, so a whole
+run takes a second and the weights file's bytes can be changed at the same path.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+from benchmark.cli import main
+from benchmark.record import ResultRecord
+from benchmark.results import iter_records, read_record
+
+PLUGIN = '''
+from benchmark.registry import TASKS
+from tasks.base import Task, TaskMeta, TaskOutput
+
+
+@TASKS.register("rec_probe")
+class Probe(Task):
+    """Scores each word of clips/labels.txt by its length times ``scale`` (a stand-in for a real metric)."""
+    meta = TaskMeta(name="rec_probe", dataset="clips", main_metric="score", sample_unit="query",
+                    sample_metric="length")
+    default_config = {"scale": 1.0, "smooth": {"k": 1}}
+
+    def evaluate(self, method, ctx):
+        words = (ctx.dataset_path("clips") / "labels.txt").read_text().split()
+        lengths = [len(w) * self.config["scale"] for w in words]
+        return TaskOutput(metrics={"score": sum(lengths) / len(lengths)}, samples={"id": words, "length": lengths})
+'''
+
+
+def save_weights(path: Path, seed: int) -> None:
+    """A 2-block ViT with 64 channels in DINO's plain state-dict layout."""
+    torch.manual_seed(seed)
+    model = timm.create_model("vit_base_patch16_224", pretrained=False, embed_dim=64, depth=2, num_heads=1,
+                              num_classes=0)
+    torch.save(model.state_dict(), path)
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory) -> Path:
+    """One plugin file for the module: a file is a module, registered once per process."""
+    path = tmp_path_factory.mktemp("plugin") / "probe.py"
+    path.write_text(PLUGIN)
+    return path
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch, plugin):
+    monkeypatch.setenv("I2V_BENCH_CACHE", str(tmp_path / "cache"))  # the weights-digest memo goes here
+    (tmp_path / "data" / "clips").mkdir(parents=True)
+    (tmp_path / "data" / "clips" / "labels.txt").write_text("jump run swim\n")
+    os.symlink(plugin, tmp_path / "probe.py")
+    save_weights(tmp_path / "w.pth", 0)
+    return tmp_path
+
+
+def run(root: Path, *extra: str) -> int:
+    return main(["run", "--plugin", str((root / "probe.py").resolve()), "--method", "frozen", "--backbone", "dino",
+                 "--weights", str(root / "w.pth"), "--set", "dino.num_heads=1", "--tasks", "rec_probe",
+                 "--data-root", str(root / "data"), "--results", str(root / "res"), "--no-progress", "--no-cache", *extra])
+
+
+def current(root: Path, variant: str = "dino.num_heads=1") -> Path:
+    return root / "res" / "frozen" / "dino" / "rec_probe" / variant / "seed0.json"
+
+
+def stale_beside(path: Path) -> list[Path]:
+    return sorted(path.parent.glob("seed0.stale-*.json"))
+
+
+def test_record_holds_identity_samples_and_overrides(setup, capsys):
+    assert run(setup) == 0
+    rec = read_record(current(setup))
+    assert rec.schema_version == 2 and rec.variant == "dino.num_heads=1"
+    assert rec.weights_digest == hashlib.sha256((setup / "w.pth").read_bytes()).hexdigest()
+    assert rec.versions == {"task": 1, "method": 1} and rec.data_fingerprint["data"]
+    assert rec.samples == {"id": ["jump", "run", "swim"], "length": [4.0, 3.0, 4.0]}
+    assert (rec.sample_unit, rec.sample_metric) == ("query", "length")
+    assert rec.overrides_applied == {"suite": None, "sections": {"dino": {"num_heads": 1}}}
+    assert "overrides applied: dino.num_heads=1" in capsys.readouterr().err
+    assert ResultRecord.from_json(json.loads(current(setup).read_text())) == rec  # the JSON round trip is lossless
+    before = current(setup).stat().st_mtime_ns
+    assert run(setup) == 0
+    assert "already present" in capsys.readouterr().err and current(setup).stat().st_mtime_ns == before
+
+
+def test_new_weights_bytes_at_the_same_path_recompute_and_keep_the_old_record(setup, capsys):
+    assert run(setup) == 0
+    first = read_record(current(setup))
+    save_weights(setup / "w.pth", 1)
+    assert run(setup) == 0
+    assert "stale (weights digest" in capsys.readouterr().err
+    second = read_record(current(setup))
+    assert second.weights_digest != first.weights_digest and second.identity != first.identity
+    (kept,) = stale_beside(current(setup))
+    assert kept.name == f"seed0.stale-{first.identity[:8]}.json" and read_record(kept).weights_digest == first.weights_digest
+    assert main(["list", "results", "--results", str(setup / "res"), "--stale"]) == 0
+    assert capsys.readouterr().out.strip() == f"{kept}: superseded by {current(setup)}"
+
+
+@pytest.mark.parametrize("change", ["bytes", "mtime"])
+def test_changed_annotation_recomputes(setup, change):
+    assert run(setup) == 0
+    labels = setup / "data" / "clips" / "labels.txt"
+    if change == "bytes":
+        labels.write_text("jump run swims\n")
+    else:
+        st = labels.stat()
+        os.utime(labels, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert run(setup) == 0
+    assert len(stale_beside(current(setup))) == 1
+    rec = read_record(current(setup))
+    assert rec.samples["id"] == (["jump", "run", "swims"] if change == "bytes" else ["jump", "run", "swim"])
+
+
+def test_task_version_bump_marks_old_records_stale(setup, capsys, monkeypatch):
+    assert run(setup) == 0
+    from benchmark.registry import TASKS
+
+    monkeypatch.setattr(TASKS.get("rec_probe"), "version", 2)  # what the task's author does on a metric fix
+    capsys.readouterr()
+    assert main(["list", "results", "--results", str(setup / "res"), "--stale", "--plugin", str((setup / "probe.py").resolve())]) == 0
+    assert capsys.readouterr().out.strip() == f"{current(setup)}: task version 1 -> 2"
+    assert run(setup) == 0
+    assert read_record(current(setup)).versions["task"] == 2
+    assert [read_record(p).versions["task"] for p in stale_beside(current(setup))] == [1]
+    capsys.readouterr()
+    assert main(["list", "results", "--results", str(setup / "res"), "--stale", "--plugin", str((setup / "probe.py").resolve())]) == 0
+    assert "task version" not in capsys.readouterr().out  # the current record is current again
+
+
+def test_two_variants_coexist_and_both_show_in_the_table(setup, capsys):
+    assert run(setup) == 0
+    assert run(setup, "--set", "rec_probe.scale=2", "--set", "rec_probe.smooth.k=3") == 0
+    assert run(setup, "--set", "rec_probe.scale=3", "--tag", "my ablation") == 0
+    variants = sorted(r.variant for r in iter_records(setup / "res"))
+    assert variants == ["dino.num_heads=1", "dino.num_heads=1,scale=2.0,smooth.k=3", "my_ablation"]
+    capsys.readouterr()
+    assert main(["table", "--results", str(setup / "res")]) == 0
+    rows = {line.split("|")[3].strip(): line.split("|")[4].strip() for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| dino")}
+    assert rows == {"dino.num_heads=1": "3.667", "dino.num_heads=1,scale=2.0,smooth.k=3": "_7.333_",
+                    "my_ablation": "**11.000**"}
