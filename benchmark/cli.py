@@ -106,11 +106,13 @@ def _spec_fields(args: argparse.Namespace) -> tuple[dict[str, Any], list[int]]:
 
 
 def _print_overrides(fields: dict[str, Any], methods: list[str], backbones: list[str]) -> None:
-    """One line at run start: every override this run applies (suite, --config, --set), once names resolved."""
+    """One line at run start: every override this run applies (suite, --config, --set), once names resolved;
+    nothing when there is none, so a run's only stderr line can be its one-line error."""
     used = {*fields["tasks"], *methods, *backbones}
     applied = [f"{s}.{k}={v}" for s, values in fields["overrides"].items() if s in used for k, v in values.items()]
     suite = f" (suite {fields['suite']})" if fields["suite"] else ""
-    print(f"overrides applied{suite}: {', '.join(applied) or 'none'}", file=sys.stderr)
+    if applied:
+        print(f"overrides applied{suite}: {', '.join(applied)}", file=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
