@@ -106,13 +106,14 @@ def _spec_fields(args: argparse.Namespace) -> tuple[dict[str, Any], list[int]]:
 
 
 def _print_overrides(fields: dict[str, Any], methods: list[str], backbones: list[str]) -> None:
-    """One line at run start: every override this run applies (suite, --config, --set), once names resolved;
-    nothing when there is none, so a run's only stderr line can be its one-line error."""
+    """One line at run start naming the suite's overrides this run applies, once names resolved: they are
+    the values a user did not type (``--set``/``--config`` values are on the command line already)."""
     used = {*fields["tasks"], *methods, *backbones}
-    applied = [f"{s}.{k}={v}" for s, values in fields["overrides"].items() if s in used for k, v in values.items()]
-    suite = f" (suite {fields['suite']})" if fields["suite"] else ""
+    final = fields["overrides"]  # a suite value that --config/--set replaced is not applied
+    applied = [f"{s}.{k}={v}" for s, values in fields["suite_overrides"].items() if s in used
+               for k, v in values.items() if final.get(s, {}).get(k) == v]
     if applied:
-        print(f"overrides applied{suite}: {', '.join(applied)}", file=sys.stderr)
+        print(f"suite {fields['suite']} overrides applied: {', '.join(applied)}", file=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

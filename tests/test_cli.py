@@ -129,3 +129,15 @@ def test_user_mistakes_are_one_line_exit_2(real_clips, tmp_path, capsys, args, n
     lines = [l for l in err.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
     assert not list((tmp_path / "r").rglob("*.json"))
+
+
+def test_suite_overrides_are_announced_recorded_and_name_the_variant(toy_root, tmp_path, capsys):
+    res = tmp_path / "res"
+    assert main(["run", "--method", "frozen", "--backbone", "efficientnet_lite0", "--suite", "toy", "--tasks", "tradeoff",
+                 "--data-root", str(toy_root), "--results", str(res), "--set", "tradeoff.num_frames=8", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "suite toy overrides applied: tradeoff.resize_short=96, tradeoff.crop=96\n" in err  # num_frames was --set
+    rec = json.loads((res / "frozen/efficientnet_lite0/tradeoff/toy,num_frames=8/seed0.json").read_text())
+    assert rec["overrides_applied"] == {"suite": "toy", "sections": {"tradeoff": {"num_frames": 8, "resize_short": 96,
+                                                                                  "crop": 96}}}
+    assert rec["config"]["task"]["num_frames"] == 8 and rec["variant"] == "toy,num_frames=8"
