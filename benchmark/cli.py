@@ -133,13 +133,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     for spec, resolved in zip(specs, resolved_all):
         pending = pending_tasks(spec, resolved)
         for t in spec.tasks:
-            plan, where = resolved["tasks"][t], f"  {spec.method} x {spec.backbone} x {t} [{resolved['tasks'][t].variant}]"
+            plan, where = resolved["tasks"][t], f"  {spec.method} x {spec.backbone} x {t} (seed {spec.seed})"
             old = read_record(plan.path)
             if t not in pending:
-                print(f"{where} (seed {spec.seed}): already present", file=sys.stderr)
+                print(f"{where}: already present [variant {plan.variant}]", file=sys.stderr)
             elif old is not None and old.complete and old.identity != plan.identity:
                 why = "; ".join(stale_reasons(parts_of(old), plan.parts)) or "identity changed"
-                print(f"{where} (seed {spec.seed}): stale ({why}): recomputing; the old record is kept beside",
+                print(f"{where}: stale ({why}): recomputing; the old record is kept beside [variant {plan.variant}]",
                       file=sys.stderr)
         if pending:
             todo.append(spec)

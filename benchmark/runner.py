@@ -304,8 +304,8 @@ class BenchJob:
             store(plan.path, record)
             main = out.metrics.get(task.meta.main_metric)
             shown = f"{task.meta.main_metric}={main:.4f}" if isinstance(main, (int, float)) else "done"
-            print(f"  {spec.method} x {backbone.label} x {name} [{plan.variant}] (seed {spec.seed}): {shown} "
-                  f"[{eval_s:.1f} s]", file=sys.stderr)
+            print(f"  {spec.method} x {backbone.label} x {name} (seed {spec.seed}): {shown} "
+                  f"[{eval_s:.1f} s, variant {plan.variant}]", file=sys.stderr)
             done.append(Outcome(name, "ok", str(plan.path)))
         return done
 
