@@ -43,6 +43,7 @@ class Planned:
     todo: list[str]
     present: list[str]
     retries: list[str] = field(default_factory=list)  # tasks of ``todo`` whose last attempt failed
+    stale: list[str] = field(default_factory=list)  # tasks of ``todo`` whose record has another identity (kept beside)
     plans: dict[str, TaskPlan] = field(default_factory=dict)  # each task's identity, variant and record path
 
     @property
@@ -85,12 +86,14 @@ def plan(specs: list[RunSpec]) -> list[Planned]:
     for spec in specs:
         resolved = resolve(spec)
         todo = pending_tasks(spec, resolved)
-        retries = []
+        retries, stale = [], []
         for task in todo:
             record = read_record(resolved["tasks"][task].path)
             if record is not None and record.status == "failed":
                 retries.append(task)
-        out.append(Planned(spec, todo, [t for t in spec.tasks if t not in todo], retries, resolved["tasks"]))
+            elif record is not None and record.identity != resolved["tasks"][task].identity:
+                stale.append(task)
+        out.append(Planned(spec, todo, [t for t in spec.tasks if t not in todo], retries, stale, resolved["tasks"]))
     return out
 
 
@@ -105,6 +108,8 @@ def describe(planned: list[Planned]) -> str:
             parts.append("present " + ", ".join(p.present))
         if p.retries:
             parts.append("retry after failure " + ", ".join(p.retries))
+        if p.stale:
+            parts.append("recompute stale " + ", ".join(p.stale))
         lines.append(f"  {p.key}: {'; '.join(parts)}")
     jobs = [p for p in planned if p.todo]
     todo = sum(len(p.todo) for p in planned)

@@ -64,10 +64,14 @@ def setup(tmp_path, monkeypatch, plugin):
     return tmp_path
 
 
+def common(root: Path) -> list[str]:
+    return ["--plugin", str((root / "probe.py").resolve()), "--weights", str(root / "w.pth"), "--set", "dino.num_heads=1",
+            "--tasks", "rec_probe", "--data-root", str(root / "data"), "--results", str(root / "res"), "--no-progress",
+            "--no-cache"]
+
+
 def run(root: Path, *extra: str) -> int:
-    return main(["run", "--plugin", str((root / "probe.py").resolve()), "--method", "frozen", "--backbone", "dino",
-                 "--weights", str(root / "w.pth"), "--set", "dino.num_heads=1", "--tasks", "rec_probe",
-                 "--data-root", str(root / "data"), "--results", str(root / "res"), "--no-progress", "--no-cache", *extra])
+    return main(["run", "--method", "frozen", "--backbone", "dino", *common(root), *extra])
 
 
 def current(root: Path, variant: str = "dino.num_heads=1") -> Path:
@@ -131,6 +135,8 @@ def test_task_version_bump_marks_old_records_stale(setup, capsys, monkeypatch):
     capsys.readouterr()
     assert main(["list", "results", "--results", str(setup / "res"), "--stale", "--plugin", str((setup / "probe.py").resolve())]) == 0
     assert capsys.readouterr().out.strip() == f"{current(setup)}: task version 1 -> 2"
+    assert main(["sweep", "--methods", "frozen", "--backbones", "dino", *common(setup), "--dry-run"]) == 0
+    assert "frozen x dino (seed 0): run rec_probe; recompute stale rec_probe" in capsys.readouterr().out
     assert run(setup) == 0
     assert read_record(current(setup)).versions["task"] == 2
     assert [read_record(p).versions["task"] for p in stale_beside(current(setup))] == [1]
@@ -151,3 +157,14 @@ def test_two_variants_coexist_and_both_show_in_the_table(setup, capsys):
             if line.startswith("| dino")}
     assert rows == {"dino.num_heads=1": "3.667", "dino.num_heads=1,scale=2.0,smooth.k=3": "_7.333_",
                     "my_ablation": "**11.000**"}
+
+
+def test_version_1_records_are_listed_as_stale_with_why(tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(Path(__file__).parent / "fixtures" / "results_v1", tmp_path / "r")
+    assert main(["list", "results", "--results", str(tmp_path / "r"), "--stale"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{tmp_path / 'r/frozen/efficientnet_lite0/tradeoff__seed0.json'}: schema version 1")
+    (rec,) = iter_records(tmp_path / "r")
+    assert (rec.schema_version, rec.variant, rec.identity, rec.main_metric) == (1, "v1", "", "D_margin")
