@@ -204,9 +204,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             for record, why in stale_records(Path(args.results)):
                 print(f"{record.path}: {why}")
             return 0
-        from benchmark.results import iter_records
+        from benchmark.results import iter_results
 
-        for r in iter_records(Path(args.results)):
+        for r in iter_results(Path(args.results)):
             print(f"{r.method:<12} {r.backbone_label:<28} {r.task:<18} {r.variant:<16} seed {r.seed}  "
                   f"{r.main_metric}={r.metrics.get(r.main_metric)}")
         return 0

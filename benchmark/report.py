@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 
 from benchmark.errors import UserError
 from benchmark.record import ResultRecord
-from benchmark.results import iter_records
+from benchmark.results import iter_results
 from benchmark.table import BASELINE, CONFIDENCE, frame, render_summary, summarise
 
 CSS = """
@@ -46,7 +46,7 @@ pre { background: #f8f8f8; padding: 0.5em; overflow-x: auto; font-size: 0.8em; }
 
 def load_records(results: Path) -> tuple[list[ResultRecord], list[ResultRecord]]:
     """Complete records and failed ones, read by the store's reader (every schema version)."""
-    return list(iter_records(results)), list(iter_records(results, failed=True))
+    return list(iter_results(results)), list(iter_results(results, failed=True))
 
 
 def labels(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:

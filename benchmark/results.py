@@ -31,7 +31,7 @@ from benchmark.errors import UserError
 from benchmark.record import SCHEMA_VERSION, ResultRecord
 
 __all__ = ["SCHEMA_VERSION", "ResultRecord", "result_path", "artifacts_dir", "write_json_atomic", "writable_problem",
-           "read_record", "iter_records", "is_complete", "keep_stale", "stale_files"]
+           "read_record", "iter_results", "is_complete", "keep_stale", "stale_files"]
 
 CURRENT = re.compile(r"^seed(-?\d+)\.json$")
 STALE = re.compile(r"^seed(-?\d+)\.stale-[0-9a-z]+\.json$")
@@ -124,7 +124,7 @@ def _paths(results: Path, stale: bool) -> list[Path]:
     return sorted(found)
 
 
-def iter_records(results: Path, failed: bool = False, stale: bool = False) -> Iterator[ResultRecord]:
+def iter_results(results: Path, failed: bool = False, stale: bool = False) -> Iterator[ResultRecord]:
     """The current records under ``results`` (corrupt ones reported and skipped): complete ones, or
     with ``failed`` the failed ones; with ``stale`` the superseded files (``seed<k>.stale-*.json``)."""
     results = Path(results)

@@ -15,7 +15,7 @@ from typing import Any
 from benchmark.errors import UserError
 from benchmark.identity import data_fingerprint, identity_parts, stale_reasons, weights_digest
 from benchmark.record import ResultRecord
-from benchmark.results import iter_records
+from benchmark.results import iter_results
 
 
 def parts_of(record: ResultRecord) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def stale_records(results: Path) -> list[tuple[ResultRecord, str]]:
     """(record, why) for every stale record under ``results``, in path order."""
     fingerprint = lru_cache(maxsize=None)(data_fingerprint)  # many records share a data folder
     out = []
-    for record in iter_records(results):
+    for record in iter_results(results):
         if record.schema_version == 1:
             out.append((record, "schema version 1: written before identities were recorded; rerun to get a current record"))
             continue
@@ -55,8 +55,8 @@ def stale_records(results: Path) -> list[tuple[ResultRecord, str]]:
             reasons = [f"cannot check ({e})"]
         if reasons:
             out.append((record, "; ".join(reasons)))
-    for record in iter_records(results, stale=True):
+    for record in iter_results(results, stale=True):
         out.append((record, f"superseded by {Path(record.path).parent / f'seed{record.seed}.json'}"))
-    for record in iter_records(results, failed=True, stale=True):
+    for record in iter_results(results, failed=True, stale=True):
         out.append((record, f"superseded (failed) by {Path(record.path).parent / f'seed{record.seed}.json'}"))
     return sorted(out, key=lambda item: item[0].path)

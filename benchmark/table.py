@@ -9,7 +9,7 @@ interval. Each column marks its best entry (bold) and, with three or more entrie
 (underlined in LaTeX and HTML, italic in Markdown), following the metric's direction; ties share a
 rank. Δ is the difference to the ``frozen`` row of the same backbone evaluated with the same task
 and backbone configuration, the baseline every transfer method has to beat. Only records with
-``status == "ok"`` are read (:func:`benchmark.results.iter_records`), so a failed run is a missing
+``status == "ok"`` are read (:func:`benchmark.results.iter_results`), so a failed run is a missing
 cell, never a number.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tabulate import tabulate
 from benchmark.errors import UserError
 from benchmark.config import config_hash
 from benchmark.record import ResultRecord
-from benchmark.results import iter_records
+from benchmark.results import iter_results
 
 FORMATS = ("markdown", "latex", "csv", "html")
 BASELINE = "frozen"
@@ -37,7 +37,7 @@ MISSING = {"markdown": "–", "html": "–", "latex": "--"}
 def load_frame(results: Path, tasks: list[str] | None = None, metric: str | None = None,
                methods: list[str] | None = None, backbones: list[str] | None = None) -> pd.DataFrame:
     """:func:`frame` of the complete records under ``results``."""
-    return frame(iter_records(results), tasks, metric, methods, backbones, where=str(results))
+    return frame(iter_results(results), tasks, metric, methods, backbones, where=str(results))
 
 
 def frame(records: Iterable[ResultRecord], tasks: list[str] | None = None, metric: str | None = None,

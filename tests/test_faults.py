@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.results import iter_records
+from benchmark.results import iter_results
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_TRADEOFF = ["--set", "tradeoff.num_frames=8", "--set", "tradeoff.resize_short=64", "--set", "tradeoff.crop=64"]
@@ -79,7 +79,7 @@ def test_eight_concurrent_jobs_share_one_results_folder_and_feature_cache(clips,
     logs = {i: (tmp_path / f"job{i}.log").read_text() for i in range(JOBS)}
     assert [p.exitcode for p in procs] == [0] * JOBS, logs
 
-    records = {r.seed: r for r in iter_records(res)}
+    records = {r.seed: r for r in iter_results(res)}
     assert sorted(records) == list(range(JOBS))
     for seed, r in records.items():
         path = path_of(res, "frozen", "efficientnet_lite0", "tradeoff", seed)

@@ -17,7 +17,7 @@ import torch
 
 from benchmark.cli import main
 from benchmark.record import ResultRecord
-from benchmark.results import iter_records, read_record
+from benchmark.results import iter_results, read_record
 
 PLUGIN = '''
 from benchmark.registry import TASKS
@@ -149,7 +149,7 @@ def test_two_variants_coexist_and_both_show_in_the_table(setup, capsys):
     assert run(setup) == 0
     assert run(setup, "--set", "rec_probe.scale=2", "--set", "rec_probe.smooth.k=3") == 0
     assert run(setup, "--set", "rec_probe.scale=3", "--tag", "my ablation") == 0
-    variants = sorted(r.variant for r in iter_records(setup / "res"))
+    variants = sorted(r.variant for r in iter_results(setup / "res"))
     assert variants == ["dino.num_heads=1", "dino.num_heads=1,scale=2.0,smooth.k=3", "my_ablation"]
     capsys.readouterr()
     assert main(["table", "--results", str(setup / "res")]) == 0
@@ -166,5 +166,5 @@ def test_version_1_records_are_listed_as_stale_with_why(tmp_path, capsys):
     assert main(["list", "results", "--results", str(tmp_path / "r"), "--stale"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"{tmp_path / 'r/frozen/efficientnet_lite0/tradeoff__seed0.json'}: schema version 1")
-    (rec,) = iter_records(tmp_path / "r")
+    (rec,) = iter_results(tmp_path / "r")
     assert (rec.schema_version, rec.variant, rec.identity, rec.main_metric) == (1, "v1", "", "D_margin")

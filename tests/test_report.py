@@ -14,7 +14,7 @@ from PIL import Image
 
 from benchmark.cli import main
 from benchmark.report import cost_table, tradeoff_figure, tradeoff_points
-from benchmark.results import SCHEMA_VERSION, iter_records, result_path, write_json_atomic
+from benchmark.results import SCHEMA_VERSION, iter_results, result_path, write_json_atomic
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "results" / "test-artifacts"
@@ -76,7 +76,7 @@ def test_page_is_self_contained(page):
 
 
 def test_tradeoff_points_and_arrows(results):
-    points = tradeoff_points(list(iter_records(results))).set_index(["backbone", "method"])
+    points = tradeoff_points(list(iter_results(results))).set_index(["backbone", "method"])
     for (method, backbone), (x, y) in POINTS.items():  # seeds 0, 1, 2 → mean shifts by +0.01 / -0.01
         assert points.loc[(backbone, method), "x"] == pytest.approx(x + 0.01)
         assert points.loc[(backbone, method), "y"] == pytest.approx(y - 0.01)
@@ -89,7 +89,7 @@ def test_tradeoff_points_and_arrows(results):
 
 
 def test_cost_columns(results):
-    cost = cost_table(list(iter_records(results))).set_index(["backbone", "method"])
+    cost = cost_table(list(iter_results(results))).set_index(["backbone", "method"])
     row = cost.loc[("mae", "cosettle")]
     assert row["seeds"] == 3 and row["trainable params"] == 590592
     assert row["train time (s)"] == pytest.approx(3601.0)  # mean of 3600, 3601, 3602
@@ -151,7 +151,7 @@ def test_variants_are_separate_points_and_bars(results, tmp_path):
     for s in range(3):
         write(root, "cosettle", "mae", "tradeoff", s, {"D_intra_norm95": 0.1, "D_inter_norm95": 0.9, "D_margin": 0.8},
               "D_margin", variant="epochs=1")
-    points = tradeoff_points(list(iter_records(root))).set_index(["backbone", "method"])
+    points = tradeoff_points(list(iter_results(root))).set_index(["backbone", "method"])
     assert points.loc[("mae", "cosettle [default]"), "x"] == pytest.approx(0.21)
     assert points.loc[("mae", "cosettle [epochs=1]"), "x"] == pytest.approx(0.1)
     assert points.loc[("mae", "frozen"), "x"] == pytest.approx(0.31)

@@ -8,7 +8,7 @@ import pytest
 
 from benchmark.config import merge, parse_sets
 from benchmark.errors import UserError
-from benchmark.results import SCHEMA_VERSION, is_complete, iter_records, read_record, write_json_atomic
+from benchmark.results import SCHEMA_VERSION, is_complete, iter_results, read_record, write_json_atomic
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
@@ -52,7 +52,7 @@ def test_corrupt_result_is_reported_and_treated_as_missing(tmp_path, capsys):
     assert "is corrupt" in capsys.readouterr().err
     assert read_record(tmp_path / "m/b/w/default/seed0.json") is None
     assert "schema version 99" in capsys.readouterr().err
-    assert [r.task for r in iter_records(tmp_path)] == ["t"]
+    assert [r.task for r in iter_results(tmp_path)] == ["t"]
     assert json.loads((tmp_path / "m/b/t/default/seed0.json").read_text())["metrics"] == {"x": 1.0}
 
 
