@@ -123,24 +123,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     specs = [RunSpec(method=args.method, backbone=args.backbone, seed=seed, **fields) for seed in seeds]
     if args.executor != "inline":  # one submission path for every submitit executor: the sweep's
         return _submit(args, fields, specs, [args.method], [args.backbone])
-    from benchmark.identity import stale_reasons
-    from benchmark.results import read_record
-    from benchmark.staleness import parts_of
+    from benchmark.staleness import task_states
 
     todo = []
     resolved_all = [resolve(spec) for spec in specs]  # a bad name fails here, before anything is printed
     _print_overrides(fields, [args.method], [args.backbone])
     for spec, resolved in zip(specs, resolved_all):
         pending = pending_tasks(spec, resolved)
-        for t in spec.tasks:
-            plan, where = resolved["tasks"][t], f"  {spec.method} x {spec.backbone} x {t} (seed {spec.seed})"
-            old = read_record(plan.path)
-            if t not in pending:
-                print(f"{where}: already present [variant {plan.variant}]", file=sys.stderr)
-            elif old is not None and old.complete and old.identity != plan.identity:
-                why = "; ".join(stale_reasons(parts_of(old), plan.parts)) or "identity changed"
-                print(f"{where}: stale ({why}): recomputing; the old record is kept beside [variant {plan.variant}]",
-                      file=sys.stderr)
+        for line in task_states(spec, resolved, pending):
+            print(line, file=sys.stderr)
         if pending:
             todo.append(spec)
     if not todo:

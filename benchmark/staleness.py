@@ -15,7 +15,7 @@ from typing import Any
 from benchmark.errors import UserError
 from benchmark.identity import data_fingerprint, identity_parts, stale_reasons, weights_digest
 from benchmark.record import ResultRecord
-from benchmark.results import iter_results
+from benchmark.results import iter_results, read_record
 
 
 def parts_of(record: ResultRecord) -> dict[str, Any]:
@@ -60,3 +60,17 @@ def stale_records(results: Path) -> list[tuple[ResultRecord, str]]:
     for record in iter_results(results, failed=True, stale=True):
         out.append((record, f"superseded (failed) by {Path(record.path).parent / f'seed{record.seed}.json'}"))
     return sorted(out, key=lambda item: item[0].path)
+
+
+def task_states(spec: Any, resolved: dict[str, Any], pending: list[str]) -> list[str]:
+    """What ``bench run`` says before it starts, one line per task present or stale (with why)."""
+    lines = []
+    for task in spec.tasks:
+        plan, where = resolved["tasks"][task], f"  {spec.method} x {spec.backbone} x {task} (seed {spec.seed})"
+        old = read_record(plan.path)
+        if task not in pending:
+            lines.append(f"{where}: already present [variant {plan.variant}]")
+        elif old is not None and old.complete and old.identity != plan.identity:
+            why = "; ".join(stale_reasons(parts_of(old), plan.parts)) or "identity changed"
+            lines.append(f"{where}: stale ({why}): recomputing; the old record is kept beside [variant {plan.variant}]")
+    return lines
