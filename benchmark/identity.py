@@ -65,16 +65,21 @@ def weights_digest(path: str | Path | None) -> str | None:
     return memo[key]
 
 
-def _walk(folder: Path) -> list[tuple[str, os.stat_result]]:
-    """(relative path, stat) of every file under ``folder``, hidden entries skipped, sorted."""
+def _walk(folder: Path, skip: set[str]) -> list[tuple[str, os.stat_result]]:
+    """(relative path, stat) of every file under ``folder``, sorted; hidden entries, the folders in ``skip``
+    and symlinked folders already seen (a link loop) are not entered."""
     out: list[tuple[str, os.stat_result]] = []
-    stack = [folder]
+    stack, seen = [folder], set()
     while stack:
         current = stack.pop()
         try:
+            st = current.stat()
             entries = list(os.scandir(current))
         except OSError:
             continue
+        if (st.st_dev, st.st_ino) in seen or str(current.resolve()) in skip:
+            continue
+        seen.add((st.st_dev, st.st_ino))
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -85,15 +90,19 @@ def _walk(folder: Path) -> list[tuple[str, os.stat_result]]:
     return sorted(out, key=lambda item: item[0])
 
 
-def data_fingerprint(folder: str | Path | None) -> str | None:
+def data_fingerprint(folder: str | Path | None, exclude: str | Path | None = None) -> str | None:
     """Digest of the files under ``folder`` (None for None or a missing folder): names, sizes, mtimes,
-    and the content of the small files in name order until :data:`CONTENT_BUDGET` bytes were read."""
+    and the content of the small files in name order until :data:`CONTENT_BUDGET` bytes were read.
+
+    ``exclude`` (the results folder) is left out where it lies inside ``folder``: results written next
+    to the data must not make the data look changed.
+    """
     if folder is None or not Path(folder).is_dir():
         return None
     folder = Path(folder)
     h = hashlib.sha256()
     budget = CONTENT_BUDGET
-    for rel, st in _walk(folder):
+    for rel, st in _walk(folder, {str(Path(exclude).resolve())} if exclude else set()):
         h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         if st.st_size <= SMALL_FILE and st.st_size <= budget:
             budget -= st.st_size

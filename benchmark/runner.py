@@ -161,14 +161,14 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
     weights_file = _weights_file(spec, backbone_cls)
     weights = weights_digest(weights_file)
     fingerprints: dict[str, str | None] = {}
-    train_fp = data_fingerprint(spec.train_data) if trains else None
+    train_fp = data_fingerprint(spec.train_data, spec.results) if trains else None
     tasks = {}
     for name in spec.tasks:
         cls = TASKS.get(name)
         tcfg, tdef, tsuite = configs("task", name, cls)
         folder = _data_folder(spec, cls.meta.dataset)
         if folder not in fingerprints:
-            fingerprints[folder] = data_fingerprint(folder)
+            fingerprints[folder] = data_fingerprint(folder, spec.results)
         config = {"method": mcfg, "backbone": bopts, "task": tcfg}
         parts = identity_parts(
             spec.method, spec.backbone, name, spec.seed, config,

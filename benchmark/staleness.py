@@ -35,8 +35,9 @@ def current_parts(record: ResultRecord, fingerprint=data_fingerprint, digest=wei
     versions = {"task": getattr(TASKS.get(record.task), "version", 1),
                 "method": getattr(METHODS.get(record.method), "version", 1)}
     cfg = record.config
-    data = {"data": fingerprint(cfg.get("data")),
-            "train_data": fingerprint(cfg.get("train_data")) if record.data_fingerprint.get("train_data") else None}
+    results = Path(record.path).parents[4] if record.path else None  # <results>/<m>/<b>/<t>/<variant>/seed<k>.json
+    data = {"data": fingerprint(cfg.get("data"), results),
+            "train_data": fingerprint(cfg.get("train_data"), results) if record.data_fingerprint.get("train_data") else None}
     return identity_parts(record.method, record.backbone, record.task, record.seed, cfg, versions,
                           digest(cfg.get("weights")), data)
 

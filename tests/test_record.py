@@ -145,6 +145,17 @@ def test_task_version_bump_marks_old_records_stale(setup, capsys, monkeypatch):
     assert "task version" not in capsys.readouterr().out  # the current record is current again
 
 
+def test_results_inside_the_data_folder_do_not_change_its_fingerprint(setup, capsys):
+    """Writing results (and a link loop) under the data set's folder leaves the data's identity as it was."""
+    clips = setup / "data" / "clips"
+    os.symlink(clips, clips / "loop")
+    argv = ["run", "--method", "frozen", "--backbone", "dino", *common(setup), "--results", str(clips / "res")]
+    assert main(argv) == 0 and main(argv) == 0
+    assert "already present" in capsys.readouterr().err
+    assert main(["list", "results", "--results", str(clips / "res"), "--stale", "--plugin", str((setup / "probe.py").resolve())]) == 0
+    assert capsys.readouterr().out == ""
+
+
 def test_two_variants_coexist_and_both_show_in_the_table(setup, capsys):
     assert run(setup) == 0
     assert run(setup, "--set", "rec_probe.scale=2", "--set", "rec_probe.smooth.k=3") == 0
