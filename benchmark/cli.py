@@ -102,10 +102,23 @@ def _spec_fields(args: argparse.Namespace) -> tuple[dict[str, Any], list[int]]:
     datasets = _datasets(args.data)
     fields = dict(
         tasks=tasks, results=Path(args.results), data_root=data_root, train_data=train_data, datasets=datasets,
-        weights=args.weights, overrides=overrides, plugins=[str(Path(p).resolve()) for p in args.plugin],
+        weights=args.weights, overrides=overrides, suite=args.suite, tag=args.tag,
+        suite_overrides={k: v for k, v in (suite.get("overrides") or {}).items() if v},
+        plugins=[str(Path(p).resolve()) for p in args.plugin],
         force=args.force, device=args.device, progress=not args.no_progress, cache=not args.no_cache,
     )
     return fields, seeds
+
+
+def _print_overrides(fields: dict[str, Any], methods: list[str], backbones: list[str]) -> None:
+    """One line at run start naming the suite's overrides this run applies, once names resolved: they are
+    the values a user did not type (``--set``/``--config`` values are on the command line already)."""
+    used = {*fields["tasks"], *methods, *backbones}
+    final = fields["overrides"]  # a suite value that --config/--set replaced is not applied
+    applied = [f"{s}.{k}={v}" for s, values in fields["suite_overrides"].items() if s in used
+               for k, v in values.items() if final.get(s, {}).get(k) == v]
+    if applied:
+        print(f"suite {fields['suite']} overrides applied: {', '.join(applied)}", file=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -115,20 +128,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     specs = [RunSpec(method=args.method, backbone=args.backbone, seed=seed, **fields) for seed in seeds]
     if args.executor != "inline":  # one submission path for every submitit executor: the sweep's
         return _submit(args, fields, specs, [args.method], [args.backbone])
+    from benchmark.staleness import task_states
+
     todo = []
-    for spec in specs:
-        pending = pending_tasks(spec, resolve(spec))
-        for t in spec.tasks:
-            if t not in pending:
-                print(f"  {spec.method} x {spec.backbone} x {t} (seed {spec.seed}): already present", file=sys.stderr)
+    resolved_all = [resolve(spec) for spec in specs]  # a bad name fails here, before anything is printed
+    _print_overrides(fields, [args.method], [args.backbone])
+    for spec, resolved in zip(specs, resolved_all):
+        pending = pending_tasks(spec, resolved)
+        for line in task_states(spec, resolved, pending):
+            print(line, file=sys.stderr)
         if pending:
             todo.append(spec)
     if not todo:
         print("all results already present: nothing to do (pass --force to recompute)", file=sys.stderr)
     for spec in todo:
-        for _task, state, info in BenchJob(spec)():
-            if state == "error":
-                raise UserError(info)
+        for outcome in BenchJob(spec)():
+            if outcome.status == "error":
+                raise UserError(outcome.message)
     from benchmark.table import render
 
     print(render(Path(args.results), "markdown", fields["tasks"], methods=[args.method], backbones=[args.backbone]))
@@ -141,6 +157,7 @@ def _submit(args: argparse.Namespace, fields: dict[str, Any], specs: list, metho
     from benchmark.table import render
 
     planned = sweep.plan(specs)
+    _print_overrides(fields, methods, backbones)
     print(sweep.describe(planned), file=sys.stdout if getattr(args, "dry_run", False) else sys.stderr)
     if getattr(args, "dry_run", False):
         return 0
@@ -177,11 +194,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     for plugin in args.plugin:
         load_plugin(plugin)
     if args.what == "results":
+        if args.stale:
+            from benchmark.staleness import stale_records
+
+            for record, why in stale_records(Path(args.results)):
+                print(f"{record.path}: {why}")
+            return 0
         from benchmark.results import iter_results
 
         for r in iter_results(Path(args.results)):
-            print(f"{r['method']:<12} {r.get('backbone_label', r['backbone']):<28} {r['task']:<18} seed {r['seed']}  "
-                  f"{r['main_metric']}={r['metrics'].get(r['main_metric'])}")
+            print(f"{r.method:<12} {r.backbone_label:<28} {r.task:<18} {r.variant:<16} seed {r.seed}  "
+                  f"{r.main_metric}={r.metrics.get(r.main_metric)}")
         return 0
     if args.what == "suites":
         from benchmark.config import suites
@@ -303,6 +326,7 @@ def _add_run_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--plugin", action="append", default=[], help="Python file registering extra methods/tasks")
     r.add_argument("--device", default="auto")
     r.add_argument("--force", action="store_true", help="recompute results that already exist")
+    r.add_argument("--tag", help="name this configuration's variant (default: derived from its diff against the defaults)")
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("--no-cache", action="store_true", help="neither read nor write the shared frozen-feature cache")
 
@@ -343,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("what", choices=["methods", "backbones", "tasks", "suites", "results"])
     ls.add_argument("--results", default="results")
     ls.add_argument("--plugin", action="append", default=[])
+    ls.add_argument("--stale", action="store_true", help="with `results`: the records that no longer match their "
+                    "identity (older task/method version, other weights or data), and why")
     ls.set_defaults(func=cmd_list)
 
     t = sub.add_parser("table", help="leaderboard of the results")

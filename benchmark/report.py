@@ -7,7 +7,8 @@ canvas (no display, no global pyplot state) and embedded as base64 PNG, and the 
 file can be mailed or archived and opens offline exactly as it was written.
 
 The trade-off plot follows Figure 1 of Co-Settle (Liu et al., CVPR 2026): each (method, backbone) is a
-point at (D_intra, D_inter), both normalised by the feature-space diameter (``tasks/tradeoff.py``), and
+point at (D_intra, D_inter) (a method run in several variants is one point per variant, labelled
+``method [variant]``; nothing is averaged across variants), both normalised by the feature-space diameter (``tasks/tradeoff.py``), and
 an arrow goes from each frozen backbone to each of its adapted versions. Down is more temporally
 consistent, up is more separable; the dashed lines are levels of the margin D = D_inter - γ·D_intra.
 """
@@ -19,14 +20,16 @@ import io
 import math
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from collections import Counter
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from benchmark.errors import UserError
-from benchmark.results import iter_results, read_result
+from benchmark.record import ResultRecord
+from benchmark.results import iter_results
 from benchmark.table import BASELINE, CONFIDENCE, frame, render_summary, summarise
 
 CSS = """
@@ -41,12 +44,16 @@ pre { background: #f8f8f8; padding: 0.5em; overflow-x: auto; font-size: 0.8em; }
 """
 
 
-def load_records(results: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Complete records and failed ones (the latter read directly: :func:`iter_results` yields only ``ok``)."""
-    ok = list(iter_results(results))
-    failed = [r for r in (read_result(p) for p in sorted(Path(results).glob("*/*/*__seed*.json")))
-              if r is not None and r.get("status") == "failed"]
-    return ok, failed
+def load_records(results: Path) -> tuple[list[ResultRecord], list[ResultRecord]]:
+    """Complete records and failed ones, read by the store's reader (every schema version)."""
+    return list(iter_results(results)), list(iter_results(results, failed=True))
+
+
+def labels(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """(method, variant) → the method's name, or ``method [variant]`` where it was run in several variants."""
+    pairs = list(dict.fromkeys(pairs))
+    count = Counter(m for m, _ in pairs)
+    return {(m, v): m if count[m] == 1 else f"{m} [{v}]" for m, v in pairs}
 
 
 def png(fig: Figure) -> str:
@@ -58,17 +65,17 @@ def png(fig: Figure) -> str:
     return f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
 
 
-def tradeoff_points(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Mean and std over seeds of (D_intra_norm, D_inter_norm) per (backbone, method), at the margin percentile."""
+def tradeoff_points(records: list[ResultRecord]) -> pd.DataFrame:
+    """Mean and std over seeds of (D_intra_norm, D_inter_norm) per (backbone, method label), at the margin percentile."""
     rows = []
+    records = [r for r in records if r.task == "tradeoff"]
+    label = labels((r.method, r.variant) for r in records)
     for r in records:
-        if r["task"] != "tradeoff":
-            continue
-        p = r.get("details", {}).get("margin_percentile", 95)
-        x, y = r["metrics"].get(f"D_intra_norm{p}"), r["metrics"].get(f"D_inter_norm{p}")
+        p = r.details.get("margin_percentile", 95)
+        x, y = r.metrics.get(f"D_intra_norm{p}"), r.metrics.get(f"D_inter_norm{p}")
         if isinstance(x, (int, float)) and isinstance(y, (int, float)):
-            rows.append({"backbone": r.get("backbone_label", r["backbone"]), "method": r["method"], "x": x, "y": y,
-                         "percentile": p, "gamma": r.get("details", {}).get("gamma", 1.0)})
+            rows.append({"backbone": r.backbone_label, "method": label[r.method, r.variant], "x": x, "y": y,
+                         "percentile": p, "gamma": r.details.get("gamma", 1.0)})
     if not rows:
         return pd.DataFrame(columns=["backbone", "method", "x", "y", "x_std", "y_std", "percentile", "gamma"])
     df = pd.DataFrame(rows)
@@ -126,6 +133,8 @@ def _margin_range(points: pd.DataFrame, gamma: float) -> tuple[float, float]:
 def bar_figure(summary: pd.DataFrame, task: str, metric: str) -> Figure:
     """Bars per backbone and method for one task, error bars the 95 % CI (seeds > 1)."""
     s = summary[(summary["task"] == task) & (summary["metric"] == metric)]
+    label = labels(zip(s["method"], s["variant"]))
+    s = s.assign(method=[label[mv] for mv in zip(s["method"], s["variant"])])
     backbones = list(dict.fromkeys(s["backbone"]))
     methods = sorted(s["method"].unique(), key=lambda m: (m != BASELINE, m))
     width = 0.8 / len(methods)
@@ -145,14 +154,15 @@ def bar_figure(summary: pd.DataFrame, task: str, metric: str) -> Figure:
     return fig
 
 
-def cost_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Per (backbone, method): trainable parameters, training time and memory, evaluation time and memory."""
+def cost_table(records: list[ResultRecord]) -> pd.DataFrame:
+    """Per (backbone, method label): trainable parameters, training time and memory, evaluation time and memory."""
     rows = []
+    label = labels((r.method, r.variant) for r in records)
     for r in records:
-        training, prov, timings = r.get("training") or {}, r.get("provenance") or {}, r.get("timings") or {}
+        training, prov, timings = r.training or {}, r.provenance or {}, r.timings or {}
         train_bytes = training.get("peak_memory_bytes")
         rows.append({
-            "backbone": r.get("backbone_label", r["backbone"]), "method": r["method"], "seed": r["seed"],
+            "backbone": r.backbone_label, "method": label[r.method, r.variant], "seed": r.seed,
             "trainable params": training.get("trainable_params", math.nan),
             "train time (s)": training.get("train_seconds", timings.get("fit_s", math.nan)),
             "train peak memory (MiB)": train_bytes / 2**20 if isinstance(train_bytes, (int, float)) else math.nan,
@@ -170,19 +180,19 @@ def cost_table(records: list[dict[str, Any]]) -> pd.DataFrame:
     return out.sort_values(["backbone", "_order", "method"]).drop(columns="_order").reset_index(drop=True)
 
 
-def provenance_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per record: where, when, with which code and config it was produced."""
+def provenance_table(records: list[ResultRecord]) -> pd.DataFrame:
+    """One row per record: where, when, with which code, config, weights and data it was produced."""
     rows = []
     for r in records:
-        prov = r.get("provenance") or {}
+        prov = r.provenance or {}
         git = prov.get("git") or {}
         commit = (git.get("commit") or "?")[:10] + (" (dirty)" if git.get("dirty") else "")
         packages = prov.get("packages") or {}
         rows.append({
-            "backbone": r.get("backbone_label", r["backbone"]), "method": r["method"], "task": r["task"], "seed": r["seed"],
+            "backbone": r.backbone_label, "method": r.method, "variant": r.variant, "task": r.task, "seed": r.seed,
             "commit": commit, "device": prov.get("device", "?"), "host": prov.get("hostname", "?"),
             "torch": packages.get("torch", "?"), "timm": packages.get("timm", "?"),
-            "finished": prov.get("finished", "?"), "weights": r.get("weights_id", "?"), "config": r.get("config_hash", "?"),
+            "finished": prov.get("finished", "?"), "weights": r.weights_id or "?", "identity": r.identity[:12] or "(schema 1)",
         })
     return pd.DataFrame(rows)
 
@@ -198,15 +208,15 @@ def _frame_html(df: pd.DataFrame, classes: str) -> str:
     return df.to_html(index=False, border=0, classes=classes, na_rep="–", float_format=lambda v: f"{v:,.1f}")
 
 
-def _failures_html(failed: list[dict[str, Any]]) -> str:
+def _failures_html(failed: list[ResultRecord]) -> str:
     if not failed:
         return '<p class="note" id="no-failures">No failed runs.</p>'
     items = []
     for r in failed:
         items.append(
-            f"<details><summary>{html.escape(r['method'])} × {html.escape(r['backbone'])} × {html.escape(r['task'])} "
-            f"(seed {r['seed']}): {html.escape(str(r.get('error', '')))}</summary>"
-            f"<pre>{html.escape(str(r.get('traceback', '')))}</pre></details>"
+            f"<details><summary>{html.escape(r.method)} × {html.escape(r.backbone)} × {html.escape(r.task)} "
+            f"[{html.escape(r.variant)}] (seed {r.seed}): {html.escape(r.error)}</summary>"
+            f"<pre>{html.escape(r.traceback)}</pre></details>"
         )
     return ('<p class="note">These runs failed; they count as missing, and rerunning the same sweep retries them.</p>'
             + "".join(items))

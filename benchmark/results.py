@@ -1,30 +1,49 @@
-"""The result store: one JSON record per (method, backbone, task, seed), complete or absent.
+"""The result store: one JSON record per (method, backbone, task, variant, seed), complete or absent.
 
-Layout: ``<results>/<method>/<backbone>/<task>__seed<k>.json``, with the task's artifacts (per-sequence
-tables, predictions) in ``<results>/<method>/<backbone>/artifacts/``. A record is written to a temporary
-file in the same folder, flushed and fsynced, then renamed over the final name, so a reader sees either
-the whole record or nothing — a killed job never leaves half a result.
+Layout (schema 2)::
 
-Record keys (``SCHEMA_VERSION`` 1), each documented where it is built in :mod:`benchmark.runner`:
-``schema_version, method, backbone, backbone_label, task, seed, status, main_metric,
-higher_is_better, metrics, config, config_hash, weights_id, training, provenance, artifacts, timings``.
+    <results>/<method>/<backbone>/<task>/<variant>/seed<k>.json            the current record
+    <results>/<method>/<backbone>/<task>/<variant>/seed<k>.stale-<id8>.json  records it superseded
+    <results>/<method>/<backbone>/<task>/<variant>/artifacts/seed<k>/      per-sequence tables, predictions
+
+``variant`` names the configuration (:func:`benchmark.identity.variant_name`), so two configurations
+of the same (method, backbone, task, seed) live side by side. A record whose identity no longer
+matches the current one (new task or method version, new weights bytes, changed data) is *stale*:
+``bench run`` recomputes it and renames the old file to ``seed<k>.stale-<first 8 of its identity>.json``
+beside the new one; no result is ever deleted. Version-1 records (``<method>/<backbone>/<task>__seed<k>.json``)
+are still read.
+
+A record is written to a temporary file in the same folder, flushed and fsynced, then renamed over
+the final name, so a reader sees either the whole record or nothing: a killed job never leaves half a
+result.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 from benchmark.errors import UserError
+from benchmark.record import SCHEMA_VERSION, ResultRecord
 
-SCHEMA_VERSION = 1
+__all__ = ["SCHEMA_VERSION", "ResultRecord", "result_path", "artifacts_dir", "write_json_atomic", "writable_problem",
+           "read_record", "iter_results", "is_complete", "keep_stale", "stale_files"]
+
+CURRENT = re.compile(r"^seed(-?\d+)\.json$")
+STALE = re.compile(r"^seed(-?\d+)\.stale-[0-9a-z]+\.json$")
+V1 = re.compile(r"^.+__seed(-?\d+)\.json$")
 
 
-def result_path(results: Path, method: str, backbone: str, task: str, seed: int) -> Path:
-    return Path(results) / method / backbone / f"{task}__seed{seed}.json"
+def result_path(results: Path, method: str, backbone: str, task: str, variant: str, seed: int) -> Path:
+    return Path(results) / method / backbone / task / variant / f"seed{seed}.json"
+
+
+def artifacts_dir(results: Path, method: str, backbone: str, task: str, variant: str, seed: int) -> Path:
+    return Path(results) / method / backbone / task / variant / "artifacts" / f"seed{seed}"
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:
@@ -69,38 +88,65 @@ def writable_problem(folder: Path) -> str | None:
     return None
 
 
-def read_result(path: Path) -> dict[str, Any] | None:
-    """The record at ``path``, or None if it is absent, unparseable or of another schema version.
+def read_record(path: Path) -> ResultRecord | None:
+    """The record at ``path`` (any schema version), or None if absent, unparseable or of an unknown version.
 
     A corrupt file is reported on stderr (one line) and treated as missing, so it is recomputed.
     """
     try:
         with open(path) as f:
-            record = json.load(f)
+            obj = json.load(f)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except (json.JSONDecodeError, UnicodeDecodeError, OSError):
         print(f"warning: result {path} is corrupt; it is ignored and will be recomputed", file=sys.stderr)
         return None
-    if not isinstance(record, dict) or record.get("schema_version") != SCHEMA_VERSION:
-        print(f"warning: result {path} has another schema version; it is ignored and will be recomputed", file=sys.stderr)
+    try:
+        if not isinstance(obj, dict):
+            raise ValueError("not a JSON object")
+        return ResultRecord.from_json(obj, str(path))
+    except (ValueError, TypeError) as e:
+        print(f"warning: result {path} cannot be read ({e}); it is ignored and will be recomputed", file=sys.stderr)
         return None
-    return record
 
 
-def is_complete(path: Path, config_hash: str) -> bool:
-    """True when a finished record for exactly this resolved config exists."""
-    record = read_result(path)
-    return bool(record and record.get("status") == "ok" and record.get("config_hash") == config_hash)
+def is_complete(path: Path, identity: str) -> bool:
+    """True when a finished record with exactly this identity exists at ``path``."""
+    record = read_record(path)
+    return bool(record and record.complete and record.identity == identity)
 
 
-def iter_results(results: Path) -> Iterator[dict[str, Any]]:
-    """Every valid record under ``results`` (corrupt ones reported and skipped)."""
+def _paths(results: Path, stale: bool) -> list[Path]:
+    pattern = STALE if stale else CURRENT
+    found = [p for p in results.glob("*/*/*/*/seed*.json") if pattern.match(p.name)]
+    if not stale:
+        found += [p for p in results.glob("*/*/*__seed*.json") if V1.match(p.name)]
+    return sorted(found)
+
+
+def iter_results(results: Path, failed: bool = False, stale: bool = False) -> Iterator[ResultRecord]:
+    """The current records under ``results`` (corrupt ones reported and skipped): complete ones, or
+    with ``failed`` the failed ones; with ``stale`` the superseded files (``seed<k>.stale-*.json``)."""
     results = Path(results)
     if not results.is_dir():
         raise UserError(f"results folder {results} does not exist: run `bench run` first or pass --results DIR")
-    for path in sorted(results.glob("*/*/*__seed*.json")):
-        record = read_result(path)
-        if record is not None and record.get("status") == "ok":
-            record["_path"] = str(path)
+    for path in _paths(results, stale):
+        record = read_record(path)
+        if record is not None and record.complete != failed:
             yield record
+
+
+def stale_files(path: Path) -> list[Path]:
+    """The superseded records kept beside the current record ``path``."""
+    seed = CURRENT.match(path.name).group(1)  # type: ignore[union-attr]
+    return sorted(p for p in path.parent.glob(f"seed{seed}.stale-*.json"))
+
+
+def keep_stale(path: Path, record: ResultRecord) -> Path:
+    """Rename the superseded ``record`` at ``path`` to ``seed<k>.stale-<id8>.json`` (a counter if taken)."""
+    stem = f"seed{record.seed}.stale-{(record.identity or 'v1')[:8]}"
+    target, n = path.with_name(f"{stem}.json"), 1
+    while target.exists():
+        target, n = path.with_name(f"{stem}{n}.json"), n + 1
+    os.replace(path, target)
+    return target

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from benchmark.config import CONFIG_DIR, merge, read_yaml
 from benchmark.errors import UserError
-from benchmark.runner import BenchJob, RunSpec, pending_tasks, resolve
+from benchmark.runner import BenchJob, Outcome, RunSpec, TaskPlan, pending_tasks, resolve, store
 
 EXECUTORS = ("inline", "debug", "local", "slurm")
 POLL_S = 0.5
@@ -43,7 +43,8 @@ class Planned:
     todo: list[str]
     present: list[str]
     retries: list[str] = field(default_factory=list)  # tasks of ``todo`` whose last attempt failed
-    hashes: dict[str, str] = field(default_factory=dict)
+    stale: list[str] = field(default_factory=list)  # tasks of ``todo`` whose record has another identity (kept beside)
+    plans: dict[str, TaskPlan] = field(default_factory=dict)  # each task's identity, variant and record path
 
     @property
     def key(self) -> str:
@@ -79,19 +80,20 @@ def grid(fields: dict[str, Any], methods: list[str], backbones: list[str], seeds
 
 def plan(specs: list[RunSpec]) -> list[Planned]:
     """What each job still has to do; resolving every spec first makes a bad name fail before any submission."""
-    from benchmark.results import read_result, result_path
+    from benchmark.results import read_record
 
     out = []
     for spec in specs:
         resolved = resolve(spec)
         todo = pending_tasks(spec, resolved)
-        retries = []
+        retries, stale = [], []
         for task in todo:
-            record = read_result(result_path(spec.results, spec.method, spec.backbone, task, spec.seed))
-            if record is not None and record.get("status") == "failed":
+            record = read_record(resolved["tasks"][task].path)
+            if record is not None and record.status == "failed":
                 retries.append(task)
-        out.append(Planned(spec, todo, [t for t in spec.tasks if t not in todo], retries,
-                           {t: info["hash"] for t, info in resolved["tasks"].items()}))
+            elif record is not None and record.identity != resolved["tasks"][task].identity:
+                stale.append(task)
+        out.append(Planned(spec, todo, [t for t in spec.tasks if t not in todo], retries, stale, resolved["tasks"]))
     return out
 
 
@@ -106,6 +108,8 @@ def describe(planned: list[Planned]) -> str:
             parts.append("present " + ", ".join(p.present))
         if p.retries:
             parts.append("retry after failure " + ", ".join(p.retries))
+        if p.stale:
+            parts.append("recompute stale " + ", ".join(p.stale))
         lines.append(f"  {p.key}: {'; '.join(parts)}")
     jobs = [p for p in planned if p.todo]
     todo = sum(len(p.todo) for p in planned)
@@ -124,7 +128,7 @@ class LockedJob(BenchJob):
 
     keep_going = True
 
-    def __call__(self) -> list[tuple[str, str, str]]:
+    def __call__(self) -> list[Outcome]:
         path = lock_path(self.spec)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as handle:
@@ -180,28 +184,26 @@ def local_gpus() -> list[int]:
     return list(range(torch.cuda.device_count()))
 
 
-def failure_record(planned: Planned, task: str, reason: str, trace: str, job: dict[str, Any]) -> dict[str, Any]:
+def failure_record(planned: Planned, task: str, reason: str, trace: str, job: dict[str, Any]):
     """The record a failed job leaves for one task: never complete, so a rerun retries it."""
-    from benchmark.results import SCHEMA_VERSION
+    from benchmark.record import ResultRecord
 
-    spec = planned.spec
-    return {
-        "schema_version": SCHEMA_VERSION, "method": spec.method, "backbone": spec.backbone,
-        "backbone_label": spec.backbone, "task": task, "seed": spec.seed, "status": "failed",
-        "config_hash": planned.hashes.get(task), "error": reason, "traceback": trace, "job": job,
-        "provenance": {"hostname": socket.gethostname(), "finished": datetime.now(timezone.utc).isoformat(),
-                       "argv": sys.argv},
-    }
+    spec, plan = planned.spec, planned.plans[task]
+    return ResultRecord(
+        method=spec.method, backbone=spec.backbone, task=task, seed=spec.seed, status="failed", variant=plan.variant,
+        identity=plan.identity, versions=plan.parts["versions"], weights_digest=plan.parts["weights_digest"],
+        data_fingerprint=plan.parts["data_fingerprint"], config=plan.parts["config"], overrides_applied=plan.overrides,
+        error=reason, traceback=trace, job=job,
+        provenance={"hostname": socket.gethostname(), "finished": datetime.now(timezone.utc).isoformat(), "argv": sys.argv},
+    )
 
 
 def record_failure(planned: Planned, reason: str, trace: str, job: dict[str, Any], tasks: list[str] | None = None) -> None:
-    """Write failure records for ``tasks``, by default the job's tasks still incomplete (finished ones stay ``ok``)."""
-    from benchmark.results import result_path, write_json_atomic
-
+    """Write failure records for ``tasks``, by default the job's tasks still incomplete (finished ones stay
+    ``ok``; a complete record of another identity at the same path is kept beside as stale)."""
     spec = planned.spec
     for task in tasks if tasks is not None else pending_tasks(spec, resolve(spec)):
-        write_json_atomic(result_path(spec.results, spec.method, spec.backbone, task, spec.seed),
-                          failure_record(planned, task, reason, trace, job))
+        store(planned.plans[task].path, failure_record(planned, task, reason, trace, job))
 
 
 EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*$", re.M)
@@ -247,20 +249,20 @@ def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any]
     folder = Path(folder) / f"sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     bar = tqdm(total=len(todo), unit="job", desc="sweep", disable=not progress, file=sys.stderr, dynamic_ncols=True)
 
-    def finish(run_: _Running, outcome: list[tuple[str, str, str]] | None, error: str | None) -> None:
+    def finish(run_: _Running, outcome: list[Outcome] | None, error: str | None) -> None:
         key = run_.planned.key
         if error is None and outcome is not None:
-            errors = [info for _, state, info in outcome if state == "error"]
+            errors = [o.message for o in outcome if o.status == "error"]
             if errors:
                 error = errors[0]
             else:
-                report.written += sum(state == "ok" for _, state, _ in outcome)
-                for task, state, trace in outcome:
-                    if state == "failed":  # one task failed, the job's others ran: record just that task
-                        reason = reason_of(trace)
-                        record_failure(run_.planned, reason, trace, run_.info(executor), tasks=[task])
-                        report.failures[f"{key}, task {task}"] = reason
-                        bar.write(f"  FAILED {key}, task {task}: {reason}", file=sys.stderr)
+                report.written += sum(o.status == "ok" for o in outcome)
+                for o in outcome:
+                    if o.status == "failed":  # one task failed, the job's others ran: record just that task
+                        reason = reason_of(o.message)
+                        record_failure(run_.planned, reason, o.message, run_.info(executor), tasks=[o.task])
+                        report.failures[f"{key}, task {o.task}"] = reason
+                        bar.write(f"  FAILED {key}, task {o.task}: {reason}", file=sys.stderr)
         if error is not None:
             reason = reason_of(error)
             record_failure(run_.planned, reason, error, run_.info(executor))

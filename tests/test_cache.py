@@ -228,11 +228,12 @@ def test_runner_shares_tokens_between_methods_and_records_stats(tmp_path):
               "--set", "tradeoff.crop=64", "--no-progress"]
     assert main(["run", "--method", "frozen", *common]) == 0
     assert main(["run", "--method", "cache_probe_half", *common]) == 0
-    first = json.loads((res / "frozen/vit_tiny_random/tradeoff__seed0.json").read_text())["details"]["feature_cache"]
-    second = json.loads((res / "cache_probe_half/vit_tiny_random/tradeoff__seed0.json").read_text())["details"]["feature_cache"]
+    variant = "tradeoff/crop=64,num_frames=12,resize_short=64/seed0.json"  # named by the --set values
+    first = json.loads((res / f"frozen/vit_tiny_random/{variant}").read_text())["details"]["feature_cache"]
+    second = json.loads((res / f"cache_probe_half/vit_tiny_random/{variant}").read_text())["details"]["feature_cache"]
     assert first["misses"] >= 1 and first["hits"] == 0
     assert second["hits"] == first["misses"] and second["misses"] == 0
     assert second["seconds_saved"] == pytest.approx(first["compute_s"], abs=1e-3)
     assert main(["run", "--method", "frozen", *common, "--force", "--no-cache"]) == 0
-    rerun = json.loads((res / "frozen/vit_tiny_random/tradeoff__seed0.json").read_text())
+    rerun = json.loads((res / f"frozen/vit_tiny_random/{variant}").read_text())
     assert "feature_cache" not in rerun["details"]

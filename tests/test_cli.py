@@ -15,6 +15,7 @@ from benchmark.cli import main
 REPO = Path(__file__).resolve().parent.parent
 FAST_TRADEOFF = ["--set", "tradeoff.num_frames=12", "--set", "tradeoff.resize_short=96", "--set", "tradeoff.crop=96",
                  "--no-progress"]
+FAST = "tradeoff/crop=96,num_frames=12,resize_short=96/seed0.json"  # the variant those settings name
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +47,10 @@ def test_tradeoff_on_real_clips_pretrained_differs_from_random(real_clips, tmp_p
     for backbone in ("efficientnet_lite0", "vit_tiny_random"):
         assert main(["run", "--method", "frozen", "--backbone", backbone, "--tasks", "tradeoff",
                      "--data-root", str(real_clips), "--results", str(res), *FAST_TRADEOFF]) == 0
-    pre = json.loads((res / "frozen/efficientnet_lite0/tradeoff__seed0.json").read_text())
-    rnd = json.loads((res / "frozen/vit_tiny_random/tradeoff__seed0.json").read_text())
+    pre = json.loads((res / f"frozen/efficientnet_lite0/{FAST}").read_text())
+    rnd = json.loads((res / f"frozen/vit_tiny_random/{FAST}").read_text())
     for rec in (pre, rnd):
-        assert rec["status"] == "ok" and rec["schema_version"] == 1
+        assert rec["status"] == "ok" and rec["schema_version"] == 2
         assert {"git", "packages", "device", "peak_memory_mb"} <= set(rec["provenance"])
     assert rnd["backbone_label"] == "vit_tiny_random (RANDOM INIT)"
     # pretrained features are far more temporally consistent (cycle) and less collapsed (rank)
@@ -58,18 +59,20 @@ def test_tradeoff_on_real_clips_pretrained_differs_from_random(real_clips, tmp_p
     assert abs(pre["metrics"]["D_intra_norm95"] - rnd["metrics"]["D_intra_norm95"]) > 0.02
 
     # an identical rerun does no work and says so
-    before = (res / "frozen/efficientnet_lite0/tradeoff__seed0.json").stat().st_mtime_ns
+    before = (res / f"frozen/efficientnet_lite0/{FAST}").stat().st_mtime_ns
     capsys.readouterr()
     assert main(["run", "--method", "frozen", "--backbone", "efficientnet_lite0", "--tasks", "tradeoff",
                  "--data-root", str(real_clips), "--results", str(res), *FAST_TRADEOFF]) == 0
     err = capsys.readouterr().err
     assert "already present" in err and "nothing to do" in err
-    assert (res / "frozen/efficientnet_lite0/tradeoff__seed0.json").stat().st_mtime_ns == before
+    assert (res / f"frozen/efficientnet_lite0/{FAST}").stat().st_mtime_ns == before
 
-    # a changed constant is a different config: recomputed
+    # a changed constant is a different config: computed as another variant, beside the first
     assert main(["run", "--method", "frozen", "--backbone", "efficientnet_lite0", "--tasks", "tradeoff",
                  "--data-root", str(real_clips), "--results", str(res), *FAST_TRADEOFF, "--set", "tradeoff.gamma=2"]) == 0
-    again = json.loads((res / "frozen/efficientnet_lite0/tradeoff__seed0.json").read_text())
+    assert (res / f"frozen/efficientnet_lite0/{FAST}").stat().st_mtime_ns == before
+    again = json.loads((res / "frozen/efficientnet_lite0/tradeoff/crop=96,gamma=2.0,num_frames=12,resize_short=96/seed0.json")
+                       .read_text())
     assert again["config"]["task"]["gamma"] == 2.0
     m = again["metrics"]
     assert m["D_margin"] == pytest.approx(m["D_inter_norm95"] - 2 * m["D_intra_norm95"])
@@ -97,7 +100,7 @@ def test_plugin_method_runs_without_package_edit(real_clips, tmp_path, capsys):
     plugin.write_text(PLUGIN)
     assert main(["run", "--plugin", str(plugin), "--method", "cli_halfdim", "--backbone", "efficientnet_lite0",
                  "--tasks", "tradeoff", "--data-root", str(real_clips), "--results", str(tmp_path / "r"), *FAST_TRADEOFF]) == 0
-    rec = json.loads((tmp_path / "r/cli_halfdim/efficientnet_lite0/tradeoff__seed0.json").read_text())
+    rec = json.loads((tmp_path / f"r/cli_halfdim/efficientnet_lite0/{FAST}").read_text())
     assert rec["config"]["method"] == {"batch_size": 8}
     assert "cli_halfdim" in capsys.readouterr().out
 
@@ -126,3 +129,15 @@ def test_user_mistakes_are_one_line_exit_2(real_clips, tmp_path, capsys, args, n
     lines = [l for l in err.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
     assert not list((tmp_path / "r").rglob("*.json"))
+
+
+def test_suite_overrides_are_announced_recorded_and_name_the_variant(toy_root, tmp_path, capsys):
+    res = tmp_path / "res"
+    assert main(["run", "--method", "frozen", "--backbone", "efficientnet_lite0", "--suite", "toy", "--tasks", "tradeoff",
+                 "--data-root", str(toy_root), "--results", str(res), "--set", "tradeoff.num_frames=8", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "suite toy overrides applied: tradeoff.resize_short=96, tradeoff.crop=96\n" in err  # num_frames was --set
+    rec = json.loads((res / "frozen/efficientnet_lite0/tradeoff/toy,num_frames=8/seed0.json").read_text())
+    assert rec["overrides_applied"] == {"suite": "toy", "sections": {"tradeoff": {"num_frames": 8, "resize_short": 96,
+                                                                                  "crop": 96}}}
+    assert rec["config"]["task"]["num_frames"] == 8 and rec["variant"] == "toy,num_frames=8"

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.results import result_path
+from benchmark.results import read_record
 
 CLASSES = ("Bouncing", "Orbiting")
 # a linear probe has seeded randomness (classifier init, batch order): the part that could drift
@@ -39,7 +39,9 @@ def small_ucf(toy_root: Path, tmp_path: Path) -> Path:
 
 def test_same_seed_same_metrics_and_the_record_says_how(small_ucf, tmp_path):
     def record(run: str, seed: int) -> dict:
-        return json.loads(result_path(tmp_path / run, "frozen", "efficientnet_lite0", "ucf101_cls", seed).read_text())
+        (path,) = (tmp_path / run).glob(f"frozen/efficientnet_lite0/ucf101_cls/*/seed{seed}.json")
+        assert read_record(path).seed == seed  # the store's reader takes it
+        return json.loads(path.read_text())
 
     for run, seeds in (("a", "3,4"), ("b", "3")):
         assert main(["run", "--method", "frozen", "--backbone", "efficientnet_lite0", "--tasks", "ucf101_cls",
@@ -48,7 +50,7 @@ def test_same_seed_same_metrics_and_the_record_says_how(small_ucf, tmp_path):
     a, b = record("a", 3), record("b", 3)
     assert a["metrics"] == b["metrics"]  # exactly, not approximately
     assert record("a", 4)["metrics"] != a["metrics"]  # the seed does reach the probe: the equality is not vacuous
-    assert a["config_hash"] == b["config_hash"]
+    assert a["config_hash"] == b["config_hash"] and a["identity"] == b["identity"]
     assert a["provenance"]["started"] != b["provenance"]["started"]  # two real runs
 
     assert a["seed"] == 3

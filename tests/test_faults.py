@@ -16,10 +16,16 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.results import iter_results, result_path
+from benchmark.results import iter_results
 
 REPO = Path(__file__).resolve().parent.parent
 TINY_TRADEOFF = ["--set", "tradeoff.num_frames=8", "--set", "tradeoff.resize_short=64", "--set", "tradeoff.crop=64"]
+
+
+def path_of(results: Path, method: str, backbone: str, task: str, seed: int) -> Path:
+    """The one current record of (method, backbone, task, seed), whatever its variant is named."""
+    (path,) = results.glob(f"{method}/{backbone}/{task}/*/seed{seed}.json")
+    return path
 JOBS = 8
 
 
@@ -73,20 +79,20 @@ def test_eight_concurrent_jobs_share_one_results_folder_and_feature_cache(clips,
     logs = {i: (tmp_path / f"job{i}.log").read_text() for i in range(JOBS)}
     assert [p.exitcode for p in procs] == [0] * JOBS, logs
 
-    records = {r["seed"]: r for r in iter_results(res)}
+    records = {r.seed: r for r in iter_results(res)}
     assert sorted(records) == list(range(JOBS))
     for seed, r in records.items():
-        path = result_path(res, "frozen", "efficientnet_lite0", "tradeoff", seed)
-        assert json.loads(path.read_text())["seed"] == seed and r["status"] == "ok"
+        path = path_of(res, "frozen", "efficientnet_lite0", "tradeoff", seed)
+        assert json.loads(path.read_text())["seed"] == seed and r.status == "ok"
     # the metric depends only on the data and the weights, not on the seed or the neighbours
-    assert len({json.dumps(r["metrics"], sort_keys=True) for r in records.values()}) == 1
+    assert len({json.dumps(r.metrics, sort_keys=True) for r in records.values()}) == 1
     assert not [p for p in res.rglob("*") if p.name.endswith(".tmp")]
 
     cached = list(entries(default_root(res)))
     assert len(cached) == 2  # one entry per clip, however many jobs wrote it
     for entry in cached:
         assert np.load(entry.path).shape[0] == 8  # the 8 sampled frames' tokens
-    stats = [r["details"]["feature_cache"] for r in records.values()]
+    stats = [r.details["feature_cache"] for r in records.values()]
     assert sum(s["hits"] + s["misses"] for s in stats) == 2 * JOBS and sum(s["misses"] for s in stats) >= 2
 
 
@@ -154,21 +160,21 @@ def test_preempted_job_is_requeued_and_finishes_every_result_once(clips, tmp_pat
 
     _wait_for(lambda: (gate / "started").exists(), 300, "the gate task to start")
     first = int((gate / "started").read_text().split()[0])
-    done = result_path(res, "frozen", "efficientnet_lite0", "tradeoff", 0)
+    done = path_of(res, "frozen", "efficientnet_lite0", "tradeoff", 0)
     before = done.read_bytes()
     os.kill(first, signal.SIGUSR2)
     _wait_for(lambda: not _alive(first), 60, "the pre-empted process to exit")
-    assert not result_path(res, "frozen", "efficientnet_lite0", "gate", 0).exists()
+    assert not list(res.glob("frozen/efficientnet_lite0/gate/*/seed0.json"))
     (gate / "open").touch()
 
     outcome = job.result()
     pids = [int(p) for p in (gate / "started").read_text().split()]
     assert len(pids) == 2 and pids[0] != pids[1]  # the gate ran in a second, requeued process
-    assert [(t, s) for t, s, _ in outcome] == [("tradeoff", "present"), ("gate", "ok")]
+    assert [(o.task, o.status) for o in outcome] == [("tradeoff", "present"), ("gate", "ok")]
     assert done.read_bytes() == before  # the finished task was not recomputed
-    gated = json.loads(result_path(res, "frozen", "efficientnet_lite0", "gate", 0).read_text())
+    gated = json.loads(path_of(res, "frozen", "efficientnet_lite0", "gate", 0).read_text())
     assert gated["metrics"] == {"attempts": 2.0}
-    assert sorted(p.name for p in res.glob("*/*/*.json")) == ["gate__seed0.json", "tradeoff__seed0.json"]
+    assert sorted(p.relative_to(res).parts[2] for p in res.glob("*/*/*/*/seed*.json")) == ["gate", "tradeoff"]
     assert "preempted" in (job.stderr() or "") + (job.stdout() or "")
 
 

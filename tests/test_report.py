@@ -24,12 +24,13 @@ POINTS = {("frozen", "mae"): (0.30, 0.60), ("cosettle", "mae"): (0.20, 0.62), ("
 TRAINING = {"trainable_params": 590592, "train_seconds": 3600.0, "peak_memory_bytes": 8 * 2**30}
 
 
-def write(root: Path, method: str, backbone: str, task: str, seed: int, metrics: dict, main_metric: str) -> None:
+def write(root: Path, method: str, backbone: str, task: str, seed: int, metrics: dict, main_metric: str,
+          variant: str = "default") -> None:
     training = {**TRAINING, "train_seconds": 3600.0 + seed} if method != "frozen" else {"trainable_params": 0}
-    write_json_atomic(result_path(root, method, backbone, task, seed), {
+    write_json_atomic(result_path(root, method, backbone, task, variant, seed), {
         "schema_version": SCHEMA_VERSION, "method": method, "backbone": backbone, "backbone_label": backbone,
         "task": task, "seed": seed, "status": "ok", "main_metric": main_metric, "higher_is_better": True,
-        "metrics": metrics, "config_hash": f"h{seed}", "weights_id": "sha256:abc", "training": training,
+        "metrics": metrics, "identity": f"h{seed}", "weights_id": "sha256:abc", "training": training, "variant": variant,
         "details": {"margin_percentile": 95, "gamma": 1.0} if task == "tradeoff" else {},
         "provenance": {"git": {"commit": "0123456789abcdef", "dirty": True}, "device": "cpu (x86_64, 2 threads)",
                        "hostname": "box", "packages": {"torch": "2.14.1", "timm": "1.0.31"},
@@ -46,7 +47,7 @@ def results(tmp_path_factory) -> Path:
             write(root, method, backbone, "tradeoff", s,
                   {"D_intra_norm95": x + 0.01 * s, "D_inter_norm95": y - 0.01 * s, "D_margin": y - x - 0.02 * s}, "D_margin")
             write(root, method, backbone, "davis", s, {"J&F-Mean": 0.5 + y / 10 + 0.01 * s}, "J&F-Mean")
-    write_json_atomic(result_path(root, "advise", "dino", "davis", 0), {
+    write_json_atomic(result_path(root, "advise", "dino", "davis", "default", 0), {
         "schema_version": SCHEMA_VERSION, "method": "advise", "backbone": "dino", "task": "davis", "seed": 0,
         "status": "failed", "error": "RuntimeError: boom <b>", "traceback": "Traceback (most recent call last):\nboom <b>"})
     return root
@@ -129,9 +130,10 @@ def test_page_renders_in_headless_chromium(page, tmp_path):
     probe = json.loads(html.unescape(match.group(1)))
     assert probe["title"] == "i2v-bench report"
     assert len(probe["images"]) == 3 and all(w > 0 for w in probe["images"])
-    assert [r[:2] if len(r) == 4 else r[:1] for r in probe["rows"]] == [
-        ["dino", "frozen"], ["cosettle"], ["mae", "frozen"], ["advise"], ["cosettle"]]
-    assert probe["rows"][4][1].startswith("0.572+0.002 ± 0.010")  # mae cosettle davis: mean, Δ, ± std
+    assert [r[:3] if len(r) == 5 else r[:2] for r in probe["rows"]] == [
+        ["dino", "frozen", "default"], ["cosettle", "default"], ["mae", "frozen", "default"], ["advise", "default"],
+        ["cosettle", "default"]]
+    assert probe["rows"][4][2].startswith("0.572+0.002 ± 0.010")  # mae cosettle davis: mean, Δ, ± std
     assert Image.open(shot).size == (1280, 2400)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, ARTIFACTS / "report.png")
@@ -140,3 +142,19 @@ def test_page_renders_in_headless_chromium(page, tmp_path):
 def test_report_without_results_is_a_user_error(tmp_path, capsys):
     assert main(["report", "--results", str(tmp_path / "none"), "--out", str(tmp_path / "r.html")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_variants_are_separate_points_and_bars(results, tmp_path):
+    """A second variant of cosettle on mae is its own point, labelled, never averaged with the default one."""
+    root = tmp_path / "res"
+    shutil.copytree(results, root)
+    for s in range(3):
+        write(root, "cosettle", "mae", "tradeoff", s, {"D_intra_norm95": 0.1, "D_inter_norm95": 0.9, "D_margin": 0.8},
+              "D_margin", variant="epochs=1")
+    points = tradeoff_points(list(iter_results(root))).set_index(["backbone", "method"])
+    assert points.loc[("mae", "cosettle [default]"), "x"] == pytest.approx(0.21)
+    assert points.loc[("mae", "cosettle [epochs=1]"), "x"] == pytest.approx(0.1)
+    assert points.loc[("mae", "frozen"), "x"] == pytest.approx(0.31)
+    out = tmp_path / "r.html"
+    assert main(["report", "--results", str(root), "--out", str(out)]) == 0
+    assert "epochs=1" in out.read_text()

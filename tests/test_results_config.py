@@ -8,7 +8,7 @@ import pytest
 
 from benchmark.config import merge, parse_sets
 from benchmark.errors import UserError
-from benchmark.results import SCHEMA_VERSION, is_complete, iter_results, read_result, write_json_atomic
+from benchmark.results import SCHEMA_VERSION, is_complete, iter_results, read_record, write_json_atomic
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path, monkeypatch):
@@ -40,16 +40,20 @@ def test_unwritable_results_folder(tmp_path):
 
 
 def test_corrupt_result_is_reported_and_treated_as_missing(tmp_path, capsys):
-    good = {"schema_version": SCHEMA_VERSION, "status": "ok", "config_hash": "h", "method": "m", "backbone": "b",
+    good = {"schema_version": SCHEMA_VERSION, "status": "ok", "identity": "h", "method": "m", "backbone": "b",
             "task": "t", "seed": 0, "main_metric": "x", "metrics": {"x": 1.0}, "higher_is_better": True}
-    write_json_atomic(tmp_path / "m/b/t__seed0.json", good)
-    (tmp_path / "m/b/u__seed0.json").write_text('{"schema_version": 1, "stat')
-    assert is_complete(tmp_path / "m/b/t__seed0.json", "h")
-    assert not is_complete(tmp_path / "m/b/t__seed0.json", "other-config")
-    assert read_result(tmp_path / "m/b/u__seed0.json") is None
+    write_json_atomic(tmp_path / "m/b/t/default/seed0.json", good)
+    (tmp_path / "m/b/u/default/seed0.json").parent.mkdir(parents=True)
+    (tmp_path / "m/b/u/default/seed0.json").write_text('{"schema_version": 2, "stat')
+    write_json_atomic(tmp_path / "m/b/w/default/seed0.json", {**good, "schema_version": 99})
+    assert is_complete(tmp_path / "m/b/t/default/seed0.json", "h")
+    assert not is_complete(tmp_path / "m/b/t/default/seed0.json", "other-identity")
+    assert read_record(tmp_path / "m/b/u/default/seed0.json") is None
     assert "is corrupt" in capsys.readouterr().err
-    assert [r["task"] for r in iter_results(tmp_path)] == ["t"]
-    assert json.loads((tmp_path / "m/b/t__seed0.json").read_text())["metrics"] == {"x": 1.0}
+    assert read_record(tmp_path / "m/b/w/default/seed0.json") is None
+    assert "schema version 99" in capsys.readouterr().err
+    assert [r.task for r in iter_results(tmp_path)] == ["t"]
+    assert json.loads((tmp_path / "m/b/t/default/seed0.json").read_text())["metrics"] == {"x": 1.0}
 
 
 def test_merge_validates_keys_and_types():

@@ -13,7 +13,7 @@ import pytest
 from benchmark import sweep
 from benchmark.cli import main
 from benchmark.errors import UserError
-from benchmark.results import read_result, result_path
+from benchmark.results import read_record
 from benchmark.runner import RunSpec, pending_tasks
 
 REPO = Path(__file__).resolve().parent.parent
@@ -88,12 +88,18 @@ def sweep_args(clips: Path, results: Path, plugin: Path, methods: str, *extra: s
             "--results", str(results), "--plugin", str(plugin), *FAST, *extra]
 
 
-def records(results: Path) -> dict[Path, dict]:
-    return {p: read_result(p) for p in sorted(results.glob("*/*/*.json"))}
+def records(results: Path) -> dict[Path, object]:
+    return {p: read_record(p) for p in sorted(results.glob("*/*/*/*/seed*.json"))}
+
+
+def path_of(results: Path, method: str, backbone: str, task: str, seed: int) -> Path:
+    """The one current record of (method, backbone, task, seed), whatever its variant is named."""
+    (path,) = results.glob(f"{method}/{backbone}/{task}/*/seed{seed}.json")
+    return path
 
 
 def expected_paths(results: Path, methods: list[str]) -> set[Path]:
-    return {result_path(results, m, b, "tradeoff", 0) for m in methods for b in BACKBONES}
+    return {path_of(results, m, b, "tradeoff", 0) for m in methods for b in BACKBONES}
 
 
 def test_local_sweep_completes_and_rerun_submits_nothing(clips, plugin, tmp_path, capsys):
@@ -104,11 +110,11 @@ def test_local_sweep_completes_and_rerun_submits_nothing(clips, plugin, tmp_path
     out, err = capsys.readouterr()
     recs = records(res)
     assert set(recs) == expected_paths(res, ["frozen", "halfdim", "smooth"])
-    assert all(r["status"] == "ok" for r in recs.values())
+    assert all(r.status == "ok" for r in recs.values())
     assert "sweep: 6 jobs submitted, 6 results written, 0 failed (job or task)" in err
     # the halfdim override reached only halfdim's jobs, and each trained exactly once
     assert sorted(log.read_text().splitlines()) == ["efficientnet_lite0 0", "vit_tiny_random 0"]
-    assert recs[result_path(res, "frozen", "efficientnet_lite0", "tradeoff", 0)]["config"]["method"] == {}
+    assert recs[path_of(res, "frozen", "efficientnet_lite0", "tradeoff", 0)].config["method"] == {}
     rows = [line for line in out.splitlines() if line.startswith("| ") and "backbone" not in line]
     assert len(rows) == 6 and sum("(RANDOM INIT)" in r for r in rows) == 3
 
@@ -134,18 +140,18 @@ def test_killed_sweep_resumes_with_every_result_exactly_once(clips, plugin, tmp_
     proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", *args], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     deadline = time.time() + 240
-    while not list(res.glob("*/*/*.json")) and proc.poll() is None and time.time() < deadline:
+    while not list(res.glob("*/*/*/*/seed*.json")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = {p: p.stat().st_mtime_ns for p in res.glob("*/*/*.json")}
+    before = {p: p.stat().st_mtime_ns for p in res.glob("*/*/*/*/seed*.json")}
     assert len(before) == 1, "the kill must land mid-way"
 
     assert main(args) == 0
     capsys.readouterr()
     recs = records(res)
-    wanted = {result_path(res, "halfdim", "efficientnet_lite0", "tradeoff", s) for s in (0, 1)}
-    assert set(recs) == wanted and all(r["status"] == "ok" for r in recs.values())
+    wanted = {path_of(res, "halfdim", "efficientnet_lite0", "tradeoff", s) for s in (0, 1)}
+    assert set(recs) == wanted and all(r.status == "ok" for r in recs.values())
     assert not [p for p in res.rglob("*.tmp")]
     assert all(p.stat().st_mtime_ns == t for p, t in before.items())  # finished results were not recomputed
     fits = log.read_text().splitlines()
@@ -160,9 +166,9 @@ def test_failed_job_is_recorded_and_only_failures_are_retried(clips, plugin, tmp
     assert main(args) == 1
     out, err = capsys.readouterr()
     assert "FAILED smooth x efficientnet_lite0 (seed 0), task tradeoff: RuntimeError: smooth was told to fail" in err
-    failed = read_result(result_path(res, "smooth", "efficientnet_lite0", "tradeoff", 0))
-    assert failed["status"] == "failed" and "Traceback" in failed["traceback"] and "frame_features" in failed["traceback"]
-    assert failed["error"] == "RuntimeError: smooth was told to fail"
+    failed = read_record(path_of(res, "smooth", "efficientnet_lite0", "tradeoff", 0))
+    assert failed.status == "failed" and "Traceback" in failed.traceback and "frame_features" in failed.traceback
+    assert failed.error == "RuntimeError: smooth was told to fail" and failed.identity
     assert "frozen" in out and "smooth" not in out  # the table treats the failure as missing
     spec = RunSpec(method="smooth", backbone="efficientnet_lite0", tasks=["tradeoff"], results=res, data_root=clips,
                    overrides={"smooth": {"fail_flag": str(flag)}, "tradeoff": {"num_frames": 8, "resize_short": 64, "crop": 64}},
@@ -174,12 +180,12 @@ def test_failed_job_is_recorded_and_only_failures_are_retried(clips, plugin, tmp
     assert "smooth x efficientnet_lite0 (seed 0): run tradeoff; retry after failure tradeoff" in plan
     assert "frozen x efficientnet_lite0 (seed 0): present tradeoff" in plan
 
-    frozen = result_path(res, "frozen", "efficientnet_lite0", "tradeoff", 0)
+    frozen = path_of(res, "frozen", "efficientnet_lite0", "tradeoff", 0)
     before = frozen.stat().st_mtime_ns
     flag.unlink()
     assert main(args) == 0
     assert "sweep: 1 jobs submitted, 1 results written, 0 failed (job or task)" in capsys.readouterr().err
-    assert read_result(result_path(res, "smooth", "efficientnet_lite0", "tradeoff", 0))["status"] == "ok"
+    assert read_record(path_of(res, "smooth", "efficientnet_lite0", "tradeoff", 0)).status == "ok"
     assert frozen.stat().st_mtime_ns == before
 
 
@@ -209,8 +215,8 @@ def test_a_failing_task_costs_only_itself(clips, plugin, tmp_path, capsys):
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "FAILED frozen x efficientnet_lite0 (seed 0), task boom: RuntimeError: boom always fails" in err
-    assert read_result(result_path(res, "frozen", "efficientnet_lite0", "boom", 0))["status"] == "failed"
-    assert read_result(result_path(res, "frozen", "efficientnet_lite0", "tradeoff", 0))["status"] == "ok"
+    assert read_record(path_of(res, "frozen", "efficientnet_lite0", "boom", 0)).status == "failed"
+    assert read_record(path_of(res, "frozen", "efficientnet_lite0", "tradeoff", 0)).status == "ok"
 
 
 def test_grid_sends_method_overrides_only_to_their_jobs():

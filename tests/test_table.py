@@ -17,11 +17,12 @@ T_975_2 = 4.302652729911275  # Student's t, 97.5th percentile, 2 degrees of free
 
 
 def record(root: Path, method: str, backbone: str, task: str, seed: int, metric: str, value: float,
-           higher: bool = True, status: str = "ok", label: str | None = None) -> None:
-    write_json_atomic(result_path(root, method, backbone, task, seed), {
+           higher: bool = True, status: str = "ok", label: str | None = None, variant: str = "default",
+           task_config: dict | None = None) -> None:
+    write_json_atomic(result_path(root, method, backbone, task, variant, seed), {
         "schema_version": SCHEMA_VERSION, "method": method, "backbone": backbone, "backbone_label": label or backbone,
         "task": task, "seed": seed, "status": status, "main_metric": metric, "higher_is_better": higher,
-        "metrics": {metric: value}, "config_hash": "h",
+        "metrics": {metric: value}, "variant": variant, "config": {"task": task_config or {}},
     })
 
 
@@ -44,12 +45,12 @@ def results(tmp_path) -> Path:
 
 
 def cells(text: str) -> dict[tuple[str, str], list[str]]:
-    """Markdown table → {(backbone, method): [cells...]}."""
+    """Markdown table → {(backbone, method): [cells...]} (variant ``default``), else {(backbone, method, variant): …}."""
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     out = {}
     for line in rows[1:]:
         parts = [p.strip() for p in line.strip("|").split("|")]
-        out[(parts[0], parts[1])] = parts[2:]
+        out[(parts[0], parts[1]) if parts[2] == "default" else (parts[0], parts[1], parts[2])] = parts[3:]
     return out
 
 
@@ -61,7 +62,7 @@ def test_ci_is_the_student_t_interval():
 def test_markdown_cells(results):
     text = render(results, "markdown")
     head = text.splitlines()[0]
-    assert [h.strip() for h in head.strip("|").split("|")] == ["backbone", "method", "d_intra D", "davis J&F-Mean",
+    assert [h.strip() for h in head.strip("|").split("|")] == ["backbone", "method", "variant", "d_intra D", "davis J&F-Mean",
                                                                "thumos_loc mAP"]
     half = T_975_2 * 0.02 / math.sqrt(3)  # frozen: 0.50, 0.52, 0.54 → std 0.02
     assert f"[{0.52 - half:.3f}, {0.52 + half:.3f}]" == "[0.470, 0.570]"
@@ -80,12 +81,12 @@ def test_markdown_cells(results):
 def test_latex_is_booktabs_with_escaped_labels_and_delta_subscripts(results):
     text = render(results, "latex", tasks=["davis", "d_intra"])
     assert "\\toprule" in text and "\\midrule" in text and "\\bottomrule" in text
-    assert "backbone & method & davis & d\\_intra \\\\" in text
-    assert " &  & J\\&F-Mean & D \\\\" in text
-    assert ("mae & cosettle & \\underline{0.620}$_{+0.100}$ {\\scriptsize $\\pm$ 0.026 [0.554, 0.686]} & -- \\\\"
+    assert "backbone & method & variant & davis & d\\_intra \\\\" in text
+    assert " &  &  & J\\&F-Mean & D \\\\" in text
+    assert ("mae & cosettle & default & \\underline{0.620}$_{+0.100}$ {\\scriptsize $\\pm$ 0.026 [0.554, 0.686]} & -- \\\\"
             in text)
-    assert "dino\\_v (RANDOM INIT) & cosettle & -- & \\textbf{0.200}$_{-0.100}$ \\\\" in text
-    assert "dino\\_v (RANDOM INIT) & frozen & \\textbf{0.700} & 0.300 \\\\" in text
+    assert "dino\\_v (RANDOM INIT) & cosettle & default & -- & \\textbf{0.200}$_{-0.100}$ \\\\" in text
+    assert "dino\\_v (RANDOM INIT) & frozen & default & \\textbf{0.700} & 0.300 \\\\" in text
 
 
 def test_html_marks_and_digits(results):
@@ -123,3 +124,29 @@ def test_table_cli_filters_and_errors(results, capsys):
     assert "unknown table format 'pdf'" in capsys.readouterr().err
     with pytest.raises(UserError, match="no complete results"):
         render(results, "markdown", tasks=["vip"])
+
+
+def test_variants_are_separate_rows_never_averaged(tmp_path):
+    """Two configurations of one (method, backbone, task, seed) coexist; Δ pairs each with frozen's same setting."""
+    root = tmp_path / "r"
+    record(root, "frozen", "mae", "davis", 0, "J&F-Mean", 0.50)
+    record(root, "frozen", "mae", "davis", 0, "J&F-Mean", 0.40, variant="topk=5", task_config={"topk": 5})
+    record(root, "cosettle", "mae", "davis", 0, "J&F-Mean", 0.60)
+    record(root, "cosettle", "mae", "davis", 0, "J&F-Mean", 0.70, variant="topk=5", task_config={"topk": 5})
+    text = render(root, "markdown")
+    got = cells(text)
+    assert got[("mae", "frozen")] == ["0.500"]
+    assert got[("mae", "frozen", "topk=5")] == ["0.400"]
+    assert got[("mae", "cosettle")] == ["_0.600_ (+0.100)"]
+    assert got[("mae", "cosettle", "topk=5")] == ["**0.700** (+0.300)"]
+    assert "never averaged" in text
+
+
+def test_version_1_record_written_by_the_old_code_shows(tmp_path, capsys):
+    """A schema-1 record (tests/fixtures/results_v1, written by the code before schema 2) is read and shown."""
+    import shutil
+
+    shutil.copytree(Path(__file__).parent / "fixtures" / "results_v1", tmp_path / "r")
+    assert main(["table", "--results", str(tmp_path / "r")]) == 0
+    got = cells(capsys.readouterr().out)
+    assert got == {("efficientnet_lite0", "frozen", "v1"): ["0.375"]}

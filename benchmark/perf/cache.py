@@ -43,7 +43,7 @@ def _run(method: str, args: argparse.Namespace, toy: Path, results: Path, extra:
     if done.returncode != 0:
         raise SystemExit(f"bench run --method {method} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     folder = results / method / args.backbone
-    return [json.loads((folder / f"{t}__seed0.json").read_text()) for t in args.tasks.split(",")]
+    return [json.loads(next((folder / t).glob("*/seed0.json")).read_text()) for t in args.tasks.split(",")]
 
 
 def _row(label: str, records: list[dict[str, Any]]) -> dict[str, Any]:
