@@ -19,6 +19,9 @@ from benchmark.backbones.base import Backbone, BackboneMeta  # noqa: E402
 from benchmark.errors import UserError  # noqa: E402
 
 __all__ = ["Backbone", "BackboneMeta", "build_backbone"]
+# Option ``precision``: the encoder's CUDA autocast dtype at evaluation (``Backbone.amp_dtype``). fp32 is
+# how T-CORE, CRW and DINO extract evaluation features; bf16 is faster. It is part of the result's config.
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
 def _factory(name: str, weights: str | Path | None, opts: dict[str, Any]) -> Backbone:
@@ -33,7 +36,7 @@ def _factory(name: str, weights: str | Path | None, opts: dict[str, Any]) -> Bac
     if name == "vit_tiny_random":
         if weights is not None:
             raise UserError("vit_tiny_random is random by definition: drop --weights or pick a real backbone")
-        return vit.build_vit_tiny_random()
+        return vit.build_vit_tiny_random(**opts)
     return vit.build_vit(name, weights, **opts)
 
 
@@ -49,7 +52,12 @@ def build_backbone(name: str, weights: str | Path | None = None, device: str | t
 
     factory = BACKBONES.get(name)
     opts = merge(defaults("backbone", name, factory), opts, f"backbone {name}")
+    precision = opts.pop("precision", None)
+    if precision is not None and precision not in PRECISIONS:
+        raise UserError(f"backbone {name}: precision {precision!r} is unknown: use one of {', '.join(PRECISIONS)}")
     # built-ins share this function as their lazy entry; a plugin registers its own factory
     backbone = _factory(name, weights, opts) if factory is build_backbone else factory(weights=weights, **opts)
     backbone.requires_grad_(False)
+    if precision is not None:
+        backbone.amp_dtype = PRECISIONS[precision]
     return backbone.to(device).eval()

@@ -22,6 +22,7 @@ from timm.models.vision_transformer import checkpoint_filter_fn
 
 from benchmark.backbones.base import Backbone, BackboneMeta
 from benchmark.backbones.converters import CONVERTERS
+from benchmark.backbones.pos_embed import POS_INTERPS, resampled_pos_embed, tokens_with_patch_pos
 from benchmark.backbones.weights import file_sha256, hub_cache_file, load_checkpoint, weights_dir
 from benchmark.errors import UserError
 
@@ -76,19 +77,28 @@ SPECS: dict[str, tuple[BackboneMeta, str, dict[str, Any]]] = {
 
 
 class ViTBackbone(Backbone):
-    """A timm ViT returning its last-layer, post-norm patch tokens as a ``(B,h,w,C)`` grid."""
+    """A timm ViT returning its last-layer, post-norm patch tokens as a ``(B,h,w,C)`` grid.
 
-    def __init__(self, meta: BackboneMeta, model: torch.nn.Module, weights_id: str):
+    ``pos_interp``: how the positional embedding reaches other grids, ``dino`` or ``timm``
+    (:mod:`benchmark.backbones.pos_embed`; per-backbone defaults in ``configs/backbones.yaml``).
+    """
+
+    def __init__(self, meta: BackboneMeta, model: torch.nn.Module, weights_id: str, pos_interp: str = "timm"):
         super().__init__()
+        if pos_interp not in POS_INTERPS:
+            raise UserError(f"{meta.name}.pos_interp {pos_interp!r} is unknown: use one of {', '.join(POS_INTERPS)}")
         self.meta = meta
         self.model = model
         self.stride = int(model.patch_embed.patch_size[0])
         self.dim = int(model.embed_dim)
         self.weights_id = weights_id
+        self.pos_interp = pos_interp
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model.forward_features(x)
         h, w = x.shape[-2] // self.stride, x.shape[-1] // self.stride
+        if self.pos_interp == "dino":
+            return tokens_with_patch_pos(self.model, x, resampled_pos_embed(self.model, (h, w), "dino"))
+        out = self.model.forward_features(x)
         return out[:, self.model.num_prefix_tokens :].reshape(x.shape[0], h, w, -1)
 
 
@@ -147,7 +157,8 @@ def _from_hub_cache(tag: str, extra: dict[str, Any]) -> torch.nn.Module | None:
         constants.HF_HUB_OFFLINE = offline
 
 
-def build_vit(name: str, weights: str | Path | None = None, num_heads: int | None = None) -> ViTBackbone:
+def build_vit(name: str, weights: str | Path | None = None, num_heads: int | None = None,
+              pos_interp: str = "timm") -> ViTBackbone:
     """Build ViT backbone ``name`` from ``weights`` (authors' file), the weights folder, or timm's hub cache.
 
     Raises:
@@ -170,11 +181,11 @@ def build_vit(name: str, weights: str | Path | None = None, num_heads: int | Non
         _load_into(model, state, str(path))
         shape = ", ".join(f"{k}={v}" for k, v in arch_kwargs.items())
         meta = replace(meta, notes=f"{meta.notes}; shape read from the checkpoint: {shape}".lstrip("; "))
-        return ViTBackbone(meta, model.eval(), f"{path.name}@sha256:{file_sha256(path)}")
+        return ViTBackbone(meta, model.eval(), f"{path.name}@sha256:{file_sha256(path)}", pos_interp)
     if meta.hub_tag:
         model = _from_hub_cache(meta.hub_tag, extra)
         if model is not None:
-            return ViTBackbone(meta, model.eval(), f"hub:{meta.hub_tag}")
+            return ViTBackbone(meta, model.eval(), f"hub:{meta.hub_tag}", pos_interp)
     hub = f", or have timm's hub cache hold '{meta.hub_tag}'" if meta.hub_tag else ""
     raise UserError(
         f"no weights for backbone {name!r}: download {meta.weights_file} from {meta.weights_url} and pass "
@@ -182,8 +193,8 @@ def build_vit(name: str, weights: str | Path | None = None, num_heads: int | Non
     )
 
 
-def build_vit_tiny_random() -> ViTBackbone:
+def build_vit_tiny_random(pos_interp: str = "timm") -> ViTBackbone:
     """A ViT-Ti/16 with random weights: fast plumbing tests only, labelled RANDOM INIT everywhere."""
     torch.manual_seed(0)
     meta = BackboneMeta("vit_tiny_random", "vit_tiny_patch16_224", "vit", "random init (tests only)", random_init=True)
-    return ViTBackbone(meta, _create("vit_tiny_patch16_224").eval(), "random-init(seed=0)")
+    return ViTBackbone(meta, _create("vit_tiny_patch16_224").eval(), "random-init(seed=0)", pos_interp)
