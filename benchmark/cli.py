@@ -198,6 +198,14 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from benchmark.compare import compare
+
+    print(compare(Path(args.results), args.a, args.b, args.task, args.backbone, args.top, resamples=args.resamples,
+                  seed=args.seed, test=args.test, ci=args.ci))
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from benchmark.doctor import doctor
 
@@ -286,6 +294,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--metric", help="show this metric instead of each task's main metric")
     t.add_argument("--digits", type=int, default=3, help="decimals in the cells (default 3)")
     t.set_defaults(func=cmd_table)
+
+    cmp = sub.add_parser("compare", help="per-sample diff of method B against method A on one task, with a paired test")
+    cmp.add_argument("a", help="reference method, METHOD or METHOD@VARIANT (e.g. frozen)")
+    cmp.add_argument("b", help="method compared with it, METHOD or METHOD@VARIANT")
+    cmp.add_argument("--task", required=True)
+    cmp.add_argument("--results", default="results")
+    cmp.add_argument("--backbone", help="needed when both methods have results on several backbones")
+    cmp.add_argument("--top", type=int, default=20, help="rows of better and of worse samples shown (0: all)")
+    cmp.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples and random sign flips")
+    cmp.add_argument("--seed", type=int, default=0, help="seed of the resampling")
+    cmp.add_argument("--test", default="auto", choices=["auto", "permutation", "sign", "bootstrap"],
+                     help="auto: sign-flip permutation with one seed per method, hierarchical bootstrap test with several")
+    cmp.add_argument("--ci", default="percentile", choices=["percentile", "bca"], help="bootstrap interval")
+    cmp.set_defaults(func=cmd_compare)
 
     doc = sub.add_parser("doctor", help="check the environment (versions, decoders, GPU, folders, weights)")
     doc.add_argument("--results", default="results", help="result folder to check for writing")
