@@ -19,7 +19,7 @@ logged no-op (``asymmetric_pe`` forced false): the cycle's third item is ``P(f(I
 On the toy suite the paper's lower D_intra does not appear, and no defect is left to explain it: the
 suite's 4 iterations leave the projection at its init (lr 0 gives the same figures; 80 do not move
 EfficientNet-Lite0's 0.20, of which LayerNorm alone gives 0.19 over frozen 0.148), and on the random
-ViT-Ti with PEA 40 iterations give 0.183 against frozen 0.163 while DAVIS J&F rises 0.406 → 0.417.
+ViT-Ti with PEA 40 iterations give 0.192 against frozen 0.163 while DAVIS J&F rises 0.406 → 0.416 (2 seeds).
 Evaluation: the projection on the frozen tokens (``forward_features_eval``); the dense tasks' ``cosettle``
 preset is T-CORE's protocol (``downstreams/propagation/util.py``): Co-Settle's evaluation code is unreleased.
 """
