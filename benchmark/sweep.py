@@ -243,6 +243,10 @@ def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any]
     from tqdm import tqdm
 
     todo = deque(p for p in planned if p.todo)
+    if executor == "slurm" and todo:
+        from benchmark.slurm import prepare
+
+        cfg = prepare(cfg)
     report = SweepReport(jobs=len(todo))
     folder = Path(folder) / f"sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     bar = tqdm(total=len(todo), unit="job", desc="sweep", disable=not progress, file=sys.stderr, dynamic_ncols=True)
@@ -302,13 +306,25 @@ def _run_in_process(todo: deque[Planned], executor: str, folder: Path, finish: C
 
 
 def submit_slurm(todo: list[Planned], folder: Path, cfg: dict[str, Any], max_parallel: int | None) -> list[Any]:
-    """Submit every job as one Slurm array (bounded by ``slurm_array_parallelism``); returns the submitit jobs."""
+    """Submit every job as one Slurm array (bounded by ``slurm_array_parallelism``); returns the submitit jobs.
+
+    A refused submission is one line quoting ``sbatch`` (submitit would print its stderr, then raise).
+    """
+    import contextlib
+    import io
+
     import submitit
 
     ex = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster="slurm")
     ex.update_parameters(**slurm_parameters(cfg, max_parallel))
-    with ex.batch():
-        jobs = [ex.submit(LockedJob(p.spec)) for p in todo]
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said), ex.batch():
+            jobs = [ex.submit(LockedJob(p.spec)) for p in todo]
+    except submitit.core.utils.FailedJobError as e:
+        refusal = " ".join((str(e) or said.getvalue()).split()) or "no message"
+        raise UserError(f"sbatch refused the sweep's job array ({refusal}): fix the slurm section of "
+                        "configs/executor.yaml with --executor-config FILE") from None
     return jobs
 
 
@@ -317,10 +333,14 @@ def _run_submitit(todo: deque[Planned], executor: str, folder: Path, cfg: dict[s
     import submitit
 
     gpus: list[int] = []
+    poll = None
     if executor == "slurm":
+        from benchmark.slurm import StatePoll
+
         running = [_Running(p, job) for p, job in zip(todo, submit_slurm(list(todo), folder, cfg, max_parallel))]
         todo.clear()
         window = len(running)
+        poll = StatePoll()
     else:
         gpus = local_gpus()
         window = max(1, max_parallel or cfg.get("max_parallel") or len(gpus) or 1)
@@ -336,8 +356,14 @@ def _run_submitit(todo: deque[Planned], executor: str, folder: Path, cfg: dict[s
                 ex.update_parameters(**params)
                 planned = todo.popleft()
                 running.append(_Running(planned, ex.submit(LockedJob(planned.spec)), slot))
-            for r in [r for r in running if r.job.done()]:
+            if poll is not None:
+                poll.refresh([r.job for r in running])
+            for r in [r for r in running if (poll.done(r.job) if poll else r.job.done())]:
                 running.remove(r)
+                lost = poll.lost(r.job) if poll else None
+                if lost:  # ended without a result file (cancelled, node failure, killed): submitit would wait forever
+                    finish(r, None, lost)
+                    continue
                 try:
                     outcome = r.job.result()
                 except Exception as e:  # FailedJobError / UncompletedJobError carry the job's traceback or stderr
