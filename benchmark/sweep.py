@@ -66,8 +66,7 @@ def grid(fields: dict[str, Any], methods: list[str], backbones: list[str], seeds
     backbone's jobs, so each job's spec (pickled into its submitit folder) says what that job runs;
     task sections go to every job.
     """
-    if not methods or not backbones:
-        raise UserError("a sweep needs --methods a,b and --backbones x,y (see `bench list methods`, `bench list backbones`)")
+    require_grid(methods, backbones)
     named = set(methods) | set(backbones)
     overrides = fields.get("overrides", {})
     return [
@@ -75,6 +74,11 @@ def grid(fields: dict[str, Any], methods: list[str], backbones: list[str], seeds
                 method=m, backbone=b, seed=s)
         for m in methods for b in backbones for s in seeds
     ]
+
+
+def require_grid(methods: list[str], backbones: list[str]) -> None:
+    if not methods or not backbones:
+        raise UserError("a sweep needs --methods a,b and --backbones x,y (see `bench list methods`, `bench list backbones`)")
 
 
 def plan(specs: list[RunSpec]) -> list[Planned]:
@@ -248,8 +252,11 @@ def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any]
 
         cfg = prepare(cfg)
     report = SweepReport(jobs=len(todo))
+    if not todo:
+        return report
     folder = Path(folder) / f"sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     bar = tqdm(total=len(todo), unit="job", desc="sweep", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    ledger = _ledger(folder, executor, todo)
 
     def finish(run_: _Running, outcome: list[tuple[str, str, str]] | None, error: str | None) -> None:
         key = run_.planned.key
@@ -270,20 +277,29 @@ def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any]
             record_failure(run_.planned, reason, error, run_.info(executor))
             report.failures[key] = reason
             bar.write(f"  FAILED {key}: {reason}", file=sys.stderr)
+        if ledger is not None:
+            ledger.finished(key, next((v for k, v in report.failures.items() if k.startswith(key)), None))
         bar.set_postfix(failed=len(report.failures), refresh=False)
         bar.update(1)
 
     try:
         if executor in ("inline", "debug"):
-            _run_in_process(todo, executor, folder, finish)
+            _run_in_process(todo, executor, folder, finish, ledger)
         else:
-            _run_submitit(todo, executor, folder, cfg, max_parallel, finish)
+            _run_submitit(todo, executor, folder, cfg, max_parallel, finish, ledger)
     finally:
         bar.close()
     return report
 
 
-def _run_in_process(todo: deque[Planned], executor: str, folder: Path, finish: Callable) -> None:
+def _ledger(folder: Path, executor: str, todo: deque[Planned]) -> Any:
+    """The ledger `bench sweep --status` reads (:mod:`benchmark.sweep_status`); none when nothing is submitted."""
+    from benchmark.sweep_status import Ledger
+
+    return Ledger(folder, executor, [(p.key, p.spec) for p in todo]) if todo else None
+
+
+def _run_in_process(todo: deque[Planned], executor: str, folder: Path, finish: Callable, ledger: Any) -> None:
     ex = None
     if executor == "debug":
         import submitit
@@ -295,9 +311,11 @@ def _run_in_process(todo: deque[Planned], executor: str, folder: Path, finish: C
         running = _Running(planned)
         try:
             if ex is None:
+                ledger.submitted([(planned.key, {"job_id": os.getpid()})])
                 outcome = job()
             else:
                 running.job = ex.submit(job)
+                ledger.submitted([(planned.key, running.info(executor))])
                 outcome = running.job.result()
         except Exception:  # a failing job must not end the sweep: it is recorded and the rest goes on
             finish(running, None, traceback.format_exc())
@@ -329,7 +347,7 @@ def submit_slurm(todo: list[Planned], folder: Path, cfg: dict[str, Any], max_par
 
 
 def _run_submitit(todo: deque[Planned], executor: str, folder: Path, cfg: dict[str, Any], max_parallel: int | None,
-                  finish: Callable) -> None:
+                  finish: Callable, ledger: Any) -> None:
     import submitit
 
     gpus: list[int] = []
@@ -339,6 +357,7 @@ def _run_submitit(todo: deque[Planned], executor: str, folder: Path, cfg: dict[s
 
         running = [_Running(p, job) for p, job in zip(todo, submit_slurm(list(todo), folder, cfg, max_parallel))]
         todo.clear()
+        ledger.submitted([(r.planned.key, r.info(executor)) for r in running])
         window = len(running)
         poll = StatePoll()
     else:
@@ -356,6 +375,7 @@ def _run_submitit(todo: deque[Planned], executor: str, folder: Path, cfg: dict[s
                 ex.update_parameters(**params)
                 planned = todo.popleft()
                 running.append(_Running(planned, ex.submit(LockedJob(planned.spec)), slot))
+                ledger.submitted([(planned.key, running[-1].info(executor))])
             if poll is not None:
                 poll.refresh([r.job for r in running])
             for r in [r for r in running if (poll.done(r.job) if poll else r.job.done())]:
