@@ -156,7 +156,16 @@ def executor_config(executor: str, path: Path | None = None) -> dict[str, Any]:
     user = read_yaml(Path(path))
     if not isinstance(user, dict):
         raise UserError(f"executor config {path} must map executor names (local, slurm) to key: value maps")
-    return merge(base, user.get(executor) or {}, f"{path} section {executor}")
+    section = user.get(executor) or {}
+    if not isinstance(section, dict):
+        raise UserError(f"executor config {path} section {executor} must be a key: value map")
+    out = merge(base, {k: v for k, v in section.items() if k != "additional"}, f"{path} section {executor}")
+    if "additional" in section:  # free sbatch options (any key sbatch knows), so not checked against the defaults
+        if not isinstance(section["additional"], dict):
+            raise UserError(f"executor config {path}: {executor}.additional must map sbatch options to values, "
+                            "e.g. {account: myproject, no_requeue: true}")
+        out["additional"] = dict(section["additional"])
+    return out
 
 
 def slurm_parameters(cfg: dict[str, Any], max_parallel: int | None) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Debian's ``slurmctld``, ``slurmd``, ``slurm-client`` and ``munge`` (``make slurm`` installs them) run
 as root with a ``slurm.conf`` written here (the recipe of ../shared/README.md): its own munge socket
 and key, its own ports, state and spool folders, so it never meets a cluster the machine already runs.
-Every daemon runs in the foreground as a child of the test process (and receives SIGTERM if that
+Every daemon runs in the foreground as a child of the test process (and is killed if that
 process dies), so stopping it stops exactly what was started. Clients find the cluster through
 ``SLURM_CONF`` (:meth:`SlurmCluster.env`).
 """
@@ -31,7 +31,8 @@ SlurmctldPort={ctld_port}
 SlurmdPort={slurmd_port}
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket={root}/munge/munge.socket
+# cred_expire: a requeued job waits this long before it may start again (default 120 s)
+AuthInfo=socket={root}/munge/munge.socket,cred_expire=5
 SlurmUser=root
 SlurmdUser=root
 StateSaveLocation={root}/state
@@ -46,8 +47,8 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
-# a node set DOWN by a test comes back with `scontrol update state=resume`
-ReturnToService=2
+# a node a test sets DOWN stays down until `scontrol update state=resume` (as on most clusters)
+ReturnToService=1
 # finished jobs stay visible to `scontrol show job` for the rest of the session
 MinJobAge=3600
 KillWait=5
@@ -76,8 +77,9 @@ def _free_port() -> int:
 
 
 def _die_with_parent() -> None:
-    """In the child: SIGTERM when the test process dies, so no daemon outlives a killed test run."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    """In the child: SIGKILL when the test process dies, so no daemon outlives a killed test run (slurmd
+    can sit out a SIGTERM while it cannot reach the controller)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _exe(name: str) -> str:
