@@ -31,7 +31,7 @@ GONE = "GONE"  # the controller no longer knows the job (purged after MinJobAge)
 
 
 def _call(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
 
 
 def require_clients() -> None:

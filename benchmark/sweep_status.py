@@ -1,6 +1,7 @@
 """What a sweep is doing, readable from another shell: ``bench sweep --status``.
 
-The submitting process keeps a ledger, ``<results>/jobs/sweep-<time>-<pid>/sweep.json``, rewritten
+The submitting process keeps a ledger, ``<results>/jobs/sweep-<time>-<pid>.json`` beside the folder of its
+job logs (not inside it, where ``*/*/*.json`` would take it for a result record), rewritten
 atomically whenever one of its jobs is submitted or finishes: each job's key, executor id (Slurm job
 id or local process id), log paths and its state as the submitter last saw it. ``--status`` reads the
 ledgers of the sweeps still running (else the latest one) and, for jobs the submitter has not seen
@@ -18,7 +19,6 @@ from typing import Any
 
 from benchmark.errors import UserError
 
-LEDGER = "sweep.json"
 QUEUED = {"PENDING", "REQUEUED", "CONFIGURING", "REQUEUE_HOLD", "REQUEUE_FED", "SUSPENDED"}
 RUNNING = {"RUNNING", "COMPLETING", "SIGNALING", "STAGE_OUT", "RESIZING"}
 
@@ -27,7 +27,7 @@ class Ledger:
     """The submitter's side: one entry per job of the sweep, written atomically on every change."""
 
     def __init__(self, folder: Path, executor: str, keys: list[tuple[str, Any]]):
-        self.path = Path(folder) / LEDGER
+        self.path = Path(folder).with_suffix(".json")
         self.doc: dict[str, Any] = {
             "executor": executor, "host": socket.gethostname(), "pid": os.getpid(),
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -83,8 +83,7 @@ def ledgers(results: Path) -> list[tuple[Path, dict[str, Any]]]:
     import json
 
     found = []
-    for folder in sorted(Path(results, "jobs").glob("sweep-*")):  # names sort by start time
-        path = folder / LEDGER
+    for path in sorted(Path(results, "jobs").glob("sweep-*.json")):  # names sort by start time
         for _ in range(3):  # the submitter replaces the file as we read: read again
             try:
                 found.append((path, json.loads(path.read_text())))
@@ -111,7 +110,7 @@ def render(results: Path) -> str:
         counts = {s: sum(r[2].split()[0] == s for r in rows) for s in ("queued", "running", "done", "failed")}
         alive = _alive(doc["pid"], doc["host"])
         who = {True: "running", False: "ended", None: f"on {doc['host']}"}[alive]
-        out.append(f"sweep {path.parent} ({doc['executor']}, started {doc['started']}, submitter pid {doc['pid']} {who}): "
+        out.append(f"sweep {path.with_suffix('')} ({doc['executor']}, started {doc['started']}, submitter pid {doc['pid']} {who}): "
                    + ", ".join(f"{n} {s}" for s, n in counts.items()))
         out.append(tabulate(rows, headers=["job", "slurm id" if doc["executor"] == "slurm" else "id", "state", "log"]))
         out += [f"  {key}: {j['reason']}" for key, j in doc["jobs"].items() if j.get("reason")]

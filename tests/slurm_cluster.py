@@ -17,8 +17,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sinfo", "sbatch", "srun", "scontrol", "scancel", "squeue")
@@ -100,16 +100,17 @@ class SlurmCluster:
 
     def run(self, *args: str, check: bool = True, timeout: float = 30) -> str:
         """Run a Slurm client command against this cluster; its stdout."""
-        out = subprocess.run(args, env=self.env(), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        out = subprocess.run(args, env=self.env(), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                             check=False)
         if check and out.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed ({out.returncode}): {out.stderr.strip()}")
         return out.stdout
 
     def _spawn(self, name: str, *args: str) -> None:
-        log = open(self.root / f"{name}.out", "ab")
-        self.procs[name] = subprocess.Popen([_exe(name), *args], stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=self.env(), preexec_fn=_die_with_parent)
-        log.close()
+        with open(self.root / f"{name}.out", "ab") as log:  # the child keeps its own descriptor
+            self.procs[name] = subprocess.Popen(
+                [_exe(name), *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env(),
+                preexec_fn=_die_with_parent)  # noqa: PLW1509 - only prctl, safe after fork
 
     def start(self, timeout: float = 60) -> None:
         """Write the config and key, start the three daemons, wait until the node is idle."""
@@ -120,7 +121,8 @@ class SlurmCluster:
         key = self.root / "munge" / "munge.key"
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
-        mem_kib = int(next(ln.split()[1] for ln in open("/proc/meminfo") if ln.startswith("MemTotal:")))
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        mem_kib = int(next(ln.split()[1] for ln in meminfo if ln.startswith("MemTotal:")))
         self.conf.write_text(CONF.format(
             host=self.host, root=self.root, ctld_port=_free_port(), slurmd_port=_free_port(),
             cpus=os.cpu_count(), mem_mib=int(mem_kib / 1024 * 0.9), partition=PARTITION))

@@ -9,22 +9,20 @@ partition-fitting tests at the end need no cluster.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from benchmark.cli import main
 from benchmark.errors import UserError
-from benchmark.results import read_result, result_path
+from benchmark.results import read_result
 from benchmark.slurm import Partition, fit_to_partition, gpu_count
 
 sys.path.insert(0, str(Path(__file__).parent))
-from slurm_cluster import SlurmCluster, unavailable  # noqa: E402
+from slurm_cluster import SlurmCluster, unavailable
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["--tasks", "tradeoff", "--set", "tradeoff.num_frames=8", "--set", "tradeoff.resize_short=64",
@@ -89,11 +87,11 @@ def finish(proc: subprocess.Popen, log: Path, timeout: float = 240) -> str:
 def ledger_jobs(res: Path, cluster: SlurmCluster, timeout: float = 120) -> dict[str, dict]:
     """The running sweep's jobs (key -> entry holding its Slurm id) once it has submitted them."""
     def submitted() -> bool:
-        found = list((res / "jobs").glob("sweep-*/sweep.json"))
-        return bool(found) and all("job_id" in j for j in json.loads(found[-1].read_text())["jobs"].values())
+        found = max((res / "jobs").glob("sweep-*.json"), default=None)
+        return found is not None and all("job_id" in j for j in json.loads(found.read_text())["jobs"].values())
 
     cluster.wait(submitted, timeout, "the sweep to submit its jobs")
-    return json.loads(sorted((res / "jobs").glob("sweep-*/sweep.json"))[-1].read_text())["jobs"]
+    return json.loads(max((res / "jobs").glob("sweep-*.json")).read_text())["jobs"]
 
 
 def state(cluster: SlurmCluster, job_id: str) -> str:
@@ -133,7 +131,7 @@ def test_bounded_array_status_and_a_rerun_that_submits_nothing(slurm, toy_root, 
     assert [r["status"] for r in results(res).values()] == ["ok", "ok"]
 
     before = set(slurm.run("squeue", "-h", "--states=all", "-o", "%A").split())
-    folders = sorted((res / "jobs").glob("sweep-*"))
+    folders = sorted((res / "jobs").glob("sweep-*"))  # log folders and ledgers
     assert main(args) == 0
     assert "0 to submit" in capsys.readouterr().err
     assert set(slurm.run("squeue", "-h", "--states=all", "-o", "%A").split()) == before
@@ -145,7 +143,7 @@ def test_preempted_training_job_resumes_from_its_checkpoint_to_one_result(slurm,
     the training from its saved state, and one result holds every iteration exactly once."""
     res, log = tmp_path / "res", tmp_path / "sweep.log"
     args = sweep_args(toy_root, res, executor_config(tmp_path), "cosettle", "efficientnet_lite0",
-                      "--set", "cosettle.epochs=3", "--set", "cosettle.checkpoint_every_iters=1")
+                      "--set", "cosettle.epochs=5", "--set", "cosettle.checkpoint_every_iters=1")
     proc = start_sweep(args, log)
     (job,) = ledger_jobs(res, slurm).values()
     slurm.wait(lambda: any(res.glob("checkpoints/**/state.pt")), 180, "the first training checkpoint")
@@ -189,7 +187,7 @@ def test_cancelled_sweep_reruns_to_every_result_exactly_once(slurm, toy_root, tm
                       "--max-parallel", "1")
     proc = start_sweep(args, log)
     jobs = ledger_jobs(res, slurm)
-    first = sorted(j["job_id"] for j in jobs.values())[0]
+    first = min((j["job_id"] for j in jobs.values()), key=lambda i: int(i.split("_")[1]))
     slurm.wait(lambda: state(slurm, first) == "RUNNING", 120, "the first job to run")
     slurm.run("scancel", first.split("_")[0])
     out = finish(proc, log)
