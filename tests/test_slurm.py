@@ -29,8 +29,9 @@ FAST = ["--tasks", "tradeoff", "--set", "tradeoff.num_frames=8", "--set", "trade
         "--set", "tradeoff.crop=64", "--no-progress", "--executor", "slurm"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster():
+    """Up for this module only (about 2 s to start): the daemons are gone before the next test file runs."""
     reason = unavailable()
     if reason:
         pytest.skip(reason)
@@ -151,6 +152,32 @@ def test_preempted_training_job_resumes_from_its_checkpoint_to_one_result(slurm,
     out = finish(proc, log)
     assert proc.returncode == 0, out
     assert int(slurm.job(job["job_id"])["Restarts"]) >= 1
+    (record,) = results(res).values()
+    training = record["training"]
+    assert record["status"] == "ok" and 1 <= training["resumed_from_iteration"] < training["iterations"]
+    assert [c["iteration"] for c in training["curve"]] == list(range(1, training["iterations"] + 1))
+
+
+def test_job_at_its_time_limit_is_requeued_and_resumes(slurm, toy_root, tmp_path):
+    """A job submitted with a 2-minute limit and the USR2 warning 110 s before it: the test holds the limit
+    off until training has a checkpoint, then puts it back; Slurm sends the warning, submitit sees a
+    time-out, checkpoints and requeues. Slurm gives the requeued run the same limit, so the test lifts it
+    again, and the run resumes to one result."""
+    res, log = tmp_path / "res", tmp_path / "sweep.log"
+    cfg = executor_config(tmp_path, ", timeout_min: 2, signal_delay_s: 110")
+    args = sweep_args(toy_root, res, cfg, "cosettle", "efficientnet_lite0",
+                      "--set", "cosettle.epochs=5", "--set", "cosettle.checkpoint_every_iters=1")
+    proc = start_sweep(args, log)
+    (job,) = ledger_jobs(res, slurm).values()
+    limit = ("scontrol", "update", f"jobid={job['job_id']}")
+    slurm.run(*limit, "timelimit=60")  # the warning would come 10 s in, before training has started
+    slurm.wait(lambda: any(res.glob("checkpoints/**/state.pt")), 180, "the first training checkpoint")
+    slurm.run(*limit, "timelimit=2")
+    slurm.wait(lambda: int(slurm.job(job["job_id"])["Restarts"]) >= 1, 120, "the time-limit warning to requeue the job")
+    slurm.run(*limit, "timelimit=60")
+    out = finish(proc, log)
+    assert proc.returncode == 0, out
+    assert "this job is timed-out" in Path(job["stderr"]).read_text()
     (record,) = results(res).values()
     training = record["training"]
     assert record["status"] == "ok" and 1 <= training["resumed_from_iteration"] < training["iterations"]
