@@ -30,6 +30,7 @@ from typing import Any, Callable
 from benchmark.config import CONFIG_DIR, merge, read_yaml
 from benchmark.errors import UserError
 from benchmark.runner import BenchJob, RunSpec, pending_tasks, resolve
+from benchmark.sweep_status import Ledger
 
 EXECUTORS = ("inline", "debug", "local", "slurm")
 POLL_S = 0.5
@@ -162,8 +163,7 @@ def executor_config(executor: str, path: Path | None = None) -> dict[str, Any]:
     out = merge(base, {k: v for k, v in section.items() if k != "additional"}, f"{path} section {executor}")
     if "additional" in section:  # free sbatch options (any key sbatch knows), so not checked against the defaults
         if not isinstance(section["additional"], dict):
-            raise UserError(f"executor config {path}: {executor}.additional must map sbatch options to values, "
-                            "e.g. {account: myproject, no_requeue: true}")
+            raise UserError(f"executor config {path}: {executor}.additional must map sbatch options to values, e.g. {{qos: high}}")
         out["additional"] = dict(section["additional"])
     return out
 
@@ -265,7 +265,7 @@ def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any]
         return report
     folder = Path(folder) / f"sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     bar = tqdm(total=len(todo), unit="job", desc="sweep", disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    ledger = _ledger(folder, executor, todo)
+    ledger = Ledger(folder, executor, [(p.key, p.spec) for p in todo])  # what `bench sweep --status` reads
 
     def finish(run_: _Running, outcome: list[tuple[str, str, str]] | None, error: str | None) -> None:
         key = run_.planned.key
@@ -286,8 +286,7 @@ def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any]
             record_failure(run_.planned, reason, error, run_.info(executor))
             report.failures[key] = reason
             bar.write(f"  FAILED {key}: {reason}", file=sys.stderr)
-        if ledger is not None:
-            ledger.finished(key, next((v for k, v in report.failures.items() if k.startswith(key)), None))
+        ledger.finished(key, next((v for k, v in report.failures.items() if k.startswith(key)), None))
         bar.set_postfix(failed=len(report.failures), refresh=False)
         bar.update(1)
 
@@ -301,14 +300,7 @@ def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any]
     return report
 
 
-def _ledger(folder: Path, executor: str, todo: deque[Planned]) -> Any:
-    """The ledger `bench sweep --status` reads (:mod:`benchmark.sweep_status`); none when nothing is submitted."""
-    from benchmark.sweep_status import Ledger
-
-    return Ledger(folder, executor, [(p.key, p.spec) for p in todo]) if todo else None
-
-
-def _run_in_process(todo: deque[Planned], executor: str, folder: Path, finish: Callable, ledger: Any) -> None:
+def _run_in_process(todo: deque[Planned], executor: str, folder: Path, finish: Callable, ledger: Ledger) -> None:
     ex = None
     if executor == "debug":
         import submitit
@@ -356,7 +348,7 @@ def submit_slurm(todo: list[Planned], folder: Path, cfg: dict[str, Any], max_par
 
 
 def _run_submitit(todo: deque[Planned], executor: str, folder: Path, cfg: dict[str, Any], max_parallel: int | None,
-                  finish: Callable, ledger: Any) -> None:
+                  finish: Callable, ledger: Ledger) -> None:
     import submitit
 
     gpus: list[int] = []
