@@ -2,7 +2,7 @@
 
 Each test runs the toy suite's cheapest work (frozen or a few Co-Settle iterations on
 efficientnet_lite0, the tradeoff task at 64 px) and does to it what a cluster does to a sweep: a
-bounded job array, pre-emption, a node going down, the user cancelling everything. Where the Slurm
+bounded job array, pre-emption, a time limit, a node going down, the user cancelling everything. Where the Slurm
 daemons cannot be had (not root, packages missing) the cluster tests skip with the reason; the
 partition-fitting tests at the end need no cluster.
 """
