@@ -176,8 +176,14 @@ def _submit(args: argparse.Namespace, fields: dict[str, Any], specs: list, metho
 def cmd_sweep(args: argparse.Namespace) -> int:
     from benchmark import sweep
 
-    fields, seeds = _spec_fields(args)
+    if args.status:
+        from benchmark.sweep_status import render
+
+        print(render(Path(args.results)))
+        return 0
     methods, backbones = _csv(args.methods), _csv(args.backbones)
+    sweep.require_grid(methods, backbones)
+    fields, seeds = _spec_fields(args)
     return _submit(args, fields, sweep.grid(fields, methods, backbones, seeds), methods, backbones)
 
 
@@ -351,8 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     sw = sub.add_parser("sweep", help="run a methods x backbones x seeds grid through submitit, skipping what is done")
-    sw.add_argument("--methods", required=True, help="comma-separated method names")
-    sw.add_argument("--backbones", required=True, help="comma-separated backbone names")
+    sw.add_argument("--methods", help="comma-separated method names")
+    sw.add_argument("--backbones", help="comma-separated backbone names")
+    sw.add_argument("--status", action="store_true",
+                    help="show the running sweep of --results: queued, running, done and failed jobs, ids and logs")
     _add_submit_arguments(sw, "print the plan and its size, submit nothing")
     _add_run_arguments(sw)
     sw.set_defaults(func=cmd_sweep)
