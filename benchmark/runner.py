@@ -185,10 +185,11 @@ class BenchJob:
         t0 = time.time()
         backbone = build_backbone(spec.backbone, spec.weights, device, **(resolved["backbone_options"] or {}))
         method = resolved["method_cls"](backbone, resolved["method_config"])
+        cache = None
         if spec.cache:
-            from benchmark.cache import FeatureCache, default_root
+            from benchmark.cache import default_root, install
 
-            method.feature_cache = FeatureCache(default_root(spec.results), resolved["backbone_options"])
+            cache = install(method, default_root(spec.results), resolved["backbone_options"])
         work_dir = Path(spec.results) / spec.method / spec.backbone / "artifacts"
         ctx = RunContext(
             data_root=spec.data_root, train_data=spec.train_data, work_dir=work_dir, device=device, seed=spec.seed,
@@ -206,7 +207,7 @@ class BenchJob:
             seed_everything(spec.seed)
             started = datetime.now(timezone.utc)
             t0 = time.time()
-            cache_before = replace(method.feature_cache.stats) if method.feature_cache else None
+            cache_before = replace(cache.stats) if cache else None
             try:
                 out = task.evaluate(method, replace(ctx, work_dir=work_dir / name))
             except Exception:  # in a sweep one task's failure must not cost the job's other tasks
@@ -216,7 +217,7 @@ class BenchJob:
                 continue
             eval_s = time.time() - t0
             if cache_before is not None:
-                out.details["feature_cache"] = method.feature_cache.stats.since(cache_before)
+                out.details["feature_cache"] = cache.stats.since(cache_before)
             record = {
                 "schema_version": SCHEMA_VERSION,
                 "method": spec.method,

@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from benchmark.backbones.base import Backbone, BackboneMeta
-from benchmark.cache import FeatureCache, entries
+from benchmark.cache import FeatureCache, install
+from benchmark.cache_admin import entries
 from benchmark.cli import main
 from methods.frozen import Frozen
 
@@ -42,7 +43,7 @@ def frames(seed: int = 0, t: int = 3, size: int = 16) -> torch.Tensor:
 
 def cached_method(root: Path, backbone: Backbone | None = None, **kw) -> Frozen:
     method = Frozen(backbone or CountingBackbone(), {"batch_size": 2})
-    method.feature_cache = FeatureCache(root, **kw)
+    method.feature_cache = install(method, root, **kw)  # the test's handle on the stats
     return method
 
 
