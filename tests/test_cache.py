@@ -247,21 +247,26 @@ def _video(tmp_path: Path, seed: int = 0, name: str = "v.mp4") -> Path:
     return write_video(tmp_path / name, (rng.random((6, 24, 32, 3)) * 255).astype(np.uint8))
 
 
-def test_source_hit_reads_tokens_without_decoding(tmp_path, monkeypatch):
-    import benchmark.data.frames as frames_mod
+def test_source_hit_reads_tokens_without_opening_the_video(tmp_path, monkeypatch):
+    import benchmark.data.video as video_mod
     from benchmark.data.frames import Preprocess, load_frames
-    from benchmark.data.video import read_video
+    from benchmark.data.video import read_video, video_length
 
+    monkeypatch.setenv("I2V_BENCH_CACHE", str(tmp_path / "home"))  # where video_length memoises counts
     path, pre = _video(tmp_path), Preprocess(16, 16)
     exact = Frozen(CountingBackbone(), {}).frame_features(pre(read_video(path, [0, 2, 4])))
     first = cached_method(tmp_path / "cache")
+    assert video_length(path) == 6
     assert torch.equal(first.frame_features(load_frames(path, [0, 2, 4], pre)), exact)
 
-    def no_decoding(*_):
-        raise AssertionError("a cache hit decoded the video")
+    def no_opening(*_, **__):
+        raise AssertionError("a cache hit opened the video")
 
-    monkeypatch.setattr(frames_mod, "read_video", no_decoding)
+    for reader in ("_decord_reader", "_pyav_frames", "read_video"):
+        monkeypatch.setattr(video_mod, reader, no_opening)
+    monkeypatch.setattr("benchmark.data.frames.read_video", no_opening)
     second = cached_method(tmp_path / "cache")
+    assert video_length(path) == 6  # as a task samples indices: from the memo
     lazy = load_frames(path, [0, 2, 4], pre)
     assert torch.equal(second.frame_features(lazy), exact)
     assert second.backbone.encoded == 0 and second.feature_cache.stats.hits == 1 and not lazy.decoded
