@@ -1,30 +1,38 @@
-"""Content-addressed cache of frozen-encoder tokens, shared by every method and every concurrent job.
+"""Cache of frozen-encoder tokens, shared by every method and every concurrent job.
 
 Why: the frozen encoder's forward pass is the dominant cost of an evaluation, and it is the same for
 every method that keeps the encoder frozen (``frozen``, Co-Settle's projection, AdViSe's input). A
-second method on the same backbone should only pay for decoding, its own head and the task.
+second method on the same backbone should only pay for its own head and the task: not for the
+encoder, and not for decoding either.
 
 Key: the SHA-256 of (cache format, backbone name/class/stride/dim, ``weights_id``, a digest of the
 backbone's actual parameter and buffer bytes, the backbone options, device type and autocast precision,
-the stored dtype, and the exact input tensor: shape, dtype and an XXH3-128 of its bytes). Hashing the
-input makes the key cover resolution, cropping, preprocessing and the data files' contents with no
-help from the task; hashing the parameters covers what ``weights_id`` cannot: random-init backbones
-(all ``random-init``) and an encoder fine-tuned in place (``finetune``), which must never be served
-the pristine encoder's tokens. The parameter digest is memoised on the tensors' version counters, so
-it is recomputed only after an in-place update (an optimiser step, ``load_state_dict``).
+the stored dtype, and the input). The input is what determines the frames when the data layer says so
+(:class:`benchmark.data.frames.FrameSource`: the files' path, size and mtime, the frame indices, the
+resize/crop parameters and the decoders' versions), so a hit reads tokens without opening the video;
+any other tensor is keyed on its shape, dtype and an XXH3-128 of its bytes (the fallback for frames
+with no stable file identity). Hashing the parameters covers what ``weights_id`` cannot: random-init
+backbones (all ``random-init``) and an encoder fine-tuned in place (``finetune``), which must never be
+served the pristine encoder's tokens. The parameter digest is memoised on the tensors' version
+counters, so it is recomputed only after an in-place update (an optimiser step, ``load_state_dict``).
 
 Storage: one ``.npy`` per entry, ``<root>/<backbone>/<key[:2]>/<key>.npy`` (read with
 ``np.load(mmap_mode='r')``) and a ``.json`` sidecar (what and when, the compute seconds a hit saves,
-for ``bench cache ls``). float32 by default, so a cached result is bit-identical to the uncached one
-and results never depend on the cache's state; ``dtype='float16'`` halves the disk and is applied to
-misses too, for the same reason. Writes go to a unique temp file in the same folder and are moved in
-with ``os.replace``: concurrent jobs never see a partial entry, and the same key always carries the
-same bytes, so racing writers are harmless. No fsync: a torn entry after a crash fails to load and is
-recomputed, like any corrupt entry. A cache problem (unreadable entry, full disk) is logged and the
-tokens are computed; it never fails a run.
+for ``bench cache ls``); a :data:`MARKER` file at the root, without which ``bench cache clear|prune``
+touch nothing (:mod:`benchmark.cache_admin`). float32 by default, so a cached result is bit-identical
+to the uncached one and results never depend on the cache's state; ``dtype='float16'`` halves the
+disk and is applied to misses too, for the same reason. Safe on a network file system: writes go to
+a unique temp file in the same folder and are moved in with ``os.replace`` (atomic on NFS too), no
+lock is taken (NFS locking is unreliable), the same key always carries the same bytes, so racing
+writers are harmless, and hits refresh an entry's mtime at most hourly (LRU for ``bench cache
+prune``; atime is unreliable on network mounts). No fsync: a torn entry after a crash fails to load
+and is recomputed, like any corrupt entry. A cache problem (unreadable entry, full disk) is logged
+and the tokens are computed; it never fails a run.
 
-Only inference goes through here (:meth:`methods.base.Method.encode_frames`, eval mode): training
-paths feed randomly augmented frames to ``backbone.encode`` directly and never touch the cache.
+Used through one wrapper (:class:`CachedEncoder`) that the runner installs around
+:meth:`methods.base.Method.encode_frames` (:func:`install`): methods and tasks never see it. Only
+inference goes through it (eval mode): training paths feed randomly augmented frames to
+``backbone.encode`` directly.
 """
 from __future__ import annotations
 
