@@ -471,7 +471,7 @@ def propagate_dense(feats: torch.Tensor, first: torch.Tensor, cfg: PropagationCo
 # ----------------------------------------------------------------------------------------------
 
 
-def video_features(method: Any, frames: np.ndarray, rule: list) -> torch.Tensor:
+def video_features(method: Any, frames: np.ndarray | Video, rule: list) -> torch.Tensor:
     """Features ``(T, h, w, C)`` of ``uint8 (T, H, W, 3)`` frames resized by a resolution rule.
 
     The method encodes the whole clip once (``frame_features`` batches it); sizes are floored to the
