@@ -319,7 +319,7 @@ def test_no_global_torch_hooks_at_import():
     import subprocess
     import sys
 
-    code = ("import torch.nn.modules.module as m, benchmark.cache, methods.base, benchmark.runner\n"
+    code = ("import torch.nn.modules.module as m, benchmark.cache, methods.base\n"
             "n = lambda: sum(map(len, (m._global_parameter_registration_hooks, m._global_buffer_registration_hooks,"
             " m._global_module_registration_hooks)))\n"
             "print(n()); benchmark.cache.FeatureCache('unused'); print(n())")
