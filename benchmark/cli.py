@@ -271,9 +271,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from benchmark.cache import default_root, report
+    from benchmark.cache import default_root
+    from benchmark.cache_admin import report
 
-    print(report(args.action, Path(args.dir) if args.dir else default_root(args.results), args.backbone))
+    print(report(args.action, Path(args.dir) if args.dir else default_root(args.results), args.backbone, args.max_size))
     return 0
 
 
@@ -418,11 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--results", default="results", help="result folder to check for writing")
     doc.set_defaults(func=cmd_doctor)
 
-    c = sub.add_parser("cache", help="list, size or clear the shared frozen-feature cache")
-    c.add_argument("action", choices=["ls", "du", "clear"])
+    c = sub.add_parser("cache", help="list, size, clear or prune the shared frozen-feature cache")
+    c.add_argument("action", choices=["ls", "du", "clear", "prune"])
     c.add_argument("--results", default="results", help="its cache is <results>/cache/features unless $I2V_BENCH_CACHE is set")
     c.add_argument("--dir", help="the feature cache folder itself")
     c.add_argument("--backbone", help="only this backbone's entries")
+    c.add_argument("--max-size", help="prune: remove least recently used entries down to this size (e.g. 20G)")
     c.set_defaults(func=cmd_cache)
 
     w = sub.add_parser("weights", help="list, fetch or verify backbone weights (authors' release files or timm's hub)")
