@@ -231,7 +231,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     from benchmark.table import render
 
     print(render(Path(args.results), args.format, _csv(args.tasks) or None, args.metric, _csv(args.methods) or None,
-                 _csv(args.backbones) or None, args.digits))
+                 _csv(args.backbones) or None, args.digits, ci=args.ci, holm=not args.no_holm))
     return 0
 
 
@@ -379,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--backbones", help="comma-separated backbones to show (default: all)")
     t.add_argument("--metric", help="show this metric instead of each task's main metric")
     t.add_argument("--digits", type=int, default=3, help="decimals in the cells (default 3)")
+    t.add_argument("--ci", action="store_true", help="print the paired 95%% CI of each tested Δ after it")
+    t.add_argument("--no-holm", action="store_true",
+                   help="judge the † marks on unadjusted p-values (default: Holm-adjusted across the table)")
     t.add_argument("--published", nargs="?", const="", metavar="TABLES",
                    help="add ours beside the published values (configs/published/; all tables, or these comma-separated)")
     t.add_argument("--published-tol", type=float,
