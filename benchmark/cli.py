@@ -184,7 +184,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmark.report import write
 
-    print(f"report written to {write(Path(args.results), Path(args.out), args.title)}")
+    print(f"report written to {write(Path(args.results), Path(args.out), args.title, holm=not args.no_holm)}")
     return 0
 
 
@@ -361,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--results", default="results")
     rep.add_argument("--out", required=True, help="HTML file to write")
     rep.add_argument("--title", default="i2v-bench report")
+    rep.add_argument("--no-holm", action="store_true",
+                     help="judge significance on unadjusted p-values (default: Holm-adjusted across the leaderboard)")
     rep.set_defaults(func=cmd_report)
 
     ls = sub.add_parser("list", help="list methods, backbones, tasks, suites or results")
