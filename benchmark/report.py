@@ -114,6 +114,7 @@ def tradeoff_figure(points: pd.DataFrame) -> Figure:
             ax.annotate("", xy=(rows.loc[method, "x"], rows.loc[method, "y"]), xytext=(x0, y0),
                         arrowprops={"arrowstyle": "->", "color": colours[backbone], "lw": 1.5, "shrinkA": 6, "shrinkB": 6})
     gamma = float(points["gamma"].iloc[0])
+    ax.margins(0.12)  # room for the labels beside the outermost points
     xs = np.array(ax.get_xlim())
     for level in np.linspace(*_margin_range(points, gamma), 5):
         ax.plot(xs, level + gamma * xs, ls="--", lw=0.6, color="0.75", zorder=0)
@@ -139,9 +140,10 @@ def _margin_range(points: pd.DataFrame, gamma: float) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def _legend_beside(ax) -> None:
-    """The legend right of the axes, so it never covers a bar."""
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
+def _legend_beside(ax, source=None) -> None:
+    """The legend (of ``source``'s artists, else ``ax``'s) right of ``ax``, so it never covers a bar."""
+    ax.legend(*(source or ax).get_legend_handles_labels(), fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1),
+              borderaxespad=0)
 
 
 def bar_figure(summary: pd.DataFrame, task: str, metric: str) -> Figure:
@@ -175,7 +177,8 @@ def bar_figure(summary: pd.DataFrame, task: str, metric: str) -> Figure:
     for ax in axes:
         ax.set_xticks(x, backbones, fontsize=8)
         ax.grid(axis="y", alpha=0.3)
-    _legend_beside(axes[-1])
+        ax.margins(y=0.12)  # room for the † above a bar
+    _legend_beside(axes[-1], axes[0])  # every method has a bar on the left; colours are shared
     return fig
 
 

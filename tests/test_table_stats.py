@@ -119,3 +119,13 @@ def test_a_single_run_prints_no_legend_items_that_do_not_apply(tmp_path):
     assert legend.startswith("Bold: best per column; Δ (in brackets)")  # no "second" with two entries
     assert "italic" not in legend and "seeds" not in legend and "RANDOM" not in legend
     assert "1 Δ without † test" in legend and "variant" not in legend
+
+
+def test_a_nan_record_is_no_cell_and_breaks_nothing(results, tmp_path):
+    import shutil
+
+    root = tmp_path / "res"
+    shutil.copytree(results, root)
+    scored(root, "advise", BASE * math.nan, task="davis")
+    got = cells(render(root, "markdown"))
+    assert got[("mae", "advise")] == ["**0.600** (+0.100†)"]  # the davis column does not exist: no finite value
