@@ -154,11 +154,12 @@ def significance(df: pd.DataFrame, baselines: pd.Index, holm: bool = True, resam
     groups: dict[tuple, list[ResultRecord]] = {}
     for row in df.itertuples(index=False):
         groups.setdefault((row.backbone, row.method, row.variant, row.task, row.metric, row.setting), []).append(row.record)
+    refs = {(b, t, m, c): recs for (b, meth, _, t, m, c), recs in groups.items() if meth == BASELINE}
     pairs, untestable = {}, []
     for (b, meth, v, t, m, c), recs in groups.items():
-        if meth == BASELINE or (b, t, m, c) not in baselines:
+        if meth == BASELINE or (b, t, m, c) not in baselines:  # no Δ (no frozen, or frozen in several variants)
             continue
-        ref = next(r for (b2, m2, _, t2, mm, c2), r in groups.items() if (b2, m2, t2, mm, c2) == (b, BASELINE, t, m, c))
+        ref = refs[b, t, m, c]
         if all(_has_samples(r) and m == r.main_metric for r in ref + recs):
             pairs[b, meth, v, t, m] = (ref, recs)
         else:
@@ -183,7 +184,7 @@ def _num(x: float, digits: int, sign: bool = False) -> str:
     return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
 
 
-def _delta_text(row: pd.Series, fmt: str, digits: int, ci: bool) -> str:
+def _delta_text(row: pd.Series, digits: int, ci: bool) -> str:
     """Δ, its mark, and with ``ci`` the paired interval (signed, so it reads as an interval of Δ)."""
     delta = _num(row["delta"], digits, sign=True) + (MARK if row["marked"] else "")
     if not (ci and row["testable"]):
@@ -194,13 +195,12 @@ def _delta_text(row: pd.Series, fmt: str, digits: int, ci: bool) -> str:
 def cell(row: pd.Series, fmt: str, digits: int = 3, ci: bool = False) -> str:
     """One leaderboard cell: marked mean, Δ vs frozen († and, with ``ci``, its paired interval), ± std and
     [95 % CI of the mean] (the last two with > 1 seed)."""
-    row = pd.concat([pd.Series(STAT_COLUMNS), row]) if "marked" not in row else row
     mean = _num(row["mean"], digits)
     best = row["rank"] == 1 and row["entries"] >= 2
     second = row["rank"] == 2 and row["entries"] >= 3
     has_delta = not math.isnan(row["delta"])
     spread = row["n"] > 1 and not math.isnan(row["std"])
-    delta = _delta_text(row, fmt, digits, ci) if has_delta else ""
+    delta = _delta_text(row, digits, ci) if has_delta else ""
     std = _num(row["std"], digits) if spread else ""
     interval = f"[{_num(row['ci_low'], digits)}, {_num(row['ci_high'], digits)}]" if spread else ""
     if fmt == "latex":
@@ -261,12 +261,6 @@ def legend_items(summary: pd.DataFrame, fmt: str, ci: bool = False) -> list[str]
     if untested:
         items.append(f"{untested} Δ without {MARK} test: no per-sample scores (or no partner sample for each)")
     return items
-
-
-def legend(summary: pd.DataFrame, fmt: str, ci: bool = False) -> str:
-    """The legend as one paragraph (empty when nothing needs saying)."""
-    items = legend_items(summary, fmt, ci)
-    return "; ".join(items) + "." if items else ""
 
 
 def wide(summary: pd.DataFrame, fmt: str, digits: int = 3, tasks: list[str] | None = None, ci: bool = False) -> pd.DataFrame:
