@@ -220,10 +220,9 @@ def significance_sentences(summary: pd.DataFrame, digits: int = 3) -> list[str]:
             if not r["testable"]:
                 parts.append(f"{who} ({d}) cannot be tested (no per-sample scores)")
                 continue
-            better = (r["delta"] > 0) == bool(r["higher_is_better"])
+            change = "no change" if r["delta"] == 0 else "a gain" if (r["delta"] > 0) == bool(r["higher_is_better"]) else "a loss"
             ci = f"CI [{r['delta_ci_low']:+.{digits}f}, {r['delta_ci_high']:+.{digits}f}]"
-            verdict = (("a significant gain" if better else "a significant loss") if r["marked"]
-                       else ("a gain" if better else "a loss") + " that is not significant")
+            verdict = change.replace("a ", "a significant ") if r["marked"] else f"{change}, not significant"
             parts.append(f"{who} shows {verdict} ({d}, {ci}, {_p(r)})")
         metric = t["metric"].iloc[0]
         out.append(f"On {task} ({metric}, vs {BASELINE}): " + "; ".join(parts) + ".")

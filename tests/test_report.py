@@ -173,15 +173,16 @@ def test_each_task_says_whether_each_gain_is_significant(page):
     sentences = re.findall(r'<p class="significance">(.*?)</p>', text)
     assert len(sentences) == 2
     davis = next(t for t in sentences if t.startswith("On davis (J&amp;F-Mean, vs frozen): "))
-    assert "cosettle on mae shows a gain that is not significant (Δ = +0.002, CI [" in davis
+    assert "cosettle on mae shows a gain, not significant (Δ = +0.002, CI [" in davis
     assert "Holm-adjusted p = " in davis and "advise on mae shows a loss" in davis
     tradeoff = next(t for t in sentences if t.startswith("On tradeoff"))
     assert "cosettle on dino (Δ = " in tradeoff and "cannot be tested (no per-sample scores)" in tradeoff
 
 
 def _constructed(root: Path) -> None:
-    """One seed: advise better than frozen by 0.1 on every sequence; a NaN record; a RANDOM-INIT backbone best."""
-    for method, shift in (("frozen", 0.0), ("advise", 0.1)):
+    """One seed: advise better than frozen by 0.1 on every sequence, finetune equal to it; a NaN record; a
+    RANDOM-INIT backbone best."""
+    for method, shift in (("frozen", 0.0), ("advise", 0.1), ("finetune", 0.0)):
         scores = 0.5 + SPREAD + shift
         write(root, method, "mae", "davis", 0, {"J&F-Mean": float(scores.mean())}, "J&F-Mean",
               samples={"id": SEQUENCES, "J&F-Mean": list(scores)})
@@ -199,6 +200,7 @@ def test_nan_record_one_seed_and_random_init(tmp_path):
     _constructed(tmp_path)
     text = build(tmp_path)
     assert "advise on mae shows a significant gain (Δ = +0.100, CI [+0.100, +0.100], Holm-adjusted p = " in text
+    assert "finetune on mae shows no change, not significant (Δ = +0.000, CI [+0.000, +0.000], Holm-adjusted p = 1)" in text
     assert "<b>0.99" not in text and "<b>0.600</b>" in text
     summary = summarise(frame(iter_results(tmp_path)))
     fig = bar_figure(summary, "davis", "J&F-Mean")
