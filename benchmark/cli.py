@@ -221,6 +221,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_table(args: argparse.Namespace) -> int:
     if args.published is None and args.published_tol is not None:
         raise UserError("--published-tol applies to --published: add --published (all tables) or --published NAME")
+    if args.published is not None and (args.ci or args.no_holm):
+        raise UserError("--ci and --no-holm apply to the leaderboard alone: run `bench table --ci` without --published")
     if args.published is not None:  # the leaderboard, then ours beside the papers' own numbers
         from benchmark.published import render as render_published
 

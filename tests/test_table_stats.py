@@ -129,3 +129,8 @@ def test_a_nan_record_is_no_cell_and_breaks_nothing(results, tmp_path):
     scored(root, "advise", BASE * math.nan, task="davis")
     got = cells(render(root, "markdown"))
     assert got[("mae", "advise")] == ["**0.600** (+0.100†)"]  # the davis column does not exist: no finite value
+
+
+def test_ci_with_published_is_refused_not_ignored(results, capsys):
+    assert main(["table", "--results", str(results), "--published", "--ci"]) == 2
+    assert "--ci and --no-holm apply to the leaderboard alone" in capsys.readouterr().err
