@@ -278,7 +278,7 @@ def _latex_text(text: str) -> str:
     """A legend item as LaTeX text (the few symbols it uses, then the characters LaTeX reserves)."""
     for char, esc in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
         text = text.replace(char, esc)
-    for sym, tex in (("Δ", r"$\Delta$"), (MARK, r"$^{\dagger}$"), ("±", r"$\pm$"), ("≥", r"$\geq$"), ("α", r"$\alpha$")):
+    for sym, tex in (("Δ", r"$\Delta$"), (MARK, r"$^{\dagger}$"), ("±", r"$\pm$"), ("≥", r"$\geq$"), ("<", r"$<$")):
         text = text.replace(sym, tex)
     return text
 

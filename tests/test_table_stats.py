@@ -69,7 +69,7 @@ def test_latex_mark_and_footnote(results):
     assert "$_{+0.100^{\\dagger}\\,[+0.100, +0.100]}$" in text
     table, foot = text.split("\\end{tabular}")
     assert foot.strip().startswith("{\\footnotesize $^{\\dagger}$: the paired 95\\% bootstrap CI of $\\Delta$ excludes 0")
-    assert "Holm-adjusted" in foot and foot.strip().endswith("\\par}")
+    assert "p $<$ 0.05 (Holm-adjusted" in foot and foot.strip().endswith("\\par}")
 
 
 def test_csv_has_the_numbers(results):
