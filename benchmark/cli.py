@@ -190,7 +190,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmark.report import write
 
-    print(f"report written to {write(Path(args.results), Path(args.out), args.title)}")
+    print(f"report written to {write(Path(args.results), Path(args.out), args.title, holm=not args.no_holm)}")
     return 0
 
 
@@ -227,6 +227,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_table(args: argparse.Namespace) -> int:
     if args.published is None and args.published_tol is not None:
         raise UserError("--published-tol applies to --published: add --published (all tables) or --published NAME")
+    if args.published is not None and (args.ci or args.no_holm):
+        raise UserError("--ci and --no-holm apply to the leaderboard alone: run `bench table --ci` without --published")
     if args.published is not None:  # the leaderboard, then ours beside the papers' own numbers
         from benchmark.published import render as render_published
 
@@ -237,7 +239,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     from benchmark.table import render
 
     print(render(Path(args.results), args.format, _csv(args.tasks) or None, args.metric, _csv(args.methods) or None,
-                 _csv(args.backbones) or None, args.digits))
+                 _csv(args.backbones) or None, args.digits, ci=args.ci, holm=not args.no_holm))
     return 0
 
 
@@ -370,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--results", default="results")
     rep.add_argument("--out", required=True, help="HTML file to write")
     rep.add_argument("--title", default="i2v-bench report")
+    rep.add_argument("--no-holm", action="store_true",
+                     help="judge significance on unadjusted p-values (default: Holm-adjusted across the leaderboard)")
     rep.set_defaults(func=cmd_report)
 
     ls = sub.add_parser("list", help="list methods, backbones, tasks, suites or results")
@@ -388,6 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--backbones", help="comma-separated backbones to show (default: all)")
     t.add_argument("--metric", help="show this metric instead of each task's main metric")
     t.add_argument("--digits", type=int, default=3, help="decimals in the cells (default 3)")
+    t.add_argument("--ci", action="store_true", help="print the paired 95%% CI of each tested Δ after it")
+    t.add_argument("--no-holm", action="store_true",
+                   help="judge the † marks on unadjusted p-values (default: Holm-adjusted across the table)")
     t.add_argument("--published", nargs="?", const="", metavar="TABLES",
                    help="add ours beside the published values (configs/published/; all tables, or these comma-separated)")
     t.add_argument("--published-tol", type=float,

@@ -6,6 +6,13 @@ provenance of every record, plus the failures a sweep left. Plots are drawn with
 canvas (no display, no global pyplot state) and embedded as base64 PNG, and the CSS is inline, so the
 file can be mailed or archived and opens offline exactly as it was written.
 
+Each task's chart has two panels: the metric per (backbone, method), with the 95 % t-interval of the
+mean over seeds where there are several (clipped at 0 for a metric whose values are all ≥ 0, as the
+table says), and Δ vs frozen with the paired 95 % bootstrap interval of :mod:`benchmark.stats` drawn
+as a line (no caps: it is an interval, not a ± spread). Under the charts one sentence per task says
+whose change is significant, Holm-adjusted across the leaderboard's comparisons by default. A
+RANDOM-INIT backbone is never ranked (see :mod:`benchmark.table`); a NaN metric is no bar and no point.
+
 The trade-off plot follows Figure 1 of Co-Settle (Liu et al., CVPR 2026): each (method, backbone) is a
 point at (D_intra, D_inter) (a method run in several variants is one point per variant, labelled
 ``method [variant]``; nothing is averaged across variants), both normalised by the feature-space diameter (``tasks/tradeoff.py``), and
@@ -30,7 +37,7 @@ from matplotlib.figure import Figure
 from benchmark.errors import UserError
 from benchmark.record import ResultRecord
 from benchmark.results import iter_results
-from benchmark.table import BASELINE, CONFIDENCE, frame, render_summary, summarise
+from benchmark.table import BASELINE, CONFIDENCE, MARK, frame, render_summary, summarise
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -73,7 +80,7 @@ def tradeoff_points(records: list[ResultRecord]) -> pd.DataFrame:
     for r in records:
         p = r.details.get("margin_percentile", 95)
         x, y = r.metrics.get(f"D_intra_norm{p}"), r.metrics.get(f"D_inter_norm{p}")
-        if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (x, y)):
             rows.append({"backbone": r.backbone_label, "method": label[r.method, r.variant], "x": x, "y": y,
                          "percentile": p, "gamma": r.details.get("gamma", 1.0)})
     if not rows:
@@ -93,8 +100,9 @@ def tradeoff_figure(points: pd.DataFrame) -> Figure:
     colours = {b: f"C{i % 10}" for i, b in enumerate(backbones)}
     markers = {m: "osD^v<>ph*"[i % 10] for i, m in enumerate(methods)}
     for _, p in points.iterrows():
-        ax.errorbar(p["x"], p["y"], xerr=np.nan_to_num(p["x_std"]), yerr=np.nan_to_num(p["y_std"]),
-                    fmt=markers[p["method"]], color=colours[p["backbone"]], markersize=9, capsize=3,
+        xerr, yerr = np.nan_to_num(p["x_std"]), np.nan_to_num(p["y_std"])
+        ax.errorbar(p["x"], p["y"], xerr=xerr or None, yerr=yerr or None, fmt=markers[p["method"]],
+                    color=colours[p["backbone"]], markersize=9, capsize=3 if xerr or yerr else 0,
                     mfc="white" if p["method"] == BASELINE else colours[p["backbone"]])
         ax.annotate(f"{p['method']}", (p["x"], p["y"]), textcoords="offset points", xytext=(7, 5), fontsize=8)
     for backbone in backbones:
@@ -106,6 +114,7 @@ def tradeoff_figure(points: pd.DataFrame) -> Figure:
             ax.annotate("", xy=(rows.loc[method, "x"], rows.loc[method, "y"]), xytext=(x0, y0),
                         arrowprops={"arrowstyle": "->", "color": colours[backbone], "lw": 1.5, "shrinkA": 6, "shrinkB": 6})
     gamma = float(points["gamma"].iloc[0])
+    ax.margins(0.12)  # room for the labels beside the outermost points
     xs = np.array(ax.get_xlim())
     for level in np.linspace(*_margin_range(points, gamma), 5):
         ax.plot(xs, level + gamma * xs, ls="--", lw=0.6, color="0.75", zorder=0)
@@ -114,11 +123,12 @@ def tradeoff_figure(points: pd.DataFrame) -> Figure:
         ax.plot([], [], "s", color=colours[b], label=b)
     for m in methods:
         ax.plot([], [], markers[m], color="0.3", mfc="white" if m == BASELINE else "0.3", label=m)
-    ax.legend(fontsize=8, loc="best")
+    ax.plot([], [], ls="--", lw=0.6, color="0.6", label=f"D = D_inter − {gamma:g}·D_intra")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)  # beside, never over points
     p = int(points["percentile"].iloc[0])
     ax.set_xlabel(f"D_intra (normalised, p{p})  ← more temporally consistent")
     ax.set_ylabel(f"D_inter (normalised, p{p})  → more separable")
-    ax.set_title(f"Consistency / separability trade-off (dashed: levels of D = D_inter − {gamma:g}·D_intra)")
+    ax.set_title("Consistency / separability trade-off")
     ax.grid(alpha=0.3)
     return fig
 
@@ -130,28 +140,93 @@ def _margin_range(points: pd.DataFrame, gamma: float) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def _legend_beside(ax, source=None) -> None:
+    """The legend (of ``source``'s artists, else ``ax``'s) right of ``ax``, so it never covers a bar."""
+    ax.legend(*(source or ax).get_legend_handles_labels(), fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1),
+              borderaxespad=0)
+
+
 def bar_figure(summary: pd.DataFrame, task: str, metric: str) -> Figure:
-    """Bars per backbone and method for one task, error bars the 95 % CI (seeds > 1)."""
+    """One task: the metric per backbone and method (error bars: 95 % t-interval over seeds, only with
+    several seeds) and Δ vs frozen (the paired 95 % bootstrap interval as a line, † where significant)."""
     s = summary[(summary["task"] == task) & (summary["metric"] == metric)]
     label = labels(zip(s["method"], s["variant"]))
     s = s.assign(method=[label[mv] for mv in zip(s["method"], s["variant"])])
     backbones = list(dict.fromkeys(s["backbone"]))
     methods = sorted(s["method"].unique(), key=lambda m: (m != BASELINE, m))
-    width = 0.8 / len(methods)
-    fig = Figure(figsize=(max(5.0, 1.6 * len(backbones) * max(1, len(methods) / 2)), 3.6))
-    ax = fig.add_subplot()
+    others = [m for m in methods if m != BASELINE]
+    colour = {m: f"C{i % 10}" for i, m in enumerate(methods)}
+    deltas = s["delta"].notna().any()
+    width = 1.6 * len(backbones) * max(1, len(methods) / 2)
+    fig = Figure(figsize=(max(5.0, width) * (2 if deltas else 1) + 2, 3.6))
+    axes = fig.subplots(1, 2 if deltas else 1, squeeze=False)[0]
+    x = np.arange(len(backbones))
+    step = 0.8 / len(methods)
     for i, method in enumerate(methods):
         rows = s[s["method"] == method].set_index("backbone").reindex(backbones)
-        err = (rows["ci_high"] - rows["mean"]).fillna(0).to_numpy()
-        ax.bar(np.arange(len(backbones)) + (i - (len(methods) - 1) / 2) * width, rows["mean"].to_numpy(), width,
-               yerr=err, capsize=3, label=method, color=f"C{i % 10}")
-    ax.set_xticks(np.arange(len(backbones)), backbones, fontsize=8)
+        spread = rows["n"].fillna(1).gt(1).to_numpy()
+        low = np.where(spread, rows["mean"] - rows["ci_low"], 0.0)
+        high = np.where(spread, rows["ci_high"] - rows["mean"], 0.0)
+        axes[0].bar(x + (i - (len(methods) - 1) / 2) * step, rows["mean"].to_numpy(), step, label=method, color=colour[method],
+                    yerr=np.nan_to_num(np.vstack([low, high])) if spread.any() else None, capsize=3 if spread.any() else 0)
     direction = "higher is better" if bool(s["higher_is_better"].iloc[0]) else "lower is better"
-    ax.set_ylabel(f"{metric} ({direction})")
-    ax.set_title(f"{task}: {metric}")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel(f"{metric} ({direction})")
+    axes[0].set_title(f"{task}: {metric}")
+    if deltas:
+        _delta_panel(axes[1], s, backbones, others, colour)
+    for ax in axes:
+        ax.set_xticks(x, backbones, fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        ax.margins(y=0.12)  # room for the † above a bar
+    _legend_beside(axes[-1], axes[0])  # every method has a bar on the left; colours are shared
     return fig
+
+
+def _delta_panel(ax, s: pd.DataFrame, backbones: list[str], others: list[str], colour: dict[str, str]) -> None:
+    """Δ vs frozen per backbone and method; the paired interval as a capless line, † above significant bars."""
+    x = np.arange(len(backbones))
+    step = 0.8 / max(1, len(others))
+    for i, method in enumerate(others):
+        rows = s[s["method"] == method].set_index("backbone").reindex(backbones)
+        pos = x + (i - (len(others) - 1) / 2) * step
+        ax.bar(pos, rows["delta"].to_numpy(), step, color=colour[method], label=method)
+        tested = rows["testable"].fillna(False).astype(bool).to_numpy()
+        ax.vlines(pos[tested], rows["delta_ci_low"].to_numpy()[tested], rows["delta_ci_high"].to_numpy()[tested],
+                  color="black", lw=1.5)
+        for px, d, hi, marked in zip(pos, rows["delta"], rows["delta_ci_high"], rows["marked"].fillna(False)):
+            if marked:
+                ax.annotate(MARK, (px, max(d, hi if math.isfinite(hi) else d)), textcoords="offset points",
+                            xytext=(0, 2), ha="center", fontsize=10)
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.set_ylabel(f"Δ vs {BASELINE} (line: paired {CONFIDENCE:.0%} CI)")
+    ax.set_title(f"Δ vs {BASELINE}")
+
+
+def _p(r: pd.Series) -> str:
+    p, adjusted = (r["p_holm"], "Holm-adjusted p") if math.isfinite(r["p_holm"]) else (r["p"], "p")
+    return f"{adjusted} = {p:.2g}"
+
+
+def significance_sentences(summary: pd.DataFrame, digits: int = 3) -> list[str]:
+    """One sentence per task: for each method and backbone, whether its Δ vs frozen is significant."""
+    out = []
+    rows = summary[summary["delta"].notna()]
+    label = labels(zip(summary["method"], summary["variant"]))
+    for task, t in rows.groupby("task", sort=False):
+        parts = []
+        for _, r in t.iterrows():
+            who = f"{label[r['method'], r['variant']]} on {r['backbone']}"
+            d = f"Δ = {r['delta']:+.{digits}f}"
+            if not r["testable"]:
+                parts.append(f"{who} ({d}) cannot be tested (no per-sample scores)")
+                continue
+            change = "no change" if r["delta"] == 0 else "a gain" if (r["delta"] > 0) == bool(r["higher_is_better"]) else "a loss"
+            ci = f"CI [{r['delta_ci_low']:+.{digits}f}, {r['delta_ci_high']:+.{digits}f}]"
+            verdict = change.replace("a ", "a significant ") if r["marked"] else f"{change}, not significant"
+            parts.append(f"{who} shows {verdict} ({d}, {ci}, {_p(r)})")
+        metric = t["metric"].iloc[0]
+        out.append(f"On {task} ({metric}, vs {BASELINE}): " + "; ".join(parts) + ".")
+    return out
 
 
 def cost_table(records: list[ResultRecord]) -> pd.DataFrame:
@@ -222,12 +297,12 @@ def _failures_html(failed: list[ResultRecord]) -> str:
             + "".join(items))
 
 
-def build(results: Path, title: str = "i2v-bench report", digits: int = 3) -> str:
-    """The HTML page of the records under ``results``."""
+def build(results: Path, title: str = "i2v-bench report", digits: int = 3, holm: bool = True) -> str:
+    """The HTML page of the records under ``results`` (``holm``: adjust the tests' p across the leaderboard)."""
     ok, failed = load_records(results)
     if not ok:
         raise UserError(f"no complete results under {results}: run `bench run` or `bench sweep` first")
-    summary = summarise(frame(ok, where=str(results)))
+    summary = summarise(frame(ok, where=str(results)), holm=holm)
     points = tradeoff_points(ok)
     if len(points):
         tradeoff = png(tradeoff_figure(points))
@@ -248,8 +323,11 @@ generated {generated}.</p>
 <h2 id="tradeoff">Consistency / separability trade-off</h2>
 {tradeoff}
 <h2 id="tasks">Per-task results</h2>
-<p class="note">Mean over seeds{f"; error bars: {CONFIDENCE:.0%} CI of the mean (t-distribution)" if seeds > 1 else ""}.</p>
+<p class="note">Left: mean over seeds{f"; error bars: {CONFIDENCE:.0%} CI of the mean (t-distribution, clipped at 0 for a metric whose values are all ≥ 0)" if seeds > 1 else ""}.
+Right: Δ vs {BASELINE} of the same backbone; the black line is the paired {CONFIDENCE:.0%} bootstrap CI of the per-sample Δ
+({MARK}: CI excludes 0 and p &lt; 0.05{", Holm-adjusted across the leaderboard" if holm else ", not adjusted"}).</p>
 {bars}
+{"".join(f'<p class="significance">{html.escape(t)}</p>' for t in significance_sentences(summary, digits))}
 <h2 id="cost">Cost</h2>
 <p class="note">Per (backbone, method), mean over seeds: trainable parameters and training time and peak memory
 (of the method's training record), summed evaluation time over tasks and the evaluation process's peak memory.</p>
@@ -265,9 +343,9 @@ generated {generated}.</p>
 """
 
 
-def write(results: Path, out: Path, title: str = "i2v-bench report") -> Path:
+def write(results: Path, out: Path, title: str = "i2v-bench report", holm: bool = True) -> Path:
     """Write the page of ``results`` to ``out`` (folders created)."""
-    page = build(results, title)
+    page = build(results, title, holm=holm)
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

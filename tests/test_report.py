@@ -9,12 +9,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from benchmark.cli import main
-from benchmark.report import cost_table, tradeoff_figure, tradeoff_points
+from benchmark.report import bar_figure, build, cost_table, tradeoff_figure, tradeoff_points
 from benchmark.results import SCHEMA_VERSION, iter_results, result_path, write_json_atomic
+from benchmark.table import frame, summarise
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "results" / "test-artifacts"
@@ -22,10 +24,12 @@ ARTIFACTS = REPO / "results" / "test-artifacts"
 POINTS = {("frozen", "mae"): (0.30, 0.60), ("cosettle", "mae"): (0.20, 0.62), ("advise", "mae"): (0.25, 0.55),
           ("frozen", "dino"): (0.35, 0.70), ("cosettle", "dino"): (0.22, 0.69)}
 TRAINING = {"trainable_params": 590592, "train_seconds": 3600.0, "peak_memory_bytes": 8 * 2**30}
+SEQUENCES = [f"seq{i:02d}" for i in range(12)]
+SPREAD = np.linspace(-0.05, 0.05, len(SEQUENCES))  # per-sequence offsets around the record's mean (they sum to 0)
 
 
 def write(root: Path, method: str, backbone: str, task: str, seed: int, metrics: dict, main_metric: str,
-          variant: str = "default") -> None:
+          variant: str = "default", samples: dict | None = None) -> None:
     training = {**TRAINING, "train_seconds": 3600.0 + seed} if method != "frozen" else {"trainable_params": 0}
     write_json_atomic(result_path(root, method, backbone, task, variant, seed), {
         "schema_version": SCHEMA_VERSION, "method": method, "backbone": backbone, "backbone_label": backbone,
@@ -36,6 +40,7 @@ def write(root: Path, method: str, backbone: str, task: str, seed: int, metrics:
                        "hostname": "box", "packages": {"torch": "2.14.1", "timm": "1.0.31"},
                        "finished": "2026-01-01T00:00:00", "peak_memory_mb": 900.0 + seed},
         "timings": {"build_s": 1.0, "fit_s": 0.0, "eval_s": 10.0 + seed},
+        "samples": samples or {}, "sample_unit": "sequence",
     })
 
 
@@ -46,7 +51,9 @@ def results(tmp_path_factory) -> Path:
         for s in range(3):
             write(root, method, backbone, "tradeoff", s,
                   {"D_intra_norm95": x + 0.01 * s, "D_inter_norm95": y - 0.01 * s, "D_margin": y - x - 0.02 * s}, "D_margin")
-            write(root, method, backbone, "davis", s, {"J&F-Mean": 0.5 + y / 10 + 0.01 * s}, "J&F-Mean")
+            jf = 0.5 + y / 10 + 0.01 * s
+            write(root, method, backbone, "davis", s, {"J&F-Mean": jf}, "J&F-Mean",
+                  samples={"id": SEQUENCES, "J&F-Mean": list(jf + SPREAD)})
     write_json_atomic(result_path(root, "advise", "dino", "davis", "default", 0), {
         "schema_version": SCHEMA_VERSION, "method": "advise", "backbone": "dino", "task": "davis", "seed": 0,
         "status": "failed", "error": "RuntimeError: boom <b>", "traceback": "Traceback (most recent call last):\nboom <b>"})
@@ -66,7 +73,7 @@ def test_page_is_self_contained(page):
     assert "<script" not in text and "<link" not in text
     images = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,([^"]+)">', text)
     assert [alt for alt, _ in images] == [
-        "Consistency / separability trade-off (dashed: levels of D = D_inter − 1·D_intra)",
+        "Consistency / separability trade-off",
         "davis: J&amp;F-Mean", "tradeoff: D_margin"]
     for _, data in images:
         img = Image.open(io.BytesIO(base64.b64decode(data)))
@@ -158,3 +165,70 @@ def test_variants_are_separate_points_and_bars(results, tmp_path):
     out = tmp_path / "r.html"
     assert main(["report", "--results", str(root), "--out", str(out)]) == 0
     assert "epochs=1" in out.read_text()
+
+
+def test_each_task_says_whether_each_gain_is_significant(page):
+    """davis has per-sequence scores (3 seeds: hierarchical bootstrap), tradeoff has none."""
+    text = page.read_text()
+    sentences = re.findall(r'<p class="significance">(.*?)</p>', text)
+    assert len(sentences) == 2
+    davis = next(t for t in sentences if t.startswith("On davis (J&amp;F-Mean, vs frozen): "))
+    assert "cosettle on mae shows a gain, not significant (Δ = +0.002, CI [" in davis
+    assert "Holm-adjusted p = " in davis and "advise on mae shows a loss" in davis
+    tradeoff = next(t for t in sentences if t.startswith("On tradeoff"))
+    assert "cosettle on dino (Δ = " in tradeoff and "cannot be tested (no per-sample scores)" in tradeoff
+
+
+def _constructed(root: Path) -> None:
+    """One seed: advise better than frozen by 0.1 on every sequence, finetune equal to it; a NaN record; a
+    RANDOM-INIT backbone best."""
+    for method, shift in (("frozen", 0.0), ("advise", 0.1), ("finetune", 0.0)):
+        scores = 0.5 + SPREAD + shift
+        write(root, method, "mae", "davis", 0, {"J&F-Mean": float(scores.mean())}, "J&F-Mean",
+              samples={"id": SEQUENCES, "J&F-Mean": list(scores)})
+    write(root, "cosettle", "mae", "davis", 0, {"J&F-Mean": float("nan")}, "J&F-Mean")
+    write(root, "cosettle", "mae", "tradeoff", 0, {"D_intra_norm95": float("nan"), "D_inter_norm95": 0.5}, "D_margin")
+    write(root, "frozen", "mae", "tradeoff", 0, {"D_intra_norm95": 0.3, "D_inter_norm95": 0.5, "D_margin": 0.2}, "D_margin")
+    write_json_atomic(result_path(root, "frozen", "rnd", "davis", "default", 0), {
+        "schema_version": SCHEMA_VERSION, "method": "frozen", "backbone": "rnd", "backbone_label": "rnd (RANDOM INIT)",
+        "task": "davis", "seed": 0, "status": "ok", "main_metric": "J&F-Mean", "metrics": {"J&F-Mean": 0.99}})
+
+
+def test_nan_record_one_seed_and_random_init(tmp_path):
+    """A NaN metric is no bar and no point (and no crash); one seed draws no error-bar caps; the RANDOM-INIT
+    backbone's 0.99 is not bold; the significant gain is said so."""
+    _constructed(tmp_path)
+    text = build(tmp_path)
+    assert "advise on mae shows a significant gain (Δ = +0.100, CI [+0.100, +0.100], Holm-adjusted p = " in text
+    assert "finetune on mae shows no change, not significant (Δ = +0.000, CI [+0.000, +0.000], Holm-adjusted p = 1)" in text
+    assert "<b>0.99" not in text and "<b>0.600</b>" in text
+    summary = summarise(frame(iter_results(tmp_path)))
+    fig = bar_figure(summary, "davis", "J&F-Mean")
+    caps = [line for ax in fig.axes for line in ax.lines if line.get_marker() == "_"]
+    assert caps == []  # one seed: no ± spread to cap
+    assert len(tradeoff_points(list(iter_results(tmp_path)))) == 1  # the NaN point is left out
+
+
+def test_titles_fit_and_legends_sit_beside_the_bars(results):
+    records = list(iter_results(results))
+    figures = [tradeoff_figure(tradeoff_points(records)), bar_figure(summarise(frame(records)), "davis", "J&F-Mean")]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    for fig in figures:
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        fig.draw(renderer)
+        for ax in fig.axes:  # a title no wider than its own axes (the old trade-off title overran them)
+            title, box = ax.title.get_window_extent(renderer), ax.get_window_extent(renderer)
+            assert title.x0 >= box.x0 and title.x1 <= box.x1, ax.get_title()
+            legend = ax.get_legend()
+            if legend is not None:  # entirely right of the axes' plotting area
+                assert legend.get_window_extent(renderer).x0 >= ax.get_window_extent(renderer).x1
+
+
+def test_mean_interval_is_clipped_at_zero(tmp_path):
+    """0.00, 0.00, 0.09: the t-interval of the mean reaches below 0; accuracy cannot, so it is clipped and said."""
+    for seed, v in enumerate((0.0, 0.0, 0.09)):
+        write(tmp_path, "frozen", "mae", "ssv2_cls", seed, {"top1": v}, "top1")
+    summary = summarise(frame(iter_results(tmp_path)))
+    assert summary.loc[0, "ci_low"] == 0.0 and summary.loc[0, "ci_clipped"]
+    assert "clipped at 0 where every value of the metric is ≥ 0 (ssv2_cls top1)" in build(tmp_path)

@@ -18,11 +18,13 @@ T_975_2 = 4.302652729911275  # Student's t, 97.5th percentile, 2 degrees of free
 
 def record(root: Path, method: str, backbone: str, task: str, seed: int, metric: str, value: float,
            higher: bool = True, status: str = "ok", label: str | None = None, variant: str = "default",
-           task_config: dict | None = None) -> None:
+           task_config: dict | None = None, samples: dict | None = None, sample_metric: str = "",
+           sample_unit: str = "") -> None:
     write_json_atomic(result_path(root, method, backbone, task, variant, seed), {
         "schema_version": SCHEMA_VERSION, "method": method, "backbone": backbone, "backbone_label": label or backbone,
         "task": task, "seed": seed, "status": status, "main_metric": metric, "higher_is_better": higher,
         "metrics": {metric: value}, "variant": variant, "config": {"task": task_config or {}},
+        "samples": samples or {}, "sample_metric": sample_metric, "sample_unit": sample_unit,
     })
 
 
@@ -69,13 +71,16 @@ def test_markdown_cells(results):
     got = cells(text)
     rnd = "dino_v (RANDOM INIT)"
     assert list(got) == [(rnd, "frozen"), (rnd, "cosettle"), ("mae", "frozen"), ("mae", "advise"), ("mae", "cosettle")]
-    # lower is better on d_intra: cosettle's 0.200 is best; the failed 0.99 of advise is absent
-    assert got[(rnd, "frozen")] == ["0.300", "**0.700**", "–"]
-    assert got[(rnd, "cosettle")] == ["**0.200** (-0.100)", "–", "–"]
+    # the RANDOM-INIT backbone is never ranked: its 0.700 on davis is not "best", its d_intra column has no
+    # mark; the failed 0.99 of advise is absent
+    assert got[(rnd, "frozen")] == ["0.300", "0.700", "–"]
+    assert got[(rnd, "cosettle")] == ["0.200 (-0.100)", "–", "–"]
     assert got[("mae", "frozen")] == ["–", "0.520 ± 0.020 [0.470, 0.570]", "10.000"]
-    assert got[("mae", "advise")] == ["–", "0.560 (+0.040) ± 0.010 [0.535, 0.585]", "–"]
-    assert got[("mae", "cosettle")] == ["–", "_0.620_ (+0.100) ± 0.026 [0.554, 0.686]", "**12.000** (+2.000)"]
+    assert got[("mae", "advise")] == ["–", "_0.560_ (+0.040) ± 0.010 [0.535, 0.585]", "–"]
+    assert got[("mae", "cosettle")] == ["–", "**0.620** (+0.100) ± 0.026 [0.554, 0.686]", "**12.000** (+2.000)"]
     assert "95% CI of the mean, t-distribution" in text and "seeds per cell: 1, 3" in text
+    assert "(RANDOM INIT) are test encoders, never ranked" in text
+    assert "4 Δ without † test: no per-sample scores" in text
 
 
 def test_latex_is_booktabs_with_escaped_labels_and_delta_subscripts(results):
@@ -83,16 +88,18 @@ def test_latex_is_booktabs_with_escaped_labels_and_delta_subscripts(results):
     assert "\\toprule" in text and "\\midrule" in text and "\\bottomrule" in text
     assert "backbone & method & variant & davis & d\\_intra \\\\" in text
     assert " &  &  & J\\&F-Mean & D \\\\" in text
-    assert ("mae & cosettle & default & \\underline{0.620}$_{+0.100}$ {\\scriptsize $\\pm$ 0.026 [0.554, 0.686]} & -- \\\\"
+    assert ("mae & cosettle & default & \\textbf{0.620}$_{+0.100}$ {\\scriptsize $\\pm$ 0.026 [0.554, 0.686]} & -- \\\\"
             in text)
-    assert "dino\\_v (RANDOM INIT) & cosettle & default & -- & \\textbf{0.200}$_{-0.100}$ \\\\" in text
-    assert "dino\\_v (RANDOM INIT) & frozen & default & \\textbf{0.700} & 0.300 \\\\" in text
+    assert "dino\\_v (RANDOM INIT) & cosettle & default & -- & 0.200$_{-0.100}$ \\\\" in text
+    assert "dino\\_v (RANDOM INIT) & frozen & default & 0.700 & 0.300 \\\\" in text
+    assert "footnotesize" not in text  # no † and no interval: no footnote
 
 
 def test_html_marks_and_digits(results):
     text = render(results, "html", tasks=["davis"], digits=2)
-    assert "<td><u>0.62</u><sub>+0.10</sub> ± 0.03 <small>[0.55, 0.69]</small></td>" in text
-    assert "<td><b>0.70</b></td>" in text
+    assert "<td><b>0.62</b><sub>+0.10</sub> ± 0.03 <small>[0.55, 0.69]</small></td>" in text
+    assert "<td><u>0.56</u><sub>+0.04</sub> ± 0.01 <small>[0.54, 0.58]</small></td>" in text
+    assert "<td>0.70</td>" in text  # RANDOM INIT: never ranked
     assert 'class="dataframe leaderboard"' in text
 
 
@@ -101,7 +108,7 @@ def test_csv_is_numeric(results):
     row = df[(df.method == "advise") & (df.backbone == "mae")].iloc[0]
     assert row["n"] == 3 and row["mean"] == pytest.approx(0.56) and row["std"] == pytest.approx(0.01)
     assert row["ci95_low"] == pytest.approx(0.56 - T_975_2 * 0.01 / math.sqrt(3))
-    assert row["delta_vs_frozen"] == pytest.approx(0.04) and row["rank"] == 3
+    assert row["delta_vs_frozen"] == pytest.approx(0.04) and row["rank"] == 2
     assert len(df) == 8  # the failed record is not a row
 
 
