@@ -16,13 +16,11 @@ Deviations, each a named option:
   the release's ResNet3D TMM. The release's ``conv3d`` TMM is 3×3×3, which kernel 3 reproduces.
 * ``augment: ours``, ``normalise: backbone``, ``decay_norms: false``: this project's earlier choices.
 * ``cache_tokens``: encoder tokens of each training video computed once, without augmentation.
-* The TMM trains in float32 (``TRAIN.AMP: false`` in the release); ``amp: true`` = fp16 autocast on CUDA.
-* The released ``TemporalModelingSampling`` never returns its clips; ``SpeedSampling`` is used.
+* ``amp: true``: fp16 autocast of the TMM on CUDA (the release trains it in float32, ``TRAIN.AMP: false``).
 
-What the rate pretext cannot teach: a clip played backwards at rate r has rate r, so the rate label
-is invariant under time reversal and nothing asks the TMM for the direction of motion (on the toy
-SSv2 set it stays at chance within a left/right pair) — it learns how fast and how smoothly things
-move, which is what the toy set's "and back" classes test.
+What the rate pretext cannot teach: a clip played backwards at rate r has rate r, so nothing asks the
+TMM for the direction of motion (toy SSv2: chance within a left/right pair); it learns how fast and
+how smoothly things move, which the toy set's "and back" classes test.
 """
 from __future__ import annotations
 
@@ -45,7 +43,6 @@ from methods.training import StepOutput, Trainer, checkpoint_folder, derived_see
 def _scaled(dim: int, ratio: float) -> int:
     """Width scaled from ViT-B's 768 by ``ratio``, rounded to a multiple of 8 (at least 8)."""
     return max(8, int(round(dim * ratio / 8)) * 8)
-
 
 class AdViSe(Method):
     """AdViSe temporal module trained by playback-rate perception."""
@@ -70,8 +67,7 @@ class AdViSe(Method):
         self.tmm, self.out_dim = build_tmm(cfg["tmm"], self.dim_in, hidden, out, int(cfg["blocks"]),
                                            int(cfg["temporal_kernel"]), spatial_kernel, int(cfg["num_heads"]))
         self.head = RateHead(self.out_dim, int(cfg["mlp_dim"]), len(cfg["rates"]))
-        self.tmm.to(self.device).eval()
-        self.head.to(self.device).eval()
+        self.trainable_modules().to(self.device).eval()
 
     def _input(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames as the encoder should see them: ImageNet-normalised for every encoder (release) or its own."""
@@ -151,4 +147,4 @@ class AdViSe(Method):
         try:
             return trainer.fit()
         finally:
-            module.eval()
+            module.eval()  # evaluation uses BatchNorm's running statistics

@@ -5,7 +5,8 @@ holds only the model:
 
 * ``datasets/sampling.py`` ``SpeedSampling.gen_labels``: each of ``clips_per_video`` clips draws a
   rate index uniformly from ``SSL.RANGE``; ``SpeedStampsGenerator`` turns it into frame stamps
-  (:func:`benchmark.data.sampling.rate_clip`).
+  (:func:`benchmark.data.sampling.rate_clip`). The config's ``TASK: tmodeling`` would select
+  ``TemporalModelingSampling``, which never returns its clips; ``SpeedSampling`` is the working path.
 * ``datasets/__init__.py`` ``build_aug`` with ``AUG.TYPE: simple`` (:func:`release_augment`):
   ``Resize(w=320, h=256)`` — a squash, not a short-side resize — then ``RandomCrop(224)`` and
   ``RandomColorJitter(p=0.8, b=0.2, c=0.2, s=0.2, h=0.1)``, then ``AugsWarper``'s

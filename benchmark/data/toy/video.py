@@ -9,12 +9,13 @@ SSv2, H.264 ``.mp4`` for the rest. What each set is built to measure:
   correlate with the action, a class's own object photo is used in ``context_prob`` of its videos,
   a random one otherwise; backgrounds are always random.
 * **SSv2**: per motion axis, three classes that differ *only in temporal order*: "Moving something
-  from left to right", "... from right to left" and "... from left to right and back" (likewise down
-  / up / down and back up). Each video renders ``ssv2_frames`` positions along the axis; the classes
-  play them in order, reversed, or in the "and back" order 0, 2, 4, …, 5, 3, 1 (or its reversal):
-  all three hold exactly the same multiset of frames, so anything order-blind (mean pooling) is at
-  chance within an axis. Direction pairs need the arrow of time; the "and back" class moves twice
-  as fast and turns, which a motion-speed model (AdViSe's rate pretext) can see without it. Frames
+  from left to right", "... from right to left" and "Shaking something left and right" (likewise
+  down / up / up and down). Each video renders ``ssv2_frames`` positions along the axis; the classes
+  play them in order, reversed, or interleaved (0, 4, 1, 5, … or its reversal): all three hold
+  exactly the same multiset of frames, so anything order-blind (mean pooling) is at chance within an
+  axis. The direction pair needs the arrow of time; shaking is fast back-and-forth motion, which a
+  motion-speed model (AdViSe's rate pretext) can see without it. As in
+  the real set, the camera is hand-held: it pans steadily, and the class's order applies to it too. Frames
   are small (``ssv2_hw``) and clips short so that enough test clips (``ssv2_val`` per class) give a
   paired CI narrow enough to separate methods (a 0.15 gain on 240 clips).
 * **Kinetics / clips**: unlabelled scenes — a panning textured background with 2–3 textured objects
@@ -221,23 +222,34 @@ def _hmdb51(root: Path, rng: np.random.Generator, spec: VideoSpec) -> None:
 
 
 SSV2_AXES = (("Moving [something] from left to right", "Moving [something] from right to left",
-              "Moving [something] from left to right and back", "x"),
-             ("Moving [something] down", "Moving [something] up", "Moving [something] down and back up", "y"))
+              "Shaking [something] left and right", "x"),
+             ("Moving [something] down", "Moving [something] up", "Shaking [something] up and down", "y"))
 
 
 def ssv2_order(kind: int, T: int, flip: bool) -> np.ndarray:
-    """Frame order of class ``kind`` (0 forward, 1 reversed, 2 "and back") over ``T`` rendered frames.
+    """Frame order of class ``kind`` (0 forward, 1 reversed, 2 shaking) over ``T`` rendered frames.
 
-    "And back" visits every other frame going and the rest coming back (0, 2, 4, …, 5, 3, 1), so it
-    holds the same frames as the other two at twice the speed; ``flip`` starts it from the far end.
+    Shaking interleaves the two halves of the path (0, 4, 1, 5, 2, 6, 3, 7 for 8 frames): the same
+    frames as the other two classes, jumping back and forth at about T/2 times the speed; ``flip``
+    reverses it.
     """
     if kind == 0:
         return np.arange(T)
     if kind == 1:
         return np.arange(T)[::-1].copy()
-    there = np.arange(0, T, 2)
-    order = np.concatenate([there, np.setdiff1d(np.arange(T), there)[::-1]])
+    half = (T + 1) // 2
+    order = np.full(2 * half, -1)
+    order[0::2], order[1:2 * (T - half) + 1:2] = np.arange(half), np.arange(half, T)
+    order = order[order >= 0]
     return order[::-1].copy() if flip else order
+
+
+def _handheld(rng: np.random.Generator, s: int, T: int) -> tuple[np.ndarray, np.ndarray]:
+    """A steady hand-held pan of 0.3 frame sides in a random direction (offsets into the 2s-wide texture)."""
+    angle = rng.uniform(0, 2 * math.pi)
+    d = 0.3 * s * np.array([math.cos(angle), math.sin(angle)])
+    start = rng.uniform(0, s - np.abs(d)) + np.maximum(-d, 0)
+    return start[0] + np.linspace(0, 1, T) * d[0], start[1] + np.linspace(0, 1, T) * d[1]
 
 
 def _ssv2(root: Path, rng: np.random.Generator, spec: VideoSpec) -> None:
@@ -256,7 +268,7 @@ def _ssv2(root: Path, rng: np.random.Generator, spec: VideoSpec) -> None:
                 along = np.linspace(0.2 * s, 0.8 * s, T) + rng.uniform(-0.05, 0.05) * s
                 across = smooth_path(rng, T, 0.35 * s, 0.65 * s, knots=3)
                 track = _track(T, along, across) if axis == "y" else _track(T, across, along)
-                frames = _render(rng, s, [(_object(rng, s, photos[0]), track)], photos[1])
+                frames = _render(rng, s, [(_object(rng, s, photos[0]), track)], photos[1], _handheld(rng, s, T))
                 vid += 1
                 order = ssv2_order(k % 3, T, bool(rng.integers(2)))
                 write_video(root / "20bn-something-something-v2" / f"{vid}.webm", frames[order], 12)
