@@ -48,6 +48,7 @@ def test_advise_sees_temporal_order_that_mean_pooling_cannot_paired_ci(toy_root,
     (shaken − original): clear of zero. (AdViSe's pretext is blind to direction — a reversed clip has
     the same rate — so nothing is asserted about left vs right; see methods/advise.py.)"""
     from benchmark.backbones import build_backbone
+    from benchmark.cache import FeatureCache
     from benchmark.config import defaults, merge, suites
     from benchmark.data.toy.video import ssv2_order
     from benchmark.stats import paired
@@ -66,6 +67,7 @@ def test_advise_sees_temporal_order_that_mean_pooling_cannot_paired_ci(toy_root,
     sliding = [v for v in test if not classes[v.label].startswith("Shaking")]
     assert len(sliding) >= 150
     frozen, rates = Frozen(backbone, {}), torch.arange(len(advise.config["rates"]), dtype=torch.float32)
+    frozen.feature_cache = advise.feature_cache = FeatureCache(tmp_path / "features")  # one encoder pass per clip
     original, shaken = [], []
     with torch.inference_mode():
         for v in sliding:
