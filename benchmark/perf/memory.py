@@ -40,7 +40,7 @@ def _overrides(method: str, args: argparse.Namespace) -> dict[str, Any]:
     common = {"epochs": 1, "warmup_epochs": 0}
     if method == "advise":
         return {**common, "train_batch_size": 1, "clips_per_video": max(1, args.frames // 8), "num_frames": 8,
-                "short_side": args.size, "crop": args.size}
+                "short_side": args.size, "resize": [args.size, args.size], "crop": args.size}
     return {**common, "train_batch_size": max(1, args.frames // 3), "pre_resize": args.size, "input_size": args.size}
 
 
