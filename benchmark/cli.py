@@ -214,7 +214,7 @@ def _add_run_arguments(r: argparse.ArgumentParser) -> None:
     r.add_argument("--results", default="results", type=ca.writable_dir("--results"),
                    help="result folder, created if needed (default: results)")
     r.add_argument("--seeds", type=ca.seeds, help="comma-separated distinct seeds in 0..2^32-1 (default 0)")
-    r.add_argument("--weights", type=ca.existing_file("--weights", "the backbone's weight file in its authors' format"),
+    r.add_argument("--weights", type=ca.existing_file("--weights", "the backbone's weight file in its authors' format", ca.WEIGHT_SUFFIXES),
                    help="backbone weight file in its authors' format")
     r.add_argument("--config", type=ca.existing_file("--config", "a YAML, JSON or .py overrides file",
                                                      (".yaml", ".yml", ".json", ".py")),

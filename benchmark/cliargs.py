@@ -25,6 +25,7 @@ from benchmark.errors import UserError
 
 SEED_MAX = 2**32 - 1  # numpy's and torch's seeds are unsigned 32-bit
 EXECUTORS = ("inline", "debug", "local", "slurm")
+WEIGHT_SUFFIXES = (".pth", ".pt", ".tar", ".bin", ".ckpt", ".safetensors")  # the released files' (".pth.tar" ends in .tar)
 TAG = re.compile(r"[A-Za-z0-9_,=+@-][A-Za-z0-9._,=+@-]{0,63}")  # identity.safe_name's alphabet, no leading dot
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d{1,2})?")
 Type = Callable[[str], object]
@@ -32,6 +33,10 @@ Type = Callable[[str], object]
 
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose complaints are one :class:`UserError` line instead of usage text and ``exit(2)``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # `--deb` is refused, not silently read as `--debug`
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         message = re.sub(r"^argument (\S+): (?=\1\b)", "", message)  # "argument --seeds: --seeds '0,x' ..." said once
