@@ -75,6 +75,16 @@ def float_range(lo: float, hi: float, what: str) -> Type:
     return parse
 
 
+def choice(what: str, options: tuple[str, ...]) -> Type:
+    """One of ``options``, refused as "unknown <what>" (the wording the library's own check uses)."""
+    def parse(text: str) -> str:
+        if text not in options:
+            raise argparse.ArgumentTypeError(f"unknown {what} {text!r}: choose one of {', '.join(options)}")
+        return text
+    parse.__name__ = what
+    return parse
+
+
 def _items(text: str, what: str, example: str) -> list[str]:
     """A comma list with no empty and no repeated item: ``--tasks ""`` would otherwise mean "every suite
     task" and ``--tasks davis,davis`` would evaluate DAVIS twice."""

@@ -150,7 +150,8 @@ def add_parsers(command: Callable[[str, str], argparse.ArgumentParser], debug: a
 
     t = command("table", "leaderboard of the results")
     t.add_argument("--results", default="results", type=results, help="result folder (default: results)")
-    t.add_argument("--format", default="markdown", choices=["markdown", "latex", "html", "csv"], help="output format (default markdown)")
+    t.add_argument("--format", default="markdown", type=ca.choice("table format", ("markdown", "latex", "html", "csv")),
+                   help="markdown, latex, html or csv (default markdown)")
     t.add_argument("--tasks", type=ca.names("--tasks", "--tasks davis,ucf101_cls"), help="comma-separated tasks to show (default: all)")
     t.add_argument("--methods", type=ca.names("--methods", "--methods frozen,cosettle"), help="comma-separated methods to show (default: all)")
     t.add_argument("--backbones", type=ca.names("--backbones", "--backbones mae,dino"), help="comma-separated backbones to show (default: all)")
