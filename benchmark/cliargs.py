@@ -26,7 +26,6 @@ from benchmark.errors import UserError
 SEED_MAX = 2**32 - 1  # numpy's and torch's seeds are unsigned 32-bit
 EXECUTORS = ("inline", "debug", "local", "slurm")
 WEIGHT_SUFFIXES = (".pth", ".pt", ".tar", ".bin", ".ckpt", ".safetensors")  # the released files' (".pth.tar" ends in .tar)
-TAG = re.compile(r"[A-Za-z0-9_,=+@-][A-Za-z0-9._,=+@-]{0,63}")  # identity.safe_name's alphabet, no leading dot
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d{1,2})?")
 Type = Callable[[str], object]
 
@@ -249,10 +248,10 @@ def data_item(text: str) -> str:
 
 
 def tag(text: str) -> str:
-    """``--tag``: names a folder, so it must already be file-name safe (never silently rewritten)."""
-    if not TAG.fullmatch(text):
-        raise argparse.ArgumentTypeError(f"--tag {text!r} must be 1-64 characters of A-Z a-z 0-9 . _ , = + @ - "
-                                         "(not starting with '.')")
+    """``--tag``: a variant's name on one line; it names a folder through ``identity.safe_name``, which turns
+    other characters (``/``, spaces) into ``_``, so ``../x`` cannot leave the results folder."""
+    if not text.strip() or len(text) > 64 or not text.isprintable():
+        raise argparse.ArgumentTypeError(f"--tag {text!r} must be 1-64 printable characters, e.g. --tag short_schedule")
     return text
 
 

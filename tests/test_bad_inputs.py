@@ -361,8 +361,8 @@ def weights_not_a_checkpoint_file(tmp, toy):
 
 
 @case
-def tag_naming_another_folder(tmp, toy):
-    return ["--tasks", "tradeoff", "--tag", "../elsewhere"], ["'../elsewhere'", "not starting with '.'"]
+def tag_on_two_lines(tmp, toy):
+    return ["--tasks", "tradeoff", "--tag", "short\nschedule"], ["'short\\nschedule'", "1-64 printable characters"]
 
 
 @case

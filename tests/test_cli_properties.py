@@ -134,8 +134,7 @@ def catalogue(box: Path) -> dict[tuple[str, str], st.SearchStrategy[str]]:
         "--weights": not_a_file(box, ".pth"), "--config": st.one_of(not_a_file(box, ".yaml"), st.just(str(box / "plugin.py"))),
         "--set": BAD_SET, "--plugin": not_a_file(box, ".py"), "--device": not_a_choice(["auto", "cpu", "mps", "cuda"]).filter(
             lambda s: not cliargs.DEVICE.fullmatch(s)),
-        "--tag": st.one_of(st.just(""), st.text(min_size=1, max_size=8).filter(lambda s: not cliargs.TAG.fullmatch(s)),
-                           st.just("x" * 65)),
+        "--tag": st.one_of(st.just(""), st.just(" "), st.text(max_size=8).map(lambda s: f"a\n{s}"), st.just("x" * 65)),
         "--offline": FLAG_VALUE, "--force": FLAG_VALUE, "--progress": FLAG_VALUE, "--no-progress": FLAG_VALUE,
         "--no-cache": FLAG_VALUE, "--debug": FLAG_VALUE,
     }
