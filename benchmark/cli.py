@@ -174,8 +174,14 @@ def _submit(args: argparse.Namespace, fields: dict[str, Any], specs: list, metho
 def cmd_sweep(args: argparse.Namespace) -> int:
     from benchmark import sweep
 
+    if args.status:
+        from benchmark.sweep_status import render
+
+        print(render(Path(args.results)))
+        return 0
+    methods, backbones = args.methods or [], args.backbones or []
+    sweep.require_grid(methods, backbones)
     fields, seeds = _spec_fields(args)
-    methods, backbones = args.methods, args.backbones
     return _submit(args, fields, sweep.grid(fields, methods, backbones, seeds), methods, backbones)
 
 
@@ -267,10 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     sw = command("sweep", "run a methods x backbones x seeds grid through submitit, skipping what is done")
-    sw.add_argument("--methods", required=True, type=ca.names("--methods", "--methods frozen,cosettle"),
+    sw.add_argument("--methods", type=ca.names("--methods", "--methods frozen,cosettle"),
                     help="comma-separated method names, each once")
-    sw.add_argument("--backbones", required=True, type=ca.names("--backbones", "--backbones mae,dino"),
+    sw.add_argument("--backbones", type=ca.names("--backbones", "--backbones mae,dino"),
                     help="comma-separated backbone names, each once")
+    sw.add_argument("--status", action="store_true",
+                    help="show the running sweep of --results: queued, running, done and failed jobs, ids and logs")
     _add_submit_arguments(sw, "print the plan and its size, submit nothing")
     _add_run_arguments(sw)
     sw.set_defaults(func=cmd_sweep)

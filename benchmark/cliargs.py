@@ -239,6 +239,17 @@ def set_item(text: str) -> str:
     return text
 
 
+def size(text: str) -> str:
+    """``--max-size 20G``: checked by the cache's own parser, passed on as written."""
+    from benchmark.cache_admin import parse_size
+
+    try:
+        parse_size(text)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
 def data_item(text: str) -> str:
     """``--data DATASET=DIR``: the form here; the data set's name and folder in the CLI's ``_datasets``."""
     name_, eq, folder = text.partition("=")

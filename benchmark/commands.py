@@ -90,9 +90,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from benchmark.cache import default_root, report
+    from benchmark.cache import default_root
+    from benchmark.cache_admin import report
 
-    print(report(args.action, Path(args.dir) if args.dir else default_root(args.results), args.backbone))
+    print(report(args.action, Path(args.dir) if args.dir else default_root(args.results), args.backbone, args.max_size))
     return 0
 
 
@@ -183,12 +184,14 @@ def add_parsers(command: Callable[[str, str], argparse.ArgumentParser], debug: a
     doc.add_argument("--results", default="results", type=results, help="result folder to check for writing")
     doc.set_defaults(func=cmd_doctor)
 
-    c = command("cache", "list, size or clear the shared frozen-feature cache")
-    c.add_argument("action", choices=["ls", "du", "clear"], help="ls: entries; du: sizes per backbone; clear: delete entries")
+    c = command("cache", "list, size, clear or prune the shared frozen-feature cache")
+    c.add_argument("action", choices=["ls", "du", "clear", "prune"],
+                   help="ls: entries; du: sizes per backbone; clear: delete entries; prune: least recently used ones")
     c.add_argument("--results", default="results", type=results,
                    help="its cache is <results>/cache/features unless $I2V_BENCH_CACHE is set")
     c.add_argument("--dir", type=ca.path("--dir"), help="the feature cache folder itself")
     c.add_argument("--backbone", type=ca.name("--backbone"), help="only this backbone's entries")
+    c.add_argument("--max-size", type=ca.size, help="prune: remove least recently used entries down to this size (e.g. 20G)")
     c.set_defaults(func=cmd_cache)
 
     w = command("weights", "list, fetch or verify backbone weights (authors' release files or timm's hub)")

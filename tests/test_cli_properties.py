@@ -146,7 +146,8 @@ def catalogue(box: Path) -> dict[tuple[str, str], st.SearchStrategy[str]]:
     out |= {("bench run", k): v for k, v in run_like.items()}
     out |= {("bench run", "--method"): names, ("bench run", "--backbone"): names,
             ("bench run", "--executor"): not_a_choice(list(cliargs.EXECUTORS))}
-    out |= {("bench sweep", k): v for k, v in {**run_like, **submit, "--methods": names, "--backbones": names}.items()}
+    out |= {("bench sweep", k): v for k, v in {**run_like, **submit, "--methods": names, "--backbones": names,
+                                                "--status": FLAG_VALUE}.items()}
     # `reproduce --dry-run` reads the published table only, so its run flags meet the parse-time checks alone
     parse_only = {**run_like, "--tasks": BAD_LIST, "--suite": BAD_LIST, "--set": BAD_SET.filter(lambda s: not re.fullmatch(
         r"[a-z]+\.[a-z0-9_]+=[^\[{:]*", s)), "--data": st.one_of(st.just("davis="), st.just(f"={box}")),
@@ -173,7 +174,8 @@ def catalogue(box: Path) -> dict[tuple[str, str], st.SearchStrategy[str]]:
         "--debug": FLAG_VALUE}.items()}
     out |= {("bench doctor", "--results"): st.sampled_from(["", "a\0b"]), ("bench doctor", "--debug"): FLAG_VALUE}
     out |= {("bench cache", k): v for k, v in {
-        "action": not_a_choice(["ls", "du", "clear"]), "--results": st.sampled_from(["", "a\0b"]),
+        "action": not_a_choice(["ls", "du", "clear", "prune"]), "--results": st.sampled_from(["", "a\0b"]),
+        "--max-size": st.one_of(st.sampled_from(["", "G", "-1G", "20Q", "1..5G"]), st.text(alphabet="xyz!%", max_size=5)),
         "--dir": st.sampled_from(["", "a\0b"]), "--backbone": BAD_LIST, "--debug": FLAG_VALUE}.items()}
     out |= {("bench weights", k): v for k, v in {
         "action": not_a_choice(["list", "fetch", "verify"]), "BACKBONE": st.one_of(BAD_LIST, UNKNOWN_NAMES),
