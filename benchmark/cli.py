@@ -337,13 +337,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished results are kept; rerun the same command to do the rest", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001 - the last resort: a bug is one line unless --debug asks for more
+    except OSError as e:  # a file the machine refused (permissions, a full disk, a vanished mount): the user's to fix
+        if not e.filename:
+            return _bug(e, debug)
         if debug:
             traceback.print_exc()
-            return EXIT_BUG
-        print(f"error: {ca.bug_line(e)} (a bug; run with --debug for the traceback)", file=sys.stderr)
-        return EXIT_BUG
+        print(f"error: {e.filename}: {e.strerror or e}: check the path, its permissions and free space", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as e:  # noqa: BLE001 - the last resort: a bug is one line unless --debug asks for more
+        return _bug(e, debug)
 
+
+def _bug(e: BaseException, debug: bool) -> int:
+    if debug:
+        traceback.print_exception(e)
+    else:
+        print(f"error: {ca.bug_line(e)} (a bug; run with --debug for the traceback)", file=sys.stderr)
+    return EXIT_BUG
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -187,6 +187,18 @@ def test_a_bug_is_one_line_exit_1_and_debug_shows_its_traceback(monkeypatch, cap
     assert "Traceback (most recent call last)" in err and "in broken" in err and "KeyError: 'boom'" in err
 
 
+def test_an_os_error_naming_a_file_is_a_user_error(monkeypatch, capsys):
+    from benchmark import commands
+
+    def refused(args):
+        raise PermissionError(13, "Permission denied", "/data/locked.json")
+
+    monkeypatch.setattr(commands, "cmd_list", refused)
+    assert main(["list", "methods"]) == 2
+    assert capsys.readouterr().err == ("error: /data/locked.json: Permission denied: check the path, its permissions "
+                                       "and free space\n")
+
+
 def test_a_closed_pipe_ends_quietly():
     """`bench list tasks | head -0`: stdout's reader is gone before the first write."""
     read, write = os.pipe()
