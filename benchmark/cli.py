@@ -107,6 +107,20 @@ def _spec_fields(args: argparse.Namespace) -> tuple[dict[str, Any], list[int]]:
     return fields, seeds
 
 
+def _check_sets(args: argparse.Namespace, fields: dict[str, Any], methods: list[str], backbones: list[str]) -> None:
+    """Refuse a ``--set`` whose section is a registered name this run does not use: it would change nothing
+    (``--tasks tradeoff --set davis.topk=5``). Unregistered sections get the runner's "did you mean"."""
+    from benchmark.registry import BACKBONES, METHODS, TASKS
+
+    used = {*fields["tasks"], *methods, *backbones}
+    for item in args.set:
+        section = item.partition(".")[0]
+        if section not in used and any(section in reg.names() for reg in (METHODS, BACKBONES, TASKS)):
+            raise UserError(f"--set {item!r} changes nothing: {section} is not part of this run (tasks "
+                            f"{', '.join(fields['tasks'])}; {', '.join(methods)} on {', '.join(backbones)}): "
+                            f"add it to the run or drop the --set")
+
+
 def _print_overrides(fields: dict[str, Any], methods: list[str], backbones: list[str]) -> None:
     """One line at run start naming the suite's overrides this run applies, once names resolved: they are
     the values a user did not type (``--set``/``--config`` values are on the command line already)."""
@@ -129,6 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     todo = []
     resolved_all = [resolve(spec) for spec in specs]  # a bad name fails here, before anything is printed
+    _check_sets(args, fields, [args.method], [args.backbone])
     _print_overrides(fields, [args.method], [args.backbone])
     for spec, resolved in zip(specs, resolved_all):
         pending = pending_tasks(spec, resolved)
@@ -154,6 +169,7 @@ def _submit(args: argparse.Namespace, fields: dict[str, Any], specs: list, metho
     from benchmark.table import render
 
     planned = sweep.plan(specs)
+    _check_sets(args, fields, methods, backbones)
     _print_overrides(fields, methods, backbones)
     print(sweep.describe(planned), file=sys.stdout if getattr(args, "dry_run", False) else sys.stderr)
     if getattr(args, "dry_run", False):

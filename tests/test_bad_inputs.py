@@ -305,6 +305,11 @@ def set_a_group_to_a_scalar(tmp, toy):  # was AttributeError inside the propagat
 
 
 @case
+def set_for_a_task_not_in_the_run(tmp, toy):  # was silently ignored
+    return ["--tasks", "tradeoff", "--set", "davis.topk=5"], ["'davis.topk=5' changes nothing", "davis is not part of this run"]
+
+
+@case
 def set_value_not_yaml(tmp, toy):  # was yaml.ScannerError
     return ["--tasks", "tradeoff", "--set", "tradeoff.crop=[64"], ["'tradeoff.crop=[64'", "is not valid YAML"]
 
