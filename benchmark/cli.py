@@ -17,8 +17,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from benchmark import __version__, cliargs as ca
-from benchmark import commands
+from benchmark import __version__, commands
+from benchmark import cliargs as ca
 from benchmark.data import cache_root
 from benchmark.errors import EXIT_USER_ERROR, UserError
 

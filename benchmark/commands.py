@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmark import cliargs as ca
-
 from benchmark.data import cache_root
 from benchmark.errors import EXIT_USER_ERROR, UserError
 
@@ -133,8 +132,8 @@ def add_parsers(command: Callable[[str, str], argparse.ArgumentParser], debug: a
     """This module's subcommands, each made by ``command(name, help)`` (the CLI's subparser factory); ``debug``
     is the parent parser carrying ``--debug`` (for the nested ``data toy``)."""
     results = ca.path("--results")
-    plugins = dict(action="append", default=[], type=ca.plugin_file,
-                   help="Python file registering extra methods/backbones/tasks (repeatable)")
+    plugins = {"action": "append", "default": [], "type": ca.plugin_file,
+               "help": "Python file registering extra methods/backbones/tasks (repeatable)"}
     rep = command("report", "one self-contained HTML page: leaderboard, plots, cost, provenance")
     rep.add_argument("--results", default="results", type=results, help="result folder to report (default: results)")
     rep.add_argument("--out", required=True, type=ca.new_file("--out", (".html", ".htm")), help="HTML file to write")
