@@ -240,6 +240,9 @@ def _check_type(where: str, key: str, default: Any, value: Any) -> Any:
         raise UserError(
             f"{where}: {key} must be a {type(default).__name__} (default {default!r}), got {value!r}"
         )
+    if isinstance(default, dict) and not isinstance(value, dict):  # a section of keys, e.g. davis.propagation
+        raise UserError(f"{where}: {key} is a group of keys ({', '.join(sorted(default)) or 'none'}), got {value!r}: "
+                        f"set one of them, e.g. {key}.{next(iter(sorted(default)), 'KEY')}=VALUE")
     if isinstance(default, list) and not isinstance(value, list):
         raise UserError(f"{where}: {key} must be a list (default {default!r}), got {value!r}")
     return value
@@ -270,9 +273,12 @@ def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
     for item in items or []:
         key, eq, raw = item.partition("=")
         section, dot, sub = key.partition(".")
-        if not eq or not dot or not sub:
+        if not eq or not dot or not all(part.strip() for part in [section, *sub.split(".")]):
             raise UserError(f"--set {item!r} must look like SECTION.KEY=VALUE, e.g. cosettle.epochs=1")
-        value = yaml.safe_load(raw)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise UserError(f"--set {item!r}: value {raw!r} is not valid YAML: fix it or quote it") from None
         if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
             try:
                 value = float(raw)
@@ -281,6 +287,8 @@ def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
         node = out.setdefault(section, {})
         for part in sub.split(".")[:-1]:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {item!r} sets a key inside {section}.{part}, which another --set gave a value")
         node[sub.split(".")[-1]] = value
     return out
 

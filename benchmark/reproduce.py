@@ -206,7 +206,7 @@ def as_sweep(p: Plan, args: argparse.Namespace) -> None:
     if p.missing:
         raise UserError(f"cannot reproduce {p.table}: {len(p.missing)} data folders or weight files are missing "
                         "(listed above as MISSING): fetch them, then rerun")
-    args.tasks, args.seeds = ",".join(p.tasks), ",".join(map(str, p.seeds))
+    args.tasks, args.seeds = list(p.tasks), list(p.seeds)
     args.set = [f"{t}.preset={p.preset}" for t in p.tasks if p.preset] + list(args.set)
     if args.train_data is None and args.data_root:
         args.train_data = str(Path(args.data_root) / dataset_folder_name(TRAIN_DATASET))

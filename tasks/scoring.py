@@ -90,11 +90,11 @@ SCORERS: dict[str, Callable[[Path, Path], tuple[dict[str, float], pd.DataFrame]]
 }
 
 
-def score(dataset: str, data_root: Path, predictions: Path, as_json: bool) -> int:
+def score(dataset: str, data_root: Path, predictions: Path, as_json: bool, out: Path | None = None) -> int:
     """Score ``predictions`` against the ground truth under ``data_root``; print; return the exit code.
 
-    Writes ``global_results-<split>.csv`` and ``per-sequence_results-<split>.csv`` into the
-    prediction folder (always recomputed).
+    Writes ``global_results-<split>.csv`` and ``per-sequence_results-<split>.csv`` into ``out``
+    (created; default: the prediction folder), always recomputed.
 
     Raises:
         UserError: unknown data set, missing folders or files, malformed predictions.
@@ -110,8 +110,10 @@ def score(dataset: str, data_root: Path, predictions: Path, as_json: bool) -> in
     metrics, table = SCORERS[dataset](folder, predictions)
     split = SPLITS[dataset]
     global_table = pd.DataFrame([metrics])
-    global_table.to_csv(predictions / f"global_results-{split}.csv", index=False)
-    table.to_csv(predictions / f"per-sequence_results-{split}.csv", index=False)
+    out = Path(out) if out is not None else predictions
+    out.mkdir(parents=True, exist_ok=True)
+    global_table.to_csv(out / f"global_results-{split}.csv", index=False)
+    table.to_csv(out / f"per-sequence_results-{split}.csv", index=False)
     if as_json:
         print(json.dumps({"dataset": dataset, "split": split, "global": metrics,
                           "per_sequence": table.to_dict(orient="records")}, indent=1, default=float))

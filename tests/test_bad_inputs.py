@@ -296,6 +296,111 @@ def train_data_missing(tmp, toy):
     return ["--tasks", "tradeoff", "--train-data", str(tmp / "kin")], [str(tmp / "kin"), "unlabelled training videos"]
 
 
+# --- the issue's examples that were tracebacks or silently accepted (issue 15) ----------------------
+
+@case
+def set_a_group_to_a_scalar(tmp, toy):  # was AttributeError inside the propagation engine
+    _, args = davis(toy, tmp)
+    return [*args, "--set", "davis.propagation=5"], ["propagation is a group of keys", "topk", "propagation.label_downsample=VALUE"]
+
+
+@case
+def set_for_a_task_not_in_the_run(tmp, toy):  # was silently ignored
+    return ["--tasks", "tradeoff", "--set", "davis.topk=5"], ["'davis.topk=5' changes nothing", "davis is not part of this run"]
+
+
+@case
+def set_value_not_yaml(tmp, toy):  # was yaml.ScannerError
+    return ["--tasks", "tradeoff", "--set", "tradeoff.crop=[64"], ["'tradeoff.crop=[64'", "is not valid YAML"]
+
+
+@case
+def set_key_with_empty_part(tmp, toy):
+    return ["--tasks", "tradeoff", "--set", "tradeoff..crop=64"], ["'tradeoff..crop=64'", "must look like SECTION.KEY=VALUE"]
+
+
+@case
+def tasks_named_twice(tmp, toy):  # was: DAVIS evaluated twice
+    return ["--tasks", "davis,davis"], ["'davis,davis'", "names davis more than once", "list each once"]
+
+
+@case
+def tasks_empty_with_a_suite(tmp, toy):  # was: every task of the suite
+    return ["--suite", "toy", "--tasks", ""], ["--tasks ''", "has an empty item"]
+
+
+@case
+def seeds_repeated(tmp, toy):
+    return ["--tasks", "tradeoff", "--seeds", "0,1,0"], ["'0,1,0'", "names 0 more than once"]
+
+
+@case
+def seed_negative(tmp, toy):
+    return ["--tasks", "tradeoff", "--seeds=-1"], ["--seeds '-1'", "outside 0..4294967295"]
+
+
+@case
+def plugin_with_syntax_error(tmp, toy):  # was SyntaxError
+    plugin = tmp / "mine.py"
+    plugin.write_text("def broken(:\n")
+    return ["--tasks", "tradeoff", "--plugin", str(plugin)], [str(plugin), "line 1", "fix its syntax"]
+
+
+@case
+def plugin_not_python(tmp, toy):
+    plugin = tmp / "mine.txt"
+    plugin.write_text("X = 1\n")
+    return ["--tasks", "tradeoff", "--plugin", str(plugin)], [str(plugin), "is not a .py file"]
+
+
+@case
+def config_file_is_a_folder(tmp, toy):
+    return ["--tasks", "tradeoff", "--config", str(tmp)], [str(tmp), "is a folder, not a file"]
+
+
+@case
+def weights_not_a_checkpoint_file(tmp, toy):
+    notes = tmp / "notes.txt"
+    notes.write_text("weights are elsewhere\n")
+    return with_weights(notes), [str(notes), "is not a .pth/.pt/.tar/.bin/.ckpt/.safetensors file"]
+
+
+@case
+def tag_on_two_lines(tmp, toy):
+    return ["--tasks", "tradeoff", "--tag", "short\nschedule"], ["'short\\nschedule'", "1-64 printable characters"]
+
+
+@case
+def device_unknown(tmp, toy):
+    return ["--tasks", "tradeoff", "--device", "gpu"], ["'gpu'", "auto, cpu, mps, cuda or cuda:N"]
+
+
+@case
+def progress_both_ways(tmp, toy):
+    return ["--tasks", "tradeoff", "--progress"], ["--progress: not allowed with argument --no-progress"]
+
+
+@case
+def slurm_not_installed(tmp, toy):  # was "Could not detect srun" after planning (the test empties PATH)
+    return ["--tasks", "tradeoff", "--executor", "slurm"], ["--executor slurm needs sbatch and srun on PATH"]
+
+
+@case
+def data_root_is_a_file(tmp, toy):
+    (tmp / "data.txt").write_text("a file\n")
+    return ["--tasks", "tradeoff", "--data-root", str(tmp / "data.txt")], [str(tmp / "data.txt"), "is a file, not a folder"]
+
+
+@case
+def weights_is_a_folder(tmp, toy):
+    return with_weights(tmp), [str(tmp), "is a folder, not a file"]
+
+
+@case
+def abbreviated_option(tmp, toy):
+    return ["--tasks", "tradeoff", "--forc"], ["unrecognized arguments: --forc"]
+
+
 # --- checkpoints ----------------------------------------------------------------------------------
 
 def with_weights(path: Path) -> list[str]:
@@ -381,8 +486,8 @@ def results_disk_full(tmp, toy):
         ["seed0.json", "No space left on device", "free disk space"]
 
 
-def test_the_catalogue_has_at_least_20_distinct_cases():
-    assert len(CASES) >= 20, sorted(CASES)
+def test_the_catalogue_has_at_least_55_distinct_cases():
+    assert len(CASES) >= 55, sorted(CASES)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -392,6 +497,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(name, toy_root, tmp_pat
             raise OSError(28, "No space left on device")
 
         monkeypatch.setattr(os, "fsync", disk_full)
+    if name == "slurm_not_installed":
+        monkeypatch.setenv("PATH", str(tmp_path))
     args, needles = CASES[name](tmp_path, toy_root)
     results = tmp_path / "res"
     capfd.readouterr()

@@ -141,3 +141,127 @@ def test_suite_overrides_are_announced_recorded_and_name_the_variant(toy_root, t
     assert rec["overrides_applied"] == {"suite": "toy", "sections": {"tradeoff": {"num_frames": 8, "resize_short": 96,
                                                                                   "crop": 96}}}
     assert rec["config"]["task"]["num_frames"] == 8 and rec["variant"] == "toy,num_frames=8"
+
+
+# --- the daily-use surface (issue 15): help, version, bugs, pipes, progress, output placement ---------
+
+def test_every_option_of_every_subcommand_has_help():
+    import argparse
+
+    from benchmark.cli import build_parser
+
+    def walk(parser, prefix):
+        for action in parser._actions:
+            yield prefix, action
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:  # the one-line help of each subcommand
+                    yield f"{prefix} {choice.dest}", choice
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{prefix} {name}")
+
+    actions = list(walk(build_parser(), "bench"))
+    assert len(actions) > 100
+    missing = [f"{cmd} {a.option_strings or a.dest}" for cmd, a in actions if not (a.help or "").strip()]
+    assert missing == []
+
+
+def test_version(capsys):
+    import benchmark
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"bench (i2v-bench) {benchmark.__version__}\n"
+
+
+def test_a_bug_is_one_line_exit_1_and_debug_shows_its_traceback(monkeypatch, capsys):
+    from benchmark import commands
+
+    def broken(args):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(commands, "cmd_list", broken)
+    assert main(["list", "methods"]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: KeyError: 'boom' (a bug; run with --debug for the traceback)\n"
+    assert main(["list", "methods", "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "in broken" in err and "KeyError: 'boom'" in err
+
+
+def test_an_os_error_naming_a_file_is_a_user_error(monkeypatch, capsys):
+    from benchmark import commands
+
+    def refused(args):
+        raise PermissionError(13, "Permission denied", "/data/locked.json")
+
+    monkeypatch.setattr(commands, "cmd_list", refused)
+    assert main(["list", "methods"]) == 2
+    assert capsys.readouterr().err == ("error: /data/locked.json: Permission denied: check the path, its permissions "
+                                       "and free space\n")
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`bench list tasks | head -0`: stdout's reader is gone before the first write."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        out = subprocess.run([sys.executable, "-m", "benchmark.cli", "list", "tasks"], check=False, cwd=REPO, stdout=write,
+                             stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert out.stderr == "" and out.returncode == 1
+
+
+def test_progress_bars_only_on_a_terminal_or_when_asked(monkeypatch):
+    import argparse
+
+    from benchmark.cli import _progress
+
+    for tty, flags, shown in [(True, {}, True), (False, {}, False), (False, {"progress": True}, True),
+                              (True, {"no_progress": True}, False)]:
+        monkeypatch.setattr(sys.stderr, "isatty", lambda tty=tty: tty)
+        assert _progress(argparse.Namespace(**{"progress": False, "no_progress": False, **flags})) is shown
+
+
+def test_what_jobs_print_goes_to_stderr_never_into_the_table(real_clips, tmp_path, monkeypatch, capsys):
+    from benchmark import sweep
+
+    def chatty_run(planned, *args, **kwargs):
+        print("submitit WARNING: a job says something")  # as submitit and job code do, on stdout
+        return sweep.SweepReport(jobs=1, written=0)
+
+    monkeypatch.setattr(sweep, "run", chatty_run)
+    assert main(["sweep", "--methods", "frozen", "--backbones", "efficientnet_lite0", "--tasks", "tradeoff",
+                 "--data-root", str(real_clips), "--results", str(tmp_path / "r")]) == 0
+    out, err = capsys.readouterr()
+    assert "submitit WARNING" in err and "submitit WARNING" not in out
+
+
+def test_list_results_rounds_metrics(capsys):
+    assert main(["list", "results", "--results", str(REPO / "tests/fixtures/results_v1")]) == 0
+    out = capsys.readouterr().out
+    assert "D_margin=0.3752\n" in out  # the record holds 0.37520308482246545
+
+
+def test_score_writes_its_tables_beside_the_predictions_not_into_them(toy_root, tmp_path, capsys):
+    preds = tmp_path / "preds"
+    shutil.copytree(toy_root / "DAVIS" / "Annotations" / "480p", preds)
+    before = sorted(p.relative_to(preds) for p in preds.rglob("*"))
+    assert main(["score", "davis", "--data-root", str(toy_root), "--predictions", str(preds), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["global"]["J&F-Mean"] == 1.0
+    assert sorted(p.relative_to(preds) for p in preds.rglob("*")) == before
+    assert sorted(p.name for p in (tmp_path / "preds-scores").iterdir()) == ["global_results-val.csv",
+                                                                              "per-sequence_results-val.csv"]
+    assert main(["score", "davis", "--data-root", str(toy_root), "--predictions", str(preds), "--out",
+                 str(tmp_path / "mine")]) == 0
+    assert (tmp_path / "mine" / "global_results-val.csv").is_file()
+
+
+def test_doctor_report_fits_100_columns_with_long_fixes():
+    from benchmark.doctor import Check, report
+
+    long = "https://example.org/" + "a" * 150
+    checks = [Check("python", True, "3.11"), Check("gpu", False, "no CUDA device " * 12, "run on a GPU node " * 8),
+              Check("results folder", False, "/x" * 70, f"download {long} into /y", essential=True)]
+    text = report(checks)
+    assert max(map(len, text.splitlines())) <= 100
+    assert "MISSING (essential)" in text and text.endswith("not ready: fix results folder")

@@ -95,7 +95,7 @@ def test_a_strong_effect_is_called_significant(tmp_path, capsys):
     (lambda r: (write(r, "frozen", FROZEN), write(r, "advise", ADVISE), write(r, "advise", ADVISE, seed=1)), ["--ci", "bca"],
      "BCa interval is implemented for one seed per method"),
     (lambda r: (write(r, "frozen", FROZEN), write(r, "advise", {"x": 0.1})), [], "share no sample ids"),
-    (lambda r: (write(r, "frozen", FROZEN), write(r, "advise", ADVISE)), ["--top", "-1"], "--top -1 must be ≥ 0"),
+    (lambda r: (write(r, "frozen", FROZEN), write(r, "advise", ADVISE)), ["--top", "-1"], "--top must be between 0 and 1000000, got -1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, setup, argv, message):
     setup(tmp_path)
