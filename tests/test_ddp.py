@@ -115,3 +115,20 @@ def test_two_task_slurm_job_trains_with_ddp_resumes_and_writes_one_result(slurm,
     assert record.status == "ok" and training["world_size"] == 2, log.read_text()
     assert 1 <= training["resumed_from_iteration"] < training["iterations"]
     assert [c["iteration"] for c in training["curve"]] == list(range(1, training["iterations"] + 1))
+
+
+def test_ddp_requests_fit_the_partition():
+    """Tasks × CPUs fit a node; a DDP job is one task per requested GPU; sbatch gets ``tasks_per_node``."""
+    from benchmark.slurm import Partition, fit_to_partition
+    from benchmark.sweep import executor_config, slurm_parameters
+
+    cpu = Partition("cpu", cpus=2, mem_gb=20, gpus=0, gres="(null)")
+    fitted, note = fit_to_partition({"gpus_per_node": 2, "tasks_per_node": 2, "cpus_per_task": 10, "mem_gb": 4}, cpu)
+    assert (fitted["gpus_per_node"], fitted["cpus_per_task"]) == (0, 1) and "for 2 tasks" in note
+    with pytest.raises(UserError, match="slurm.tasks_per_node=3"):
+        fit_to_partition({"gpus_per_node": 0, "tasks_per_node": 3, "cpus_per_task": 1, "mem_gb": 4}, cpu)
+    gpu = Partition("gpu", cpus=64, mem_gb=512, gpus=8, gres="gpu:8")
+    with pytest.raises(UserError, match=r"tasks_per_node=4: one training process per GPU \(slurm.gpus_per_node=2\)"):
+        fit_to_partition({"gpus_per_node": 2, "tasks_per_node": 4, "cpus_per_task": 8, "mem_gb": 64}, gpu)
+    assert fit_to_partition({"gpus_per_node": 4, "tasks_per_node": 4, "cpus_per_task": 8, "mem_gb": 64}, gpu)[1] is None
+    assert slurm_parameters(executor_config("slurm"), None)["tasks_per_node"] == 1
