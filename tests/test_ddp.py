@@ -132,3 +132,12 @@ def test_ddp_requests_fit_the_partition():
         fit_to_partition({"gpus_per_node": 2, "tasks_per_node": 4, "cpus_per_task": 8, "mem_gb": 64}, gpu)
     assert fit_to_partition({"gpus_per_node": 4, "tasks_per_node": 4, "cpus_per_task": 8, "mem_gb": 64}, gpu)[1] is None
     assert slurm_parameters(executor_config("slurm"), None)["tasks_per_node"] == 1
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA machine runs the real check")
+def test_gpu_check_without_cuda_is_one_line(capsys):
+    """`make gpu-check` on a machine without CUDA: one line saying nothing was measured, exit 0."""
+    from benchmark.perf.gpu_check import main
+
+    assert main([]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"gpu-check: no CUDA device visible (torch {torch.__version__}): nothing measured"]
