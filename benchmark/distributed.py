@@ -68,7 +68,8 @@ def init_from_env() -> bool:
     dist = _dist()
     if dist is None or dist.is_initialized():
         return active()
-    if "RANK" not in os.environ and _submitit_tasks() > 1:
+    exported = "RANK" not in os.environ and _submitit_tasks() > 1
+    if exported:  # before any CUDA call: it narrows CUDA_VISIBLE_DEVICES to the task's own GPU
         from submitit.helpers import TorchDistributedEnvironment
 
         TorchDistributedEnvironment().export()
@@ -76,6 +77,8 @@ def init_from_env() -> bool:
         return False
     if torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_RANK", "0"))
+        if exported and torch.cuda.device_count() == 1:
+            local = 0  # the one GPU submitit left visible to this task
         if local >= torch.cuda.device_count():
             raise UserError(f"local rank {local} has no GPU ({torch.cuda.device_count()} visible): start one process "
                             "per GPU (torchrun --nproc_per_node, slurm.tasks_per_node equal to slurm.gpus_per_node)")

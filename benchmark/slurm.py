@@ -97,7 +97,8 @@ def fit_to_partition(cfg: dict[str, Any], part: Partition | None) -> tuple[dict[
                         f"(slurm.gpus_per_node={gpus}), at most {part.cpus} on a node of partition {part.name}")
     if int(cfg["cpus_per_task"]) * tasks > part.cpus:
         per_task = part.cpus // tasks
-        notes.append(f"{part.cpus} CPUs per node for {tasks} tasks, so cpus_per_task {cfg['cpus_per_task']} becomes {per_task}")
+        shared = f" for {tasks} tasks" if tasks > 1 else ""
+        notes.append(f"{part.cpus} CPUs per node{shared}, so cpus_per_task {cfg['cpus_per_task']} becomes {per_task}")
         cfg["cpus_per_task"] = per_task
     if part.mem_gb and float(cfg["mem_gb"]) > part.mem_gb:
         notes.append(f"{part.mem_gb} GB per node, so mem_gb {cfg['mem_gb']} becomes {part.mem_gb}")
