@@ -397,7 +397,7 @@ def _run_submitit(todo: deque[Planned], executor: str, folder: Path, cfg: dict[s
                     finish(r, None, lost)
                     continue
                 try:
-                    outcome = r.job.results()[0]  # rank 0's, where the job has one task per GPU
+                    outcome = r.job.task(0).result()  # rank 0 alone evaluates and writes (DDP: a task per GPU)
                 except Exception as e:  # FailedJobError / UncompletedJobError carry the job's traceback or stderr
                     finish(r, None, str(e) or type(e).__name__)
                 else:

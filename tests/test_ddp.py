@@ -95,7 +95,7 @@ def test_two_task_slurm_job_trains_with_ddp_resumes_and_writes_one_result(slurm,
     args = ["sweep", "--methods", "cosettle", "--backbones", "efficientnet_lite0", "--suite", "toy", "--data-root",
             str(toy_root), "--results", str(res), "--executor-config", str(tmp_path / "executor.yaml"), "--tasks",
             "tradeoff", "--set", "tradeoff.num_frames=8", "--set", "tradeoff.resize_short=64", "--set", "tradeoff.crop=64",
-            "--set", "cosettle.epochs=3", "--set", "cosettle.checkpoint_every_iters=1", "--no-progress", "--executor", "slurm"]
+            "--set", "cosettle.epochs=5", "--set", "cosettle.checkpoint_every_iters=1", "--no-progress", "--executor", "slurm"]
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", *args], stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, cwd=REPO, env={**slurm.env(), "PYTHONPATH": str(REPO)})
