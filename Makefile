@@ -5,7 +5,7 @@ BENCH  := $(VENV)/bin/bench
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= results/demo
 
-.PHONY: demo test install clean browser slurm
+.PHONY: demo test install clean browser slurm gpu-check
 
 install: $(STAMP)
 
@@ -44,6 +44,10 @@ slurm:
 
 test: $(STAMP) browser slurm
 	$(PY) -m pytest -q -p no:cacheprovider
+
+# the GPU figures (benchmark/perf/gpu_check.py, under 10 minutes); one line and nothing measured without CUDA
+gpu-check: $(STAMP)
+	$(PY) -m benchmark.perf.gpu_check --out gpu_check.json
 
 clean:
 	rm -rf $(VENV) results/demo

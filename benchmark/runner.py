@@ -254,7 +254,7 @@ class BenchJob:
         return submitit.helpers.DelayedSubmission(BenchJob(self.spec))
 
     def _run(self) -> list[Outcome]:
-        from benchmark import provenance
+        from benchmark import distributed, provenance
         from benchmark.backbones import build_backbone
         from benchmark.context import RunContext
         from benchmark.results import artifacts_dir
@@ -265,6 +265,7 @@ class BenchJob:
         done = [Outcome(t, "present", str(resolved["tasks"][t].path)) for t in spec.tasks if t not in todo]
         if not todo:
             return done
+        distributed.init_from_env()  # torchrun or a multi-task Slurm job: every rank trains, rank 0 evaluates
         device = _device(spec.device)
         seed_everything(spec.seed)
         t0 = time.time()
@@ -284,6 +285,8 @@ class BenchJob:
         t0 = time.time()
         training = method.fit(ctx) or {}
         timings["fit_s"] = time.time() - t0
+        if not distributed.is_main():
+            return done
         prov = provenance.collect(device)
         for name in todo:
             plan = resolved["tasks"][name]

@@ -3,8 +3,9 @@
 * **Requests the partition can grant.** ``sbatch --gpus-per-node=1`` on a partition without GPU GRES
   is refused ("Invalid generic resource (gres) specification"), and a request above a node's CPUs or
   memory is refused too. :func:`fit_to_partition` reads the partition's nodes from ``sinfo`` and asks
-  for no GPUs where it has none, at most a node's CPUs and memory, saying so in one line; more GPUs
-  than a node holds is a :class:`UserError` naming ``slurm.gpus_per_node``.
+  for no GPUs where it has none, at most a node's CPUs (over its ``tasks_per_node``) and memory, saying
+  so in one line; more GPUs than a node holds is a :class:`UserError` naming ``slurm.gpus_per_node``,
+  and so is a DDP job (``tasks_per_node > 1``) that is not one task per requested GPU.
 * **Job states without accounting.** Many clusters run without accounting storage, where submitit's
   ``sacct`` calls fail and it warns on every poll. The sweep therefore never asks submitit for a
   state before a job's result file exists; it reads states from ``squeue`` (the controller's own
@@ -90,9 +91,15 @@ def fit_to_partition(cfg: dict[str, Any], part: Partition | None) -> tuple[dict[
     elif want > part.gpus:
         raise UserError(f"executor config slurm.gpus_per_node={want}, but the nodes of partition {part.name} have at most "
                         f"{part.gpus} GPUs: set slurm.gpus_per_node to {part.gpus} or less in an --executor-config file")
-    if int(cfg["cpus_per_task"]) > part.cpus:
-        notes.append(f"{part.cpus} CPUs per node, so cpus_per_task {cfg['cpus_per_task']} becomes {part.cpus}")
-        cfg["cpus_per_task"] = part.cpus
+    tasks, gpus = int(cfg.get("tasks_per_node", 1)), int(cfg.get("gpus_per_node") or 0)
+    if tasks > part.cpus or (gpus and tasks > 1 and tasks != gpus):
+        raise UserError(f"executor config slurm.tasks_per_node={tasks}: one training process per GPU "
+                        f"(slurm.gpus_per_node={gpus}), at most {part.cpus} on a node of partition {part.name}")
+    if int(cfg["cpus_per_task"]) * tasks > part.cpus:
+        per_task = part.cpus // tasks
+        shared = f" for {tasks} tasks" if tasks > 1 else ""
+        notes.append(f"{part.cpus} CPUs per node{shared}, so cpus_per_task {cfg['cpus_per_task']} becomes {per_task}")
+        cfg["cpus_per_task"] = per_task
     if part.mem_gb and float(cfg["mem_gb"]) > part.mem_gb:
         notes.append(f"{part.mem_gb} GB per node, so mem_gb {cfg['mem_gb']} becomes {part.mem_gb}")
         cfg["mem_gb"] = part.mem_gb

@@ -129,15 +129,23 @@ def describe(planned: list[Planned]) -> str:
 
 class LockedJob(BenchJob):
     """:class:`BenchJob` run under the job's exclusive lock (see the module docstring); a failing task is
-    recorded and the job's other tasks still run."""
+    recorded and the job's other tasks still run. In a multi-task job (``slurm.tasks_per_node``, DDP)
+    rank 0 takes the lock and the other ranks wait for it at a barrier, so all see the same results."""
 
     keep_going = True
 
     def __call__(self) -> list[Outcome]:
+        from benchmark import distributed
+
+        distributed.init_from_env()
+        if not distributed.is_main():
+            distributed.barrier()
+            return super().__call__()
         path = lock_path(self.spec)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes or the process dies
+            distributed.barrier()
             return super().__call__()
 
     def checkpoint(self, *args: Any, **kwargs: Any):
@@ -176,6 +184,7 @@ def slurm_parameters(cfg: dict[str, Any], max_parallel: int | None) -> dict[str,
     """submitit ``AutoExecutor`` parameters from the ``slurm`` section; ``--max-parallel`` bounds the array."""
     params = {
         "timeout_min": cfg["timeout_min"], "gpus_per_node": cfg["gpus_per_node"], "cpus_per_task": cfg["cpus_per_task"],
+        "tasks_per_node": cfg["tasks_per_node"],
         "mem_gb": cfg["mem_gb"], "name": "i2v-bench",
         "slurm_array_parallelism": max_parallel or cfg["array_parallelism"],
         "slurm_signal_delay_s": cfg["signal_delay_s"],
@@ -388,7 +397,7 @@ def _run_submitit(todo: deque[Planned], executor: str, folder: Path, cfg: dict[s
                     finish(r, None, lost)
                     continue
                 try:
-                    outcome = r.job.result()
+                    outcome = r.job.task(0).result()  # rank 0 alone evaluates and writes (DDP: a task per GPU)
                 except Exception as e:  # FailedJobError / UncompletedJobError carry the job's traceback or stderr
                     finish(r, None, str(e) or type(e).__name__)
                 else:

@@ -21,6 +21,10 @@ What it guarantees, so a method only writes its forward step:
   good checkpoint (``engine_pretrain.py`` stops on ``not math.isfinite(loss_value)`` too).
   AMP (fp16 autocast + ``GradScaler``, the authors' ``NativeScaler``) only on CUDA, one autocast
   context around the whole step (every encoder call and loss in it), as ``engine_pretrain.py`` does.
+* **One run on several processes** (DDP; :mod:`benchmark.distributed`): each rank takes its share of
+  every global batch and DDP averages gradients, so a step equals the one-process step; lr scales with
+  the recipe's global batch; logged scalars are rank means; only rank 0 writes (then a barrier); every
+  rank resumes from the same ``state.pt``. Batch-coupled terms (BatchNorm) see one rank's share.
 * **A training record** for the result store: trainable parameters, peak memory
   (``torch.cuda.max_memory_allocated`` on GPU, ``ru_maxrss`` of the process on CPU), train wall
   time, and the curve (loss, cycle accuracy, lr per iteration; means per epoch).
@@ -46,6 +50,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from benchmark import distributed
 from benchmark.config import config_hash
 from benchmark.context import RunContext
 from benchmark.data.kinetics import list_train_videos
@@ -98,7 +103,7 @@ def checkpoint_folder(
     }
     folder = root / method / backbone.meta.name / config_hash(key_obj)
     folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / KEY_FILE).exists():
+    if distributed.is_main() and not (folder / KEY_FILE).exists():
         _atomic_text(folder / KEY_FILE, json.dumps(key_obj, indent=1))
     return folder
 
@@ -167,10 +172,15 @@ def epoch_batches(n_items: int, batch_size: int, seed: int, epoch: int) -> list[
     """Shuffled ``(epoch, index)`` batches for one epoch, last partial batch dropped (``drop_last=True``).
 
     The permutation depends only on ``(seed, epoch)`` (as ``DistributedSampler.set_epoch`` does).
+    ``batch_size`` is the global batch: under DDP each rank gets its contiguous ``batch_size / world``
+    share of every batch, so the ranks together see exactly the one-process batches.
     """
+    world, rank = distributed.world_size(), distributed.rank()
+    if batch_size % world:
+        raise UserError(f"train_batch_size={batch_size} does not split over {world} processes: choose a multiple of {world}")
     perm = torch.randperm(n_items, generator=generator(seed, epoch)).tolist()
-    n = n_items // batch_size
-    return [[(epoch, i) for i in perm[b * batch_size : (b + 1) * batch_size]] for b in range(n)]
+    n, share = n_items // batch_size, batch_size // world
+    return [[(epoch, i) for i in perm[b * batch_size + rank * share : b * batch_size + (rank + 1) * share]] for b in range(n)]
 
 
 @dataclass
@@ -247,6 +257,10 @@ class Trainer:
         return {**json.loads(rec.read_text()), "reused": True}
 
     def _save_state(self, epoch: int, iteration: int, curve: list[dict[str, float]], seconds: float) -> None:
+        """Rank 0 writes ``state.pt``; every rank waits for it (the state is the same on every rank)."""
+        if not distributed.is_main():
+            distributed.barrier()
+            return
         state = {
             "module": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -259,6 +273,7 @@ class Trainer:
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
         _atomic_torch_save(self.folder / STATE_FILE, state)
+        distributed.barrier()
 
     def _load_state(self) -> dict[str, Any] | None:
         path = self.folder / STATE_FILE
@@ -291,27 +306,29 @@ class Trainer:
         every = max(1, int(self.cfg.get("checkpoint_every_iters", 50)))
         epochs = int(self.cfg["epochs"])
         self.module.train()
-        bar = tqdm(total=epochs * self.ipe, initial=epoch * self.ipe + it, disable=not self.progress, desc="train")
+        forward = distributed.step_module(self.module, self.step)
+        bar = tqdm(total=epochs * self.ipe, initial=epoch * self.ipe + it,
+                   disable=not (self.progress and distributed.is_main()), desc="train")
         while epoch < epochs:
             tick = time.perf_counter()  # wall time of the loop, data loading included
             for batch in self.loader(epoch, it):
                 g = epoch * self.ipe + it
                 self.scheduler.step_update(g)
                 with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
-                    out = self.step(batch, generator(self.seed, 1, g))
-                loss_value = float(out.loss.detach())
+                    loss, metrics = forward(batch, generator(self.seed, 1, g))
+                loss_value, metrics = distributed.rank_mean(loss, metrics)
                 if not math.isfinite(loss_value):
                     raise UserError(
                         f"training loss became {loss_value} at epoch {epoch} iteration {it}; the last good checkpoint "
                         f"is kept in {self.folder}: lower the learning rate (blr) or check the training videos"
                     )
-                self.scaler.scale(out.loss).backward()
+                self.scaler.scale(loss).backward()
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
                 self.optimizer.zero_grad(set_to_none=True)
                 it += 1
                 curve.append({"epoch": epoch + it / self.ipe, "iteration": g + 1, "loss": loss_value,
-                              "lr": self.optimizer.param_groups[0]["lr"], **out.metrics})
+                              "lr": self.optimizer.param_groups[0]["lr"], **metrics})
                 bar.update(1)
                 seconds, tick = seconds + time.perf_counter() - tick, time.perf_counter()
                 if it == self.ipe or (g + 1) % every == 0:
@@ -322,7 +339,6 @@ class Trainer:
                 raise RuntimeError(f"the loader of epoch {epoch} yielded {it} of {self.ipe} batches")
             epoch, it = epoch + 1, 0
         bar.close()
-        save_weights(self.weights_path, self.module)
         record = {
             "checkpoint": str(self.folder),
             "trainable_params": sum(p.numel() for p in self.module.parameters() if p.requires_grad),
@@ -331,13 +347,17 @@ class Trainer:
             "epochs": epochs,
             "iterations": epochs * self.ipe,
             "iters_per_epoch": self.ipe,
+            "world_size": distributed.world_size(),
             "amp": self.amp,
             "step_precision": "fp16-autocast" if self.amp else "fp32",
             "resumed_from_iteration": resumed_from,
             "curve": curve,
             "epoch_curve": epoch_means(curve),
         }
-        _atomic_text(self.folder / RECORD_FILE, json.dumps(record, indent=1))
+        if distributed.is_main():
+            save_weights(self.weights_path, self.module)
+            _atomic_text(self.folder / RECORD_FILE, json.dumps(record, indent=1))
+        distributed.barrier()
         return {**record, "reused": False}
 
 
