@@ -156,7 +156,7 @@ def catalogue(box: Path) -> dict[tuple[str, str], st.SearchStrategy[str]]:
     out |= {("bench report", "--results"): not_a_dir(box), ("bench report", "--out"): st.one_of(
         not_writable(box), st.just(str(box / "data")), NAME.map(lambda n: str(box / f"{n}.pdf")),
         NAME.map(lambda n: str(box / "nope" / f"{n}.html"))), ("bench report", "--title"): BAD_TEXT,
-        ("bench report", "--debug"): FLAG_VALUE}
+        ("bench report", "--debug"): FLAG_VALUE, ("bench report", "--no-holm"): FLAG_VALUE}
     out |= {("bench list", "what"): not_a_choice(["methods", "backbones", "tasks", "suites", "results"]),
             ("bench list", "--results"): st.sampled_from(["", "a\0b", str(box / "nope"), str(box / "file.txt")]),
             ("bench list", "--plugin"): not_a_file(box, ".py"), ("bench list", "--stale"): FLAG_VALUE,
@@ -166,7 +166,8 @@ def catalogue(box: Path) -> dict[tuple[str, str], st.SearchStrategy[str]]:
         "--methods": names, "--backbones": names, "--metric": BAD_TEXT, "--digits": ints_outside(0, 10),
         "--published": st.one_of(BAD_LIST, UNKNOWN_NAMES), "--published-tol": st.one_of(
             st.floats(max_value=-1e-9).map(str), st.floats(min_value=1.0001).map(str),
-            st.sampled_from(["nan", "inf", "-inf", "x", ""])), "--debug": FLAG_VALUE}.items()}
+            st.sampled_from(["nan", "inf", "-inf", "x", ""])), "--debug": FLAG_VALUE, "--ci": FLAG_VALUE,
+        "--no-holm": FLAG_VALUE}.items()}
     out |= {("bench compare", k): v for k, v in {
         "a": BAD_TEXT, "b": BAD_TEXT, "--task": names, "--results": not_a_dir(box), "--backbone": names,
         "--top": ints_outside(0, 1_000_000), "--resamples": ints_outside(1, 1_000_000), "--seed": ints_outside(0, cliargs.SEED_MAX),
