@@ -306,6 +306,14 @@ class BenchJob:
                          "peak_memory_mb": provenance.peak_memory_mb(device)}
             record = make_record(spec, name, plan, task, out, backbone, resolved["weights"], training, prov_task,
                                  {**timings, "eval_s": eval_s})
+            problems = record.problems()
+            if problems:  # never an ``ok`` record a table cannot read (a NaN J&F of a one-frame sequence)
+                why = (f"{spec.method} x {spec.backbone} x {name} (seed {spec.seed}) gave no valid score "
+                       f"({'; '.join(problems)}): nothing written; check the task's data and configuration")
+                if not self.keep_going:
+                    raise UserError(why)
+                done.append(Outcome(name, "failed", str(plan.path), f"benchmark.errors.UserError: {why}"))
+                continue
             store(plan.path, record)
             main = out.metrics.get(task.meta.main_metric)
             shown = f"{task.meta.main_metric}={main:.4f}" if isinstance(main, (int, float)) else "done"
@@ -338,10 +346,13 @@ def make_record(spec: RunSpec, name: str, plan: TaskPlan, task: Any, out: Any, b
 
 def store(path: Path, record: Any) -> None:
     """Write ``record`` at ``path``; a complete record there is kept beside as stale when it has another
-    identity or when ``record`` is a failure (a failed ``--force`` rerun must not cost a good result)."""
-    from benchmark.results import keep_stale, read_record, write_json_atomic
+    identity or when ``record`` is a failure (a failed ``--force`` rerun must not cost a good result), and
+    an unreadable file there is renamed aside (:func:`benchmark.results.set_aside`)."""
+    from benchmark.results import keep_stale, read_record, set_aside, write_json_atomic
 
     old = read_record(path)
+    if old is None and Path(path).is_file():  # unreadable (corrupt, invalid, newer schema): kept, not overwritten
+        print(f"  unreadable result kept as {set_aside(Path(path))}", file=sys.stderr)
     if old is not None and old.complete and (old.identity != record.identity or not record.complete):
         kept = keep_stale(path, old)
         print(f"  stale result kept as {kept}", file=sys.stderr)
