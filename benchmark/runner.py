@@ -13,14 +13,16 @@ array). A pre-empted Slurm job is requeued through :meth:`BenchJob.checkpoint`, 
 """
 from __future__ import annotations
 
+import fcntl
 import random
 import sys
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from benchmark.errors import UserError
 
@@ -228,8 +230,37 @@ def _device(name: str):
     return torch.device(name)
 
 
+def lock_path(spec: RunSpec) -> Path:
+    return Path(spec.results) / "jobs" / "locks" / f"{spec.method}__{spec.backbone}__seed{spec.seed}.lock"
+
+
+@contextmanager
+def job_lock(spec: RunSpec) -> Iterator[None]:
+    """Hold the job's exclusive ``flock`` on :func:`lock_path` while it runs, whoever started it.
+
+    Two ``bench run`` processes, or a run and a sweep, on one results folder would otherwise both train
+    the same method and race to write the same records: the second waits (saying for what), then finds
+    the records written and skips them. The kernel drops the lock of a dead process, so it never goes stale.
+    """
+    path = lock_path(spec)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")
+    except OSError as e:
+        raise UserError(f"cannot create the job lock {path} ({e.strerror}): choose a writable --results folder") from None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"  {spec.method} x {spec.backbone} (seed {spec.seed}): another process is running this job "
+                  f"(lock {path}); waiting for it, then doing only what it left", file=sys.stderr)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # released when the file closes or the process dies
+
+
 class BenchJob:
-    """A picklable callable: run one (method, backbone, seed) over its missing tasks.
+    """A picklable callable: run one (method, backbone, seed) over its missing tasks, under the job's lock
+    (:func:`job_lock`), so two processes never compute the same job at once.
 
     Returns one :class:`Outcome` per task; a user error becomes one ``error`` outcome so the parent
     process can print it as one line whatever executor ran the job. With ``keep_going`` a task that
@@ -243,7 +274,8 @@ class BenchJob:
 
     def __call__(self) -> list[Outcome]:
         try:
-            return self._run()
+            with job_lock(self.spec):
+                return self._run()
         except UserError as e:
             return [Outcome("*", "error", message=str(e))]
 
