@@ -15,7 +15,8 @@ for every job that still has work, at what each job would otherwise find out onl
   partition in ``sinfo``, and the GPU request is checked by ``benchmark.sweep.slurm_problems(cfg)``
   when that hook exists.
 
-Every problem is one line; all of them are listed, then the command stops (exit 2) before writing anything.
+Every problem is one line; all of them are listed (with a count when several), then the command stops
+(exit 2) before writing anything.
 """
 from __future__ import annotations
 
@@ -170,7 +171,7 @@ def check(specs: list[Any], resolved: list[dict[str, Any]] | None = None, execut
     Each unreadable record is said once per command (:func:`benchmark.results.warn_again` starts it).
 
     Raises:
-        UserError: one line per problem, then how many (nothing has been run or written).
+        UserError: one line per problem, then how many when several (nothing has been run or written).
     """
     from benchmark.registry import METHODS
     from benchmark.results import warn_again
@@ -207,8 +208,8 @@ def check(specs: list[Any], resolved: list[dict[str, Any]] | None = None, execut
         problems += executor_problems(executor, cfg, {s.device for s in specs})
     if problems:
         n = len(problems)
-        summary = f"{n} problem{'s' * (n > 1)} found before any job started: nothing was run or written"
-        raise Problems([*problems, summary])
+        summary = [f"{n} problems found before any job started: nothing was run or written"] if n > 1 else []
+        raise Problems([*problems, *summary])  # one problem stays the one-line promise
 
 
 class Problems(UserError):

@@ -18,8 +18,8 @@ import random
 import sys
 import time
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -275,8 +275,8 @@ class BenchJob:
 
     def __call__(self) -> list[Outcome]:
         try:
-            with job_lock(self.spec):
-                return self._run()
+            with ExitStack() as held:
+                return self._run(lambda: held.enter_context(job_lock(self.spec)))
         except UserError as e:
             return [Outcome("*", "error", message=str(e))]
 
@@ -286,7 +286,7 @@ class BenchJob:
 
         return submitit.helpers.DelayedSubmission(BenchJob(self.spec))
 
-    def _run(self) -> list[Outcome]:
+    def _run(self, lock: Callable[[], None]) -> list[Outcome]:
         from benchmark import provenance
         from benchmark.backbones import build_backbone
         from benchmark.context import RunContext
@@ -303,6 +303,11 @@ class BenchJob:
         t0 = time.time()
         backbone = build_backbone(spec.backbone, spec.weights, device, **(resolved["backbone_options"] or {}))
         method = resolved["method_cls"](backbone, resolved["method_config"])
+        lock()  # taken once the backbone loaded: a refused checkpoint leaves no lock file behind
+        todo = pending_tasks(spec, resolved)  # what another process finished while this one waited
+        done = [Outcome(t, "present", str(resolved["tasks"][t].path)) for t in spec.tasks if t not in todo]
+        if not todo:
+            return done
         if spec.cache:
             from benchmark.cache import FeatureCache, default_root
 

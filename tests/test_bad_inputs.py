@@ -299,7 +299,7 @@ def train_data_missing(tmp, toy):
 # --- checkpoints ----------------------------------------------------------------------------------
 
 def with_weights(path: Path) -> list[str]:
-    return ["--backbone", "mae", "--weights", str(path), "--tasks", "tradeoff"]
+    return ["--backbone", "mae", "--weights", str(path), "--tasks", "tradeoff", "--data-root", str(path.parent)]
 
 
 @case
