@@ -8,6 +8,7 @@ run at about a second.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -103,3 +104,30 @@ def test_a_task_that_scores_nan_writes_nothing_and_says_why_in_one_line(root, ca
     err = capfd.readouterr().err
     assert err.count("\n") == 1 and "gave no valid score (main metric 'score' is nan, not a number)" in err, err
     assert not list((root / "res").rglob("seed*.json"))
+
+
+def test_topk_above_the_candidate_tokens_is_refused_in_one_line(toy_root, tmp_path, capfd, monkeypatch):
+    """topk=100000 used to give J&F 0.0 silently (every token voted); now the run stops and says the bound."""
+    monkeypatch.setenv("I2V_BENCH_CACHE", str(tmp_path / "cache"))
+    argv = ["run", "--method", "frozen", "--backbone", "vit_tiny_random", "--tasks", "davis", "--data-root", str(toy_root),
+            "--results", str(tmp_path / "res"), "--no-progress", "--no-cache", "--device", "cpu",
+            "--set", "davis.propagation.topk=100000", "--set", "davis.input_size=[fixed, 64, 64]",
+            "--set", "davis.sequences=[toy-00]"]
+    assert main(argv) == 2
+    err = [ln for ln in capfd.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("error: propagation topk=100000 exceeds the "), err
+    bound = int(err[0].split("exceeds the ")[1].split()[0])
+    assert f"at most {bound}" in err[0] and 0 < bound < 100000
+    assert not list((tmp_path / "res").rglob("seed*.json"))
+
+
+def test_propagation_accepts_topk_up_to_the_candidate_pool_and_no_further():
+    from benchmark.errors import UserError
+    from tasks.propagation import PRESETS, check_topk
+
+    cfg = PRESETS["dino"]["davis"][0]  # frame 0 plus up to 7 previous frames
+    tokens, frames = 12, 10
+    pool = tokens * 8
+    check_topk(dataclasses.replace(cfg, topk=pool), frames, tokens)
+    with pytest.raises(UserError, match=f"at most {pool} "):
+        check_topk(dataclasses.replace(cfg, topk=pool + 1), frames, tokens)
