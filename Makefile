@@ -5,7 +5,7 @@ BENCH  := $(VENV)/bin/bench
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= results/demo
 
-.PHONY: demo test install clean browser
+.PHONY: demo test install clean browser slurm
 
 install: $(STAMP)
 
@@ -25,7 +25,15 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 	  || echo "chromium could not be installed: the report's browser test will be skipped"
 
-test: $(STAMP) browser
+# a real one-node Slurm cluster for tests/test_slurm.py (Debian's packages; the tests skip if they cannot be had)
+slurm:
+	@command -v slurmctld >/dev/null 2>&1 && command -v munged >/dev/null 2>&1 && command -v sbatch >/dev/null 2>&1 \
+	  || (({ find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -60 | grep -q . || apt-get update -qq; } \
+	       && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	       slurmctld slurmd slurm-client munge >/dev/null) </dev/null) \
+	  || echo "the Slurm daemons could not be installed: the real-Slurm tests will be skipped"
+
+test: $(STAMP) browser slurm
 	$(PY) -m pytest -q -p no:cacheprovider
 
 clean:

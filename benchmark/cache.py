@@ -1,30 +1,38 @@
-"""Content-addressed cache of frozen-encoder tokens, shared by every method and every concurrent job.
+"""Cache of frozen-encoder tokens, shared by every method and every concurrent job.
 
 Why: the frozen encoder's forward pass is the dominant cost of an evaluation, and it is the same for
 every method that keeps the encoder frozen (``frozen``, Co-Settle's projection, AdViSe's input). A
-second method on the same backbone should only pay for decoding, its own head and the task.
+second method on the same backbone should only pay for its own head and the task: not for the
+encoder, and not for decoding either.
 
 Key: the SHA-256 of (cache format, backbone name/class/stride/dim, ``weights_id``, a digest of the
 backbone's actual parameter and buffer bytes, the backbone options, device type and autocast precision,
-the stored dtype, and the exact input tensor: shape, dtype and an XXH3-128 of its bytes). Hashing the
-input makes the key cover resolution, cropping, preprocessing and the data files' contents with no
-help from the task; hashing the parameters covers what ``weights_id`` cannot: random-init backbones
-(all ``random-init``) and an encoder fine-tuned in place (``finetune``), which must never be served
-the pristine encoder's tokens. The parameter digest is memoised on the tensors' version counters, so
-it is recomputed only after an in-place update (an optimiser step, ``load_state_dict``).
+the stored dtype, and the input). The input is what determines the frames when the data layer says so
+(:class:`benchmark.data.frames.FrameSource`: the files' path, size and mtime, the frame indices, the
+resize/crop parameters and the decoders' versions), so a hit reads tokens without opening the video;
+any other tensor is keyed on its shape, dtype and an XXH3-128 of its bytes (the fallback for frames
+with no stable file identity). Hashing the parameters covers what ``weights_id`` cannot: random-init
+backbones (all ``random-init``) and an encoder fine-tuned in place (``finetune``), which must never be
+served the pristine encoder's tokens. The parameter digest is memoised on the tensors' version
+counters, so it is recomputed only after an in-place update (an optimiser step, ``load_state_dict``).
 
 Storage: one ``.npy`` per entry, ``<root>/<backbone>/<key[:2]>/<key>.npy`` (read with
 ``np.load(mmap_mode='r')``) and a ``.json`` sidecar (what and when, the compute seconds a hit saves,
-for ``bench cache ls``). float32 by default, so a cached result is bit-identical to the uncached one
-and results never depend on the cache's state; ``dtype='float16'`` halves the disk and is applied to
-misses too, for the same reason. Writes go to a unique temp file in the same folder and are moved in
-with ``os.replace``: concurrent jobs never see a partial entry, and the same key always carries the
-same bytes, so racing writers are harmless. No fsync: a torn entry after a crash fails to load and is
-recomputed, like any corrupt entry. A cache problem (unreadable entry, full disk) is logged and the
-tokens are computed; it never fails a run.
+for ``bench cache ls``); a :data:`MARKER` file at the root, without which ``bench cache clear|prune``
+touch nothing (:mod:`benchmark.cache_admin`). float32 by default, so a cached result is bit-identical
+to the uncached one and results never depend on the cache's state; ``dtype='float16'`` halves the
+disk and is applied to misses too, for the same reason. Safe on a network file system: writes go to
+a unique temp file in the same folder and are moved in with ``os.replace`` (atomic on NFS too), no
+lock is taken (NFS locking is unreliable), the same key always carries the same bytes, so racing
+writers are harmless, and hits refresh an entry's mtime at most hourly (LRU for ``bench cache
+prune``; atime is unreliable on network mounts). No fsync: a torn entry after a crash fails to load
+and is recomputed, like any corrupt entry. A cache problem (unreadable entry, full disk) is logged
+and the tokens are computed; it never fails a run.
 
-Only inference goes through here (:meth:`methods.base.Method.encode_frames`, eval mode): training
-paths feed randomly augmented frames to ``backbone.encode`` directly and never touch the cache.
+Used through one wrapper (:class:`CachedEncoder`) that the runner installs around
+:meth:`methods.base.Method.encode_frames` (:func:`install`): methods and tasks never see it. Only
+inference goes through it (eval mode): training paths feed randomly augmented frames to
+``backbone.encode`` directly.
 """
 from __future__ import annotations
 
@@ -35,11 +43,10 @@ import logging
 import operator
 import os
 import re
-import shutil
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -49,25 +56,33 @@ import torch
 import xxhash
 
 from benchmark.backbones.base import Backbone
+from benchmark.data.frames import LazyFrames, materialize
 from benchmark.errors import UserError
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+MARKER = ".i2v-bench-feature-cache"  # at the root of every folder this module writes: see benchmark.cache_admin
 STORE_DTYPES = {"float32": np.float32, "float16": np.float16}
 _DIGESTS: weakref.WeakKeyDictionary[Backbone, tuple[int, list[torch.Tensor], list[tuple[int, int]], str]] = \
     weakref.WeakKeyDictionary()
 _REGISTRATIONS = [0]  # bumped whenever any module registers or replaces a parameter, buffer or submodule
+_HOOKS: list[Any] = []  # torch's handles of the registration hooks, once installed
 
 
 def _registered(*_: Any) -> None:
     _REGISTRATIONS[0] += 1
 
 
-for _register in (torch.nn.modules.module.register_module_parameter_registration_hook,
-                  torch.nn.modules.module.register_module_buffer_registration_hook,
-                  torch.nn.modules.module.register_module_module_registration_hook):
-    _register(_registered)
+def install_hooks() -> None:
+    """Count parameter/buffer/submodule registrations in every module (what lets :func:`weights_digest`
+    skip re-walking a backbone). Global torch hooks, so installed explicitly where a run builds its
+    cache (:class:`FeatureCache`), never at import; idempotent."""
+    if not _HOOKS:
+        _HOOKS.extend(register(_registered) for register in (
+            torch.nn.modules.module.register_module_parameter_registration_hook,
+            torch.nn.modules.module.register_module_buffer_registration_hook,
+            torch.nn.modules.module.register_module_module_registration_hook))
 
 
 def default_root(results: Path | str) -> Path:
@@ -91,7 +106,7 @@ def weights_digest(backbone: Backbone) -> str:
     replaced tensor); walking ``named_parameters`` each time cost 3-4 ms per lookup, most of a hit.
     """
     memo = _DIGESTS.get(backbone)
-    tensors = memo[1] if memo is not None and memo[0] == _REGISTRATIONS[0] else [
+    tensors = memo[1] if memo is not None and _HOOKS and memo[0] == _REGISTRATIONS[0] else [
         t for _, t in (*backbone.named_parameters(), *backbone.named_buffers())]
     versions = [(t.data_ptr(), t._version) for t in tensors]
     if memo is not None and memo[2] == versions and len(memo[1]) == len(tensors) and all(map(operator.is_, memo[1], tensors)):
@@ -149,7 +164,7 @@ class FeatureCache:
     """A folder of cached encoder tokens (see the module docstring for key and layout).
 
     Args:
-        root: cache folder (:func:`default_root`).
+        root: cache folder (:func:`default_root`); a :data:`MARKER` file there says the cache wrote it.
         options: the backbone's resolved options (part of the key: e.g. a ViT's ``num_heads``).
         dtype: ``float32`` (default, exact) or ``float16`` (half the disk, rounded tokens).
     """
@@ -157,54 +172,69 @@ class FeatureCache:
     def __init__(self, root: Path | str, options: dict[str, Any] | None = None, dtype: str = "float32"):
         if dtype not in STORE_DTYPES:
             raise UserError(f"feature cache dtype {dtype!r} is unknown: use float32 or float16")
+        install_hooks()
         self.root = Path(root)
         self.options = dict(options or {})
         self.dtype = dtype
         self.stats = CacheStats()
+        self._marked = False
 
-    def key(self, backbone: Backbone, frames: torch.Tensor) -> str:
-        """Hex key of the tokens of ``frames`` ``(T,3,H,W)`` under ``backbone``."""
-        h = xxhash.xxh3_128()  # the frames are hashed on every lookup: a fast non-cryptographic hash (~10x SHA-256 here)
-        _update(h, frames)
+    def key(self, backbone: Backbone, frames: torch.Tensor | LazyFrames) -> str:
+        """Hex key of the tokens of ``frames`` ``(T,3,H,W)`` under ``backbone``.
+
+        Frames that carry a :class:`~benchmark.data.frames.FrameSource` are keyed on it (file
+        identity, indices, preprocessing): no pixel is decoded. Others on an XXH3 of their bytes.
+        """
+        source = getattr(frames, "source", None)
+        if source is not None:
+            inp = ["source", len(frames), source.digest()]
+        else:
+            x = materialize(frames)
+            h = xxhash.xxh3_128()  # hashed on every lookup: a fast non-cryptographic hash (~10x SHA-256 here)
+            _update(h, x)
+            inp = [list(x.shape), str(x.dtype), h.hexdigest()]
         ident = {
             "format": FORMAT_VERSION, "backbone": backbone.meta.name,
             "class": f"{type(backbone).__module__}.{type(backbone).__qualname__}",
             "weights_id": backbone.weights_id, "weights_digest": weights_digest(backbone),
             "stride": backbone.stride, "dim": backbone.dim, "options": self.options,
-            "precision": precision(backbone), "store_dtype": self.dtype,
-            "input": [list(frames.shape), str(frames.dtype), h.hexdigest()],
+            "precision": precision(backbone), "store_dtype": self.dtype, "input": inp,
         }
         return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     def path(self, backbone_name: str, key: str) -> Path:
         return self.root / _safe(backbone_name) / key[:2] / f"{key}.npy"
 
-    def tokens(self, backbone: Backbone, frames: torch.Tensor,
+    def tokens(self, backbone: Backbone, frames: torch.Tensor | LazyFrames,
                compute: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         """Tokens ``(T,h,w,C)`` float32 of ``frames``: from the cache, or ``compute(frames)`` stored for next time.
 
-        ``compute`` must be the uncached encoder call; its result is returned on a miss (rounded through
-        the stored dtype), on the device it computed on. A hit is returned on the CPU.
+        ``compute`` must be the uncached encoder call; lazy frames are decoded only on a miss. Its
+        result is returned on a miss (rounded through the stored dtype), on the device it computed
+        on. A hit is returned on the CPU.
         """
         t0 = time.perf_counter()
         path = self.path(backbone.meta.name, self.key(backbone, frames))
-        cached = self._load(path, frames.shape[0], backbone.dim)
+        cached = self._load(path, len(frames), backbone.dim)
         if cached is not None:
             self.stats.hits += 1
             saved = _sidecar(path).get("compute_s")
             self.stats.seconds_saved += saved if isinstance(saved, (int, float)) else 0.0
+            _touch(path)
             self.stats.overhead_s += time.perf_counter() - t0
             return cached
         t1 = time.perf_counter()
-        out = compute(frames)
+        x = materialize(frames)
+        out = compute(x)
         array = out.detach().cpu().numpy().astype(STORE_DTYPES[self.dtype], copy=False)  # syncs a CUDA stream
         t2 = time.perf_counter()
         compute_s = t2 - t1
         meta = {
-            "backbone": backbone.meta.name, "weights_id": backbone.weights_id, "input_shape": list(frames.shape),
+            "backbone": backbone.meta.name, "weights_id": backbone.weights_id, "input_shape": list(x.shape),
             "shape": list(array.shape), "dtype": self.dtype, "compute_s": round(compute_s, 4),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "format": FORMAT_VERSION,
         }
+        self._mark()
         _write_atomic(path.with_suffix(".json"), lambda f: f.write(json.dumps(meta, sort_keys=True).encode()))
         _write_atomic(path, lambda f: np.save(f, array, allow_pickle=False))
         self.stats.misses += 1
@@ -212,15 +242,21 @@ class FeatureCache:
         self.stats.overhead_s += (t1 - t0) + (time.perf_counter() - t2)
         return out if self.dtype == "float32" else out.to(torch.float16).float()
 
+    def _mark(self) -> None:
+        """Write the :data:`MARKER` at the root (once): only a marked folder is ever cleared or pruned."""
+        if not self._marked and not (self.root / MARKER).is_file():
+            _write_atomic(self.root / MARKER, lambda f: f.write(json.dumps({"format": FORMAT_VERSION}).encode()))
+        self._marked = True
+
     def _load(self, path: Path, frames: int, dim: int) -> torch.Tensor | None:
         """The entry at ``path`` as a float32 tensor, or None when absent; an unreadable entry is removed."""
-        if not path.is_file():
-            return None
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
             if array.ndim != 4 or array.shape[0] != frames or array.shape[3] != dim or array.dtype != STORE_DTYPES[self.dtype]:
                 raise ValueError(f"shape {array.shape} {array.dtype}, expected ({frames}, h, w, {dim}) {self.dtype}")
             return torch.from_numpy(np.array(array, dtype=np.float32))
+        except FileNotFoundError:
+            return None
         except (OSError, ValueError, EOFError) as e:
             log.warning("feature cache entry %s is unreadable (%s): recomputing it", path, e)
             self.stats.recovered += 1
@@ -228,13 +264,53 @@ class FeatureCache:
             return None
 
 
+class CachedEncoder:
+    """The one wrapper around the encoder that serves cached tokens: what the runner installs.
+
+    ``Method.encode_frames`` calls ``method.encoder_wrapper(backbone, frames, compute)`` when one is
+    installed, so methods and tasks never see the cache. A backbone in train mode (dropout,
+    batch-norm updates) is never cached.
+    """
+
+    def __init__(self, cache: FeatureCache):
+        self.cache = cache
+
+    def __call__(self, backbone: Backbone, frames: torch.Tensor | LazyFrames,
+                 compute: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        if backbone.training:
+            return compute(materialize(frames))
+        device = next(backbone.parameters()).device
+        return self.cache.tokens(backbone, frames, compute).to(device)
+
+
+def install(method: Any, root: Path | str, options: dict[str, Any] | None = None, dtype: str = "float32") -> FeatureCache:
+    """Wrap ``method``'s encoder calls with a :class:`FeatureCache` at ``root``; return the cache (for its stats)."""
+    cache = FeatureCache(root, options, dtype)
+    method.encoder_wrapper = CachedEncoder(cache)
+    return cache
+
+
 def _safe(name: str) -> str:
     """A backbone name usable as one folder name (plugin names may hold anything)."""
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
 
 
+def _touch(path: Path) -> None:
+    """Record a hit for ``bench cache prune`` (LRU on mtime): at most once an hour per entry, so
+    that hits on a network file system do not each cost a metadata write."""
+    try:
+        if time.time() - path.stat().st_mtime > 3600:
+            os.utime(path)
+    except OSError:
+        pass
+
+
 def _write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
-    """Write ``path`` through a unique temp file and ``os.replace``; log (never raise) an OS error."""
+    """Write ``path`` through a unique temp file and ``os.replace``; log (never raise) an OS error.
+
+    A rename within one folder is atomic on local and network file systems (NFS included), and no
+    lock is taken: racing writers of one key write the same bytes.
+    """
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -254,79 +330,3 @@ def _sidecar(npy: Path) -> dict[str, Any]:
         return meta if isinstance(meta, dict) else {}
     except (OSError, ValueError):
         return {}
-
-
-# ----- inspection and clean-up (``bench cache ls|du|clear``) -------------------------------------
-@dataclasses.dataclass
-class Entry:
-    """One cached entry as ``bench cache ls`` shows it."""
-
-    path: Path
-    backbone: str
-    size: int
-    meta: dict[str, Any]
-
-
-def entries(root: Path, backbone: str | None = None) -> Iterator[Entry]:
-    """Every entry under ``root`` (optionally of one backbone folder), sidecar metadata where present."""
-    root = Path(root)
-    if not root.is_dir():
-        return
-    folders = [root / _safe(backbone)] if backbone else sorted(p for p in root.iterdir() if p.is_dir())
-    for folder in folders:
-        for npy in sorted(folder.glob("??/*.npy")):
-            try:
-                size = npy.stat().st_size + (npy.with_suffix(".json").stat().st_size if npy.with_suffix(".json").exists() else 0)
-            except FileNotFoundError:  # removed by a concurrent clear
-                continue
-            yield Entry(npy, folder.name, size, _sidecar(npy))
-
-
-def usage(root: Path) -> dict[str, tuple[int, int]]:
-    """``backbone folder -> (entries, bytes)``."""
-    out: dict[str, tuple[int, int]] = {}
-    for e in entries(root):
-        n, b = out.get(e.backbone, (0, 0))
-        out[e.backbone] = (n + 1, b + e.size)
-    return out
-
-
-def clear(root: Path, backbone: str | None = None) -> tuple[int, int]:
-    """Remove every entry (or one backbone's), temp files included; return ``(entries, bytes)`` removed."""
-    found = list(entries(root, backbone))
-    target = Path(root) / _safe(backbone) if backbone else Path(root)
-    if target.is_dir():
-        shutil.rmtree(target, ignore_errors=True)
-    return len(found), sum(e.size for e in found)
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
-def report(action: str, root: Path, backbone: str | None = None) -> str:
-    """Text of ``bench cache ls`` (one line per entry), ``du`` (per backbone and total) or ``clear``."""
-    if action == "clear":
-        n, size = clear(root, backbone)
-        return f"removed {n} entries ({_human(size)}) from {root}"
-    if action == "du":
-        use = usage(root)
-        if backbone:
-            use = {k: v for k, v in use.items() if k == _safe(backbone)}
-        lines = [f"{name:<28} {n:>7} entries {_human(size):>10}" for name, (n, size) in sorted(use.items())]
-        total_n, total = sum(n for n, _ in use.values()), sum(s for _, s in use.values())
-        return "\n".join([*lines, f"{'total':<28} {total_n:>7} entries {_human(total):>10}  ({root})"])
-    header = (f"{'backbone':<20} {'input':>16} -> {'tokens':<14} {'dtype':<8} {'size':>9}  {'encode':>10}  "
-              f"{'created':<25} weights_id  key")
-    rows = [header]
-    for e in entries(root, backbone):
-        m = e.meta
-        shape_in, shape_out = ("x".join(map(str, m.get(k, []))) or "?" for k in ("input_shape", "shape"))
-        rows.append(f"{e.backbone:<20} {shape_in:>16} -> {shape_out:<14} {m.get('dtype', '?'):<8} "
-                    f"{_human(e.size):>9}  {m.get('compute_s', '?')!s:>8} s  {m.get('created', '?'):<25} "
-                    f"{m.get('weights_id', '?')}  {e.path.stem}")
-    return "\n".join(rows) if len(rows) > 1 else f"no cached features under {root}"

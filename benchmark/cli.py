@@ -183,8 +183,14 @@ def _submit(args: argparse.Namespace, fields: dict[str, Any], specs: list, metho
 def cmd_sweep(args: argparse.Namespace) -> int:
     from benchmark import sweep
 
-    fields, seeds = _spec_fields(args)
+    if args.status:
+        from benchmark.sweep_status import render
+
+        print(render(Path(args.results)))
+        return 0
     methods, backbones = _csv(args.methods), _csv(args.backbones)
+    sweep.require_grid(methods, backbones)
+    fields, seeds = _spec_fields(args)
     return _submit(args, fields, sweep.grid(fields, methods, backbones, seeds), methods, backbones)
 
 
@@ -272,9 +278,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from benchmark.cache import default_root, report
+    from benchmark.cache import default_root
+    from benchmark.cache_admin import report
 
-    print(report(args.action, Path(args.dir) if args.dir else default_root(args.results), args.backbone))
+    print(report(args.action, Path(args.dir) if args.dir else default_root(args.results), args.backbone, args.max_size))
     return 0
 
 
@@ -358,8 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     sw = sub.add_parser("sweep", help="run a methods x backbones x seeds grid through submitit, skipping what is done")
-    sw.add_argument("--methods", required=True, help="comma-separated method names")
-    sw.add_argument("--backbones", required=True, help="comma-separated backbone names")
+    sw.add_argument("--methods", help="comma-separated method names")
+    sw.add_argument("--backbones", help="comma-separated backbone names")
+    sw.add_argument("--status", action="store_true",
+                    help="show the running sweep of --results: queued, running, done and failed jobs, ids and logs")
     _add_submit_arguments(sw, "print the plan and its size, submit nothing")
     _add_run_arguments(sw)
     sw.set_defaults(func=cmd_sweep)
@@ -417,11 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--results", default="results", help="result folder to check for writing")
     doc.set_defaults(func=cmd_doctor)
 
-    c = sub.add_parser("cache", help="list, size or clear the shared frozen-feature cache")
-    c.add_argument("action", choices=["ls", "du", "clear"])
+    c = sub.add_parser("cache", help="list, size, clear or prune the shared frozen-feature cache")
+    c.add_argument("action", choices=["ls", "du", "clear", "prune"])
     c.add_argument("--results", default="results", help="its cache is <results>/cache/features unless $I2V_BENCH_CACHE is set")
     c.add_argument("--dir", help="the feature cache folder itself")
     c.add_argument("--backbone", help="only this backbone's entries")
+    c.add_argument("--max-size", help="prune: remove least recently used entries down to this size (e.g. 20G)")
     c.set_defaults(func=cmd_cache)
 
     w = sub.add_parser("weights", help="list, fetch or verify backbone weights (authors' release files or timm's hub)")

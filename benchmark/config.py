@@ -151,8 +151,10 @@ def load_overrides(path: Path) -> dict[str, dict[str, Any]]:
 def _signature_defaults(factory: Any) -> dict[str, Any]:
     """A backbone's options: its keyword defaults other than ``weights``."""
     params = inspect.signature(factory).parameters.values()
-    return {p.name: p.default for p in params if p.name != "weights" and p.default is not p.empty
-            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    out = {p.name: p.default for p in params if p.name != "weights" and p.default is not p.empty
+           and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    variant = getattr(factory, "option_defaults", {}) or {}  # a variant's own defaults of its family's options
+    return {**out, **{k: v for k, v in variant.items() if k in out}}
 
 
 def defaults(kind: str, name: str, cls: Any = None) -> dict[str, Any]:

@@ -11,9 +11,8 @@ for every job that still has work, at what each job would otherwise find out onl
   pixels), through the task class's ``check_data(config, ctx)`` hook where it has one, else by the
   data set's reader in :data:`READERS`, with the task's resolved configuration;
 - training data, for methods that train: the folder lists at least one video;
-- the executor: ``--device cuda`` needs a visible GPU; Slurm needs ``sbatch`` on PATH and the configured
-  partition in ``sinfo``, and the GPU request is checked by ``benchmark.sweep.slurm_problems(cfg)``
-  when that hook exists.
+- the executor: ``--device cuda`` needs a visible GPU; Slurm needs its clients on PATH, the configured
+  partition in ``sinfo`` and a GPU request its nodes can grant (:mod:`benchmark.slurm`'s own checks).
 
 Every problem is one line; all of them are listed (with a count when several), then the command stops
 (exit 2) before writing anything.
@@ -21,8 +20,6 @@ Every problem is one line; all of them are listed (with a count when several), t
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -141,25 +138,13 @@ def executor_problems(executor: str, cfg: dict[str, Any], devices: set[str]) -> 
             out.append("--device cuda was asked for but no CUDA device is visible here: use --device cpu (or auto)")
     if executor != "slurm":
         return out
-    if shutil.which("sbatch") is None:
-        return [*out, "--executor slurm: sbatch is not on PATH: run from a Slurm login node, or use --executor local"]
-    try:
-        listed = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.SubprocessError) as e:
-        return [*out, f"--executor slurm: cannot list partitions with sinfo ({e}): check the Slurm client"]
-    if listed.returncode != 0:
-        said = (listed.stderr.strip().splitlines() or [f"exit code {listed.returncode}"])[-1]
-        return [*out, f"--executor slurm: sinfo cannot reach the cluster ({said}): check the Slurm configuration"]
-    names = {p.strip().rstrip("*") for p in listed.stdout.split()}
-    partition = cfg.get("partition")
-    if partition and partition not in names:
-        out.append(f"--executor slurm: partition {partition!r} does not exist (sinfo lists "
-                   f"{', '.join(sorted(names)) or 'none'}): set slurm.partition in --executor-config")
-    from benchmark import sweep
+    from benchmark import slurm
 
-    gpu_check = getattr(sweep, "slurm_problems", None)  # GRES / GPU request check, where the sweep module has one
-    if callable(gpu_check):
-        out += list(gpu_check(cfg))
+    try:  # the sweep's own checks (benchmark.slurm), made before anything is planned or submitted
+        slurm.require_clients()
+        slurm.fit_to_partition(cfg, slurm.partition_info(cfg.get("partition")))  # partition exists, GPUs it can grant
+    except UserError as e:
+        out.append(str(e))
     return out
 
 

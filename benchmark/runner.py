@@ -308,10 +308,11 @@ class BenchJob:
         done = [Outcome(t, "present", str(resolved["tasks"][t].path)) for t in spec.tasks if t not in todo]
         if not todo:
             return done
+        cache = None
         if spec.cache:
-            from benchmark.cache import FeatureCache, default_root
+            from benchmark.cache import default_root, install
 
-            method.feature_cache = FeatureCache(default_root(spec.results), resolved["backbone_options"])
+            cache = install(method, default_root(spec.results), resolved["backbone_options"])
         ctx = RunContext(
             data_root=spec.data_root, train_data=spec.train_data, work_dir=Path(spec.results) / spec.method / spec.backbone,
             device=device, seed=spec.seed, datasets={k: Path(v) for k, v in spec.datasets.items()}, progress=spec.progress,
@@ -328,7 +329,7 @@ class BenchJob:
             seed_everything(spec.seed)
             started = datetime.now(timezone.utc)
             t0 = time.time()
-            cache_before = replace(method.feature_cache.stats) if method.feature_cache else None
+            cache_before = replace(cache.stats) if cache else None
             work_dir = artifacts_dir(spec.results, spec.method, spec.backbone, name, plan.variant, spec.seed)
             try:
                 out = task.evaluate(method, replace(ctx, work_dir=work_dir))
@@ -339,7 +340,7 @@ class BenchJob:
                 continue
             eval_s = time.time() - t0
             if cache_before is not None:
-                out.details["feature_cache"] = method.feature_cache.stats.since(cache_before)
+                out.details["feature_cache"] = cache.stats.since(cache_before)
             prov_task = {**prov, "started": started.isoformat(), "finished": datetime.now(timezone.utc).isoformat(),
                          "peak_memory_mb": provenance.peak_memory_mb(device)}
             record = make_record(spec, name, plan, task, out, backbone, resolved["weights"], training, prov_task,

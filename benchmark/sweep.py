@@ -29,6 +29,7 @@ from typing import Any, Callable
 from benchmark.config import CONFIG_DIR, merge, read_yaml
 from benchmark.errors import UserError
 from benchmark.runner import BenchJob, Outcome, RunSpec, TaskPlan, lock_path, pending_tasks, resolve, store  # noqa: F401
+from benchmark.sweep_status import Ledger
 
 EXECUTORS = ("inline", "debug", "local", "slurm")
 POLL_S = 0.5
@@ -66,8 +67,7 @@ def grid(fields: dict[str, Any], methods: list[str], backbones: list[str], seeds
     backbone's jobs, so each job's spec (pickled into its submitit folder) says what that job runs;
     task sections go to every job.
     """
-    if not methods or not backbones:
-        raise UserError("a sweep needs --methods a,b and --backbones x,y (see `bench list methods`, `bench list backbones`)")
+    require_grid(methods, backbones)
     named = set(methods) | set(backbones)
     overrides = fields.get("overrides", {})
     return [
@@ -75,6 +75,11 @@ def grid(fields: dict[str, Any], methods: list[str], backbones: list[str], seeds
                 method=m, backbone=b, seed=s)
         for m in methods for b in backbones for s in seeds
     ]
+
+
+def require_grid(methods: list[str], backbones: list[str]) -> None:
+    if not methods or not backbones:
+        raise UserError("a sweep needs --methods a,b and --backbones x,y (see `bench list methods`, `bench list backbones`)")
 
 
 def plan(specs: list[RunSpec]) -> list[Planned]:
@@ -144,7 +149,15 @@ def executor_config(executor: str, path: Path | None = None) -> dict[str, Any]:
     user = read_yaml(Path(path))
     if not isinstance(user, dict):
         raise UserError(f"executor config {path} must map executor names (local, slurm) to key: value maps")
-    return merge(base, user.get(executor) or {}, f"{path} section {executor}")
+    section = user.get(executor) or {}
+    if not isinstance(section, dict):
+        raise UserError(f"executor config {path} section {executor} must be a key: value map")
+    out = merge(base, {k: v for k, v in section.items() if k != "additional"}, f"{path} section {executor}")
+    if "additional" in section:  # free sbatch options (any key sbatch knows), so not checked against the defaults
+        if not isinstance(section["additional"], dict):
+            raise UserError(f"executor config {path}: {executor}.additional must map sbatch options to values, e.g. {{qos: high}}")
+        out["additional"] = dict(section["additional"])
+    return out
 
 
 def slurm_parameters(cfg: dict[str, Any], max_parallel: int | None) -> dict[str, Any]:
@@ -233,9 +246,16 @@ def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any]
     from tqdm import tqdm
 
     todo = deque(p for p in planned if p.todo)
+    if executor == "slurm" and todo:
+        from benchmark.slurm import prepare
+
+        cfg = prepare(cfg)
     report = SweepReport(jobs=len(todo))
+    if not todo:
+        return report
     folder = Path(folder) / f"sweep-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     bar = tqdm(total=len(todo), unit="job", desc="sweep", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    ledger = Ledger(folder, executor, [(p.key, p.spec) for p in todo])  # what `bench sweep --status` reads
 
     def finish(run_: _Running, outcome: list[Outcome] | None, error: str | None) -> None:
         key = run_.planned.key
@@ -256,20 +276,21 @@ def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any]
             record_failure(run_.planned, reason, error, run_.info(executor))
             report.failures[key] = reason
             bar.write(f"  FAILED {key}: {reason}", file=sys.stderr)
+        ledger.finished(key, next((v for k, v in report.failures.items() if k.startswith(key)), None))
         bar.set_postfix(failed=len(report.failures), refresh=False)
         bar.update(1)
 
     try:
         if executor in ("inline", "debug"):
-            _run_in_process(todo, executor, folder, finish)
+            _run_in_process(todo, executor, folder, finish, ledger)
         else:
-            _run_submitit(todo, executor, folder, cfg, max_parallel, finish)
+            _run_submitit(todo, executor, folder, cfg, max_parallel, finish, ledger)
     finally:
         bar.close()
     return report
 
 
-def _run_in_process(todo: deque[Planned], executor: str, folder: Path, finish: Callable) -> None:
+def _run_in_process(todo: deque[Planned], executor: str, folder: Path, finish: Callable, ledger: Ledger) -> None:
     ex = None
     if executor == "debug":
         import submitit
@@ -281,9 +302,11 @@ def _run_in_process(todo: deque[Planned], executor: str, folder: Path, finish: C
         running = _Running(planned)
         try:
             if ex is None:
+                ledger.submitted([(planned.key, {"job_id": os.getpid()})])
                 outcome = job()
             else:
                 running.job = ex.submit(job)
+                ledger.submitted([(planned.key, running.info(executor))])
                 outcome = running.job.result()
         except Exception:  # a failing job must not end the sweep: it is recorded and the rest goes on
             finish(running, None, traceback.format_exc())
@@ -292,25 +315,42 @@ def _run_in_process(todo: deque[Planned], executor: str, folder: Path, finish: C
 
 
 def submit_slurm(todo: list[Planned], folder: Path, cfg: dict[str, Any], max_parallel: int | None) -> list[Any]:
-    """Submit every job as one Slurm array (bounded by ``slurm_array_parallelism``); returns the submitit jobs."""
+    """Submit every job as one Slurm array (bounded by ``slurm_array_parallelism``); returns the submitit jobs.
+
+    A refused submission is one line quoting ``sbatch`` (submitit would print its stderr, then raise).
+    """
+    import contextlib
+    import io
+
     import submitit
 
     ex = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster="slurm")
     ex.update_parameters(**slurm_parameters(cfg, max_parallel))
-    with ex.batch():
-        jobs = [ex.submit(LockedJob(p.spec)) for p in todo]
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said), ex.batch():
+            jobs = [ex.submit(LockedJob(p.spec)) for p in todo]
+    except submitit.core.utils.FailedJobError as e:
+        refusal = " ".join((str(e) or said.getvalue()).split()) or "no message"
+        raise UserError(f"sbatch refused the sweep's job array ({refusal}): fix the slurm section of "
+                        "configs/executor.yaml with --executor-config FILE") from None
     return jobs
 
 
 def _run_submitit(todo: deque[Planned], executor: str, folder: Path, cfg: dict[str, Any], max_parallel: int | None,
-                  finish: Callable) -> None:
+                  finish: Callable, ledger: Ledger) -> None:
     import submitit
 
     gpus: list[int] = []
+    poll = None
     if executor == "slurm":
+        from benchmark.slurm import StatePoll
+
         running = [_Running(p, job) for p, job in zip(todo, submit_slurm(list(todo), folder, cfg, max_parallel))]
         todo.clear()
+        ledger.submitted([(r.planned.key, r.info(executor)) for r in running])
         window = len(running)
+        poll = StatePoll()
     else:
         gpus = local_gpus()
         window = max(1, max_parallel or cfg.get("max_parallel") or len(gpus) or 1)
@@ -326,8 +366,15 @@ def _run_submitit(todo: deque[Planned], executor: str, folder: Path, cfg: dict[s
                 ex.update_parameters(**params)
                 planned = todo.popleft()
                 running.append(_Running(planned, ex.submit(LockedJob(planned.spec)), slot))
-            for r in [r for r in running if r.job.done()]:
+                ledger.submitted([(planned.key, running[-1].info(executor))])
+            if poll is not None:
+                poll.refresh([r.job for r in running])
+            for r in [r for r in running if (poll.done(r.job) if poll else r.job.done())]:
                 running.remove(r)
+                lost = poll.lost(r.job) if poll else None
+                if lost:  # ended without a result file (cancelled, node failure, killed): submitit would wait forever
+                    finish(r, None, lost)
+                    continue
                 try:
                     outcome = r.job.result()
                 except Exception as e:  # FailedJobError / UncompletedJobError carry the job's traceback or stderr

@@ -12,13 +12,14 @@ anywhere, and run it with ``bench run --plugin that_file.py --method name``. Its
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
 
 from benchmark.backbones.base import Backbone
-from benchmark.cache import FeatureCache
 from benchmark.context import RunContext
+from benchmark.data.frames import materialize
 
 
 class Method(abc.ABC):
@@ -29,15 +30,16 @@ class Method(abc.ABC):
         version: integer identity of the method's code; part of every result's identity.
         trains: whether ``fit`` trains parameters (shown in tables' cost columns).
         default_config: defaults for plugin methods without a YAML file in ``configs/methods``.
-        feature_cache: the shared frozen-token cache :meth:`encode_frames` reads and fills; the runner
-            sets it (``bench run --no-cache`` leaves it None), methods never look at it.
+        encoder_wrapper: ``(backbone, frames, compute) -> tokens`` around every :meth:`encode_frames`
+            call; the runner installs the feature cache there (:func:`benchmark.cache.install`;
+            ``bench run --no-cache`` leaves it None), methods never look at it.
     """
 
     name: ClassVar[str] = ""
     version: ClassVar[int] = 1  # bump when training or feature code changes: older records become stale
     trains: ClassVar[bool] = False
     default_config: ClassVar[dict[str, Any]] = {}
-    feature_cache: FeatureCache | None = None
+    encoder_wrapper: Callable[[Backbone, Any, Callable[[torch.Tensor], torch.Tensor]], torch.Tensor] | None = None
 
     def __init__(self, backbone: Backbone, config: dict[str, Any]):
         self.backbone = backbone
@@ -55,10 +57,10 @@ class Method(abc.ABC):
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """Backbone tokens for ``(T,3,H,W)`` frames in ``[0,1]``, in batches of ``config['batch_size']``.
 
-        The one inference entry to the encoder, so it is where :attr:`feature_cache` serves tokens
-        already computed for these exact frames and weights (by any method). Only in eval mode: a
-        backbone in train mode (dropout, batch-norm updates) is never cached, and training paths with
-        random augmentation call ``backbone.encode`` directly.
+        The one inference entry to the encoder, so the runner's :attr:`encoder_wrapper` (the feature
+        cache) sits here; ``frames`` may be lazily decoded (:class:`benchmark.data.frames.LazyFrames`),
+        and the wrapper may serve their tokens without decoding them. Training paths with random
+        augmentation call ``backbone.encode`` directly.
         """
         batch = int(self.config.get("batch_size", 16))
 
@@ -67,9 +69,9 @@ class Method(abc.ABC):
                    for i in range(0, x.shape[0], batch)]
             return torch.cat(out)
 
-        if self.feature_cache is None or self.backbone.training:
-            return compute(frames)
-        return self.feature_cache.tokens(self.backbone, frames, compute).to(self.device)
+        if self.encoder_wrapper is None:
+            return compute(materialize(frames))
+        return self.encoder_wrapper(self.backbone, frames, compute)
 
     @abc.abstractmethod
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,8 @@ What it guarantees, so a method only writes its forward step:
   for layer-wise decay are honoured by timm as by MAE).
 * **Safety**: a non-finite loss stops training with one-line :class:`UserError` and keeps the last
   good checkpoint (``engine_pretrain.py`` stops on ``not math.isfinite(loss_value)`` too).
-  AMP (fp16 autocast + ``GradScaler``, the authors' ``NativeScaler``) only on CUDA.
+  AMP (fp16 autocast + ``GradScaler``, the authors' ``NativeScaler``) only on CUDA, one autocast
+  context around the whole step (every encoder call and loss in it), as ``engine_pretrain.py`` does.
 * **A training record** for the result store: trainable parameters, peak memory
   (``torch.cuda.max_memory_allocated`` on GPU, ``ru_maxrss`` of the process on CPU), train wall
   time, and the curve (loss, cycle accuracy, lr per iteration; means per epoch).
@@ -42,10 +43,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from timm.scheduler import CosineLRScheduler
 from torch import nn
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from benchmark.config import config_hash
 from benchmark.context import RunContext
+from benchmark.data.kinetics import list_train_videos
 from benchmark.errors import UserError
 
 TRAINER_VERSION = 1  # bump when a change here changes what a checkpoint contains
@@ -329,6 +332,7 @@ class Trainer:
             "iterations": epochs * self.ipe,
             "iters_per_epoch": self.ipe,
             "amp": self.amp,
+            "step_precision": "fp16-autocast" if self.amp else "fp32",
             "resumed_from_iteration": resumed_from,
             "curve": curve,
             "epoch_curve": epoch_means(curve),
@@ -347,3 +351,30 @@ def epoch_means(curve: list[dict[str, float]]) -> list[dict[str, float]]:
         keys = [k for k in rows[0] if k not in ("epoch", "iteration")]
         out.append({"epoch": ep, **{k: float(np.mean([r[k] for r in rows])) for k in keys}})
     return out
+
+
+def training_videos(ctx: RunContext) -> list[Path]:
+    """The videos under ``--train-data`` (video files or frame folders)."""
+    if ctx.train_data is None:
+        raise UserError("this method trains on unlabelled videos: pass --train-data DIR (or --suite toy)")
+    return list(list_train_videos(Path(ctx.train_data)))
+
+
+def fit_on_videos(ctx: RunContext, method: str, backbone: Any, cfg: dict[str, Any], videos: Sequence[Path],
+                  data: Dataset, module: nn.Module, param_groups: list[dict[str, Any]],
+                  step: Callable[[Any, torch.Generator], StepOutput], device: torch.device) -> dict[str, Any]:
+    """Train ``module`` on ``data`` (indexed by ``(epoch, video index)``) and return the record.
+
+    Checkpoints under :func:`checkpoint_folder`; batches from :func:`epoch_batches` with
+    ``cfg["train_batch_size"]`` and ``cfg["num_workers"]``. ``ctx.extra["after_train_step"]``, if
+    set, is the trainer's ``after_step`` hook (tests raise from it to simulate a kill).
+    """
+    folder = checkpoint_folder(ctx, method, backbone, cfg, videos)
+    bs, workers = int(cfg["train_batch_size"]), int(cfg["num_workers"])
+
+    def loader(epoch: int, start: int) -> DataLoader:
+        return DataLoader(data, batch_sampler=epoch_batches(len(data), bs, ctx.seed, epoch)[start:], num_workers=workers)
+
+    trainer = Trainer(folder, module, param_groups, step, loader, len(videos) // bs, cfg, device,
+                      ctx.seed, ctx.progress, after_step=ctx.extra.get("after_train_step"))
+    return trainer.fit()

@@ -21,6 +21,7 @@ from benchmark.context import RunContext
 from benchmark.errors import UserError
 from tasks.base import Task, TaskMeta, TaskOutput
 from benchmark.data.davis import DavisSequence, load_davis, write_mask
+from benchmark.data.frames import Video
 from tasks.metrics.davis import BOUND_TH, ObjectScore, evaluate_sequence, global_metrics
 from tasks.propagation import (
     PropagationConfig,
@@ -113,7 +114,7 @@ class Davis(Task):
         def items() -> Iterable[tuple[str, np.ndarray, np.ndarray]]:
             for seq in tqdm(sequences, desc="davis", disable=not ctx.progress, leave=False):
                 gt = seq.read_masks()
-                pred = propagate_masks(method, seq.read_frames(), gt[0], cfg, rule)
+                pred = propagate_masks(method, Video(seq.frames[0].parent, seq.frames), gt[0], cfg, rule)
                 if pred_dir is not None:
                     for path, mask in zip(seq.frames, pred):
                         write_mask(pred_dir / seq.name / f"{path.stem}.png", mask)

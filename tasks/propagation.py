@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.errors import UserError
+from benchmark.data.frames import Preprocess, Video
 from benchmark.data.video import to_tensor
 
 MASKED = -1e10  # CRW/T-CORE add this to out-of-radius affinities before top-k (``D[D==0] = -1e10``)
@@ -481,7 +482,7 @@ def propagate_dense(feats: torch.Tensor, first: torch.Tensor, cfg: PropagationCo
 # ----------------------------------------------------------------------------------------------
 
 
-def video_features(method: Any, frames: np.ndarray, rule: list) -> torch.Tensor:
+def video_features(method: Any, frames: np.ndarray | Video, rule: list) -> torch.Tensor:
     """Features ``(T, h, w, C)`` of ``uint8 (T, H, W, 3)`` frames resized by a resolution rule.
 
     The method encodes the whole clip once (``frame_features`` batches it); sizes are floored to the
@@ -489,7 +490,8 @@ def video_features(method: Any, frames: np.ndarray, rule: list) -> torch.Tensor:
     """
     stride = int(getattr(getattr(method, "backbone", None), "stride", 1) or 1)
     size = input_size(rule, frames.shape[1], frames.shape[2], stride)
-    feats = method.frame_features(to_tensor(frames, size))
+    x = frames.tensor(Preprocess(size)) if isinstance(frames, Video) else to_tensor(frames, size)  # Video: decoded on a cache miss only
+    feats = method.frame_features(x)
     if feats.ndim != 4 or feats.shape[0] != len(frames):
         raise ValueError(f"frame_features must return (T, h, w, C) for {len(frames)} frames, got {tuple(feats.shape)}")
     return feats

@@ -27,17 +27,10 @@ from tqdm import tqdm
 from benchmark.context import RunContext
 from benchmark.errors import UserError
 from tasks.base import Task, TaskMeta, TaskOutput
-from benchmark.data.video import list_videos, read_video, to_tensor, video_length
+from benchmark.data.frames import Preprocess, load_frames
+from benchmark.data.video import list_videos, video_length
 
 EPS = 1e-6
-
-
-def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    if h < size or w < size:
-        raise UserError(f"frames of {h}x{w} are smaller than the {size}px crop: lower tradeoff.crop")
-    top, left = (h - size) // 2, (w - size) // 2
-    return x[..., top : top + size, left : left + size]
 
 
 def intra_distance(feats: torch.Tensor, edge_skip: int, fraction: float) -> torch.Tensor:
@@ -123,7 +116,7 @@ class Tradeoff(Task):
         c = self.config
         n = video_length(path)
         idx = np.linspace(0, n - 1, c["num_frames"]).round().astype(int)
-        x = center_crop(to_tensor(read_video(path, idx), c["resize_short"]), c["crop"])
+        x = load_frames(path, idx, Preprocess(c["resize_short"], c["crop"], strict=True))  # decoded on a cache miss only
         return method.frame_features(x).float().cpu()  # (T, h, w, D)
 
     def evaluate(self, method, ctx: RunContext) -> TaskOutput:

@@ -12,29 +12,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
 from benchmark.context import RunContext
 from benchmark.errors import UserError
 from benchmark.data.sampling import clip_indices
 from benchmark.data.types import LabelledVideo
-from benchmark.data.video import centre_crop, read_video, to_tensor, video_length
+from benchmark.data import frames
+from benchmark.data.frames import LazyFrames, Preprocess
+from benchmark.data.video import video_length
 
 SAMPLING_KEYS = ("num_frames", "stride", "num_clips", "short_side", "crop")
 
 
 
 
-def load_clips(path: Any, cfg: dict[str, Any]) -> torch.Tensor:
-    """The evaluation clips of one video as float frames ``(num_clips, T, 3, crop, crop)`` in [0, 1]."""
+def lazy_clips(path: Any, cfg: dict[str, Any]) -> list[LazyFrames]:
+    """The evaluation clips of one video, each ``(T, 3, crop, crop)`` in [0, 1], decoded (once for all
+    clips) only when a clip's pixels are used: a feature-cache hit needs none."""
     n = video_length(path)
     if n < 1:
         raise UserError(f"video {path} has no frames: re-encode or remove it")
     idx = clip_indices(n, int(cfg["num_frames"]), int(cfg["stride"]), "uniform", int(cfg["num_clips"]))
-    uniq, inverse = np.unique(idx, return_inverse=True)
-    frames = centre_crop(to_tensor(read_video(path, uniq), int(cfg["short_side"])), int(cfg["crop"]))
-    return frames[torch.from_numpy(inverse.reshape(idx.shape))]
+    return frames.load_clips(path, idx, Preprocess(int(cfg["short_side"]), int(cfg["crop"])))
+
+
+def load_clips(path: Any, cfg: dict[str, Any]) -> torch.Tensor:
+    """The evaluation clips of one video as float frames ``(num_clips, T, 3, crop, crop)`` in [0, 1]."""
+    return torch.stack([clip.materialize() for clip in lazy_clips(path, cfg)])
 
 
 def video_embeddings(method: Any, videos: Sequence[LabelledVideo], cfg: dict[str, Any],
@@ -60,7 +65,7 @@ def video_embeddings(method: Any, videos: Sequence[LabelledVideo], cfg: dict[str
     out = []
     with torch.inference_mode():
         for video in it:
-            clips = load_clips(video.path, cfg)
+            clips = lazy_clips(video.path, cfg)
             out.append(torch.stack([method.video_embedding(c).float().cpu() for c in clips]).mean(0))
     return torch.stack(out)
 

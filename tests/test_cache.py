@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from benchmark.backbones.base import Backbone, BackboneMeta
-from benchmark.cache import FeatureCache, entries
+from benchmark.cache import FeatureCache, install
+from benchmark.cache_admin import entries
 from benchmark.cli import main
 from methods.frozen import Frozen
 
@@ -42,7 +43,7 @@ def frames(seed: int = 0, t: int = 3, size: int = 16) -> torch.Tensor:
 
 def cached_method(root: Path, backbone: Backbone | None = None, **kw) -> Frozen:
     method = Frozen(backbone or CountingBackbone(), {"batch_size": 2})
-    method.feature_cache = FeatureCache(root, **kw)
+    method.feature_cache = install(method, root, **kw)  # the test's handle on the stats
     return method
 
 
@@ -237,3 +238,158 @@ def test_runner_shares_tokens_between_methods_and_records_stats(tmp_path):
     assert main(["run", "--method", "frozen", *common, "--force", "--no-cache"]) == 0
     rerun = json.loads((res / f"frozen/vit_tiny_random/{variant}").read_text())
     assert "feature_cache" not in rerun["details"]
+
+
+# ----- source keys: a hit never decodes ---------------------------------------------------------
+def _video(tmp_path: Path, seed: int = 0, name: str = "v.mp4") -> Path:
+    from benchmark.data.video import write_video
+
+    rng = np.random.default_rng(seed)
+    return write_video(tmp_path / name, (rng.random((6, 24, 32, 3)) * 255).astype(np.uint8))
+
+
+def test_source_hit_reads_tokens_without_opening_the_video(tmp_path, monkeypatch):
+    import benchmark.data.video as video_mod
+    from benchmark.data.frames import Preprocess, load_frames
+    from benchmark.data.video import read_video, video_length
+
+    monkeypatch.setenv("I2V_BENCH_CACHE", str(tmp_path / "home"))  # where video_length memoises counts
+    path, pre = _video(tmp_path), Preprocess(16, 16)
+    exact = Frozen(CountingBackbone(), {}).frame_features(pre(read_video(path, [0, 2, 4])))
+    first = cached_method(tmp_path / "cache")
+    assert video_length(path) == 6
+    assert torch.equal(first.frame_features(load_frames(path, [0, 2, 4], pre)), exact)
+
+    def no_opening(*_, **__):
+        raise AssertionError("a cache hit opened the video")
+
+    for reader in ("_decord_reader", "_pyav_frames", "read_video"):
+        monkeypatch.setattr(video_mod, reader, no_opening)
+    monkeypatch.setattr("benchmark.data.frames.read_video", no_opening)
+    second = cached_method(tmp_path / "cache")
+    assert video_length(path) == 6  # as a task samples indices: from the memo
+    lazy = load_frames(path, [0, 2, 4], pre)
+    assert torch.equal(second.frame_features(lazy), exact)
+    assert second.backbone.encoded == 0 and second.feature_cache.stats.hits == 1 and not lazy.decoded
+
+
+def test_source_key_follows_file_indices_and_preprocessing(tmp_path):
+    import os
+
+    from benchmark.data.frames import LazyFrames, Preprocess, load_frames
+
+    cache, b, path = FeatureCache(tmp_path / "c"), CountingBackbone(), _video(tmp_path)
+    pre = Preprocess(16, 16)
+    base = cache.key(b, load_frames(path, [0, 2, 4], pre))
+    assert cache.key(b, load_frames(path, [0, 2, 4], pre)) == base  # a new object, same source
+    variants = [
+        cache.key(b, load_frames(path, [0, 2, 5], pre)),
+        cache.key(b, load_frames(path, [0, 2, 4], Preprocess(16, 12))),
+        cache.key(b, load_frames(path, [0, 2, 4], Preprocess(20, 16))),
+        cache.key(b, load_frames(path, [0, 2, 4], Preprocess((16, 16), 16))),
+        cache.key(CountingBackbone(seed=1), load_frames(path, [0, 2, 4], pre)),
+        cache.key(b, load_frames(_video(tmp_path, name="copy.mp4"), [0, 2, 4], pre)),  # same bytes elsewhere
+    ]
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # re-extracted at the same path
+    variants.append(cache.key(b, load_frames(path, [0, 2, 4], pre)))
+    _video(tmp_path, seed=1)  # other content, same path
+    variants.append(cache.key(b, load_frames(path, [0, 2, 4], pre)))
+    assert len({base, *variants}) == len(variants) + 1
+    # no stable identity: the decoded frames' hash, as for any tensor
+    x = frames()
+    assert cache.key(b, LazyFrames(None, lambda: x, 3)) == cache.key(b, x)
+
+
+def test_clips_of_a_video_are_decoded_once_on_a_miss(tmp_path, monkeypatch):
+    import benchmark.data.frames as frames_mod
+    from benchmark.data.frames import Preprocess, load_clips
+
+    calls = []
+    real = frames_mod.read_video
+    monkeypatch.setattr(frames_mod, "read_video", lambda p, idx: calls.append(list(idx)) or real(p, idx))
+    path, pre = _video(tmp_path), Preprocess(16, 16)
+    clips = load_clips(path, np.array([[0, 1, 2], [2, 3, 4]]), pre)
+    method = cached_method(tmp_path / "c")
+    out = [method.frame_features(c) for c in clips]
+    assert calls == [[0, 1, 2, 3, 4]] and method.feature_cache.stats.misses == 2
+    assert torch.equal(out[1], Frozen(CountingBackbone(), {}).frame_features(pre(real(path, [2, 3, 4]))))
+
+
+def test_no_global_torch_hooks_at_import():
+    import subprocess
+    import sys
+
+    code = ("import torch.nn.modules.module as m, benchmark.cache, methods.base\n"
+            "n = lambda: sum(map(len, (m._global_parameter_registration_hooks, m._global_buffer_registration_hooks,"
+            " m._global_module_registration_hooks)))\n"
+            "print(n()); benchmark.cache.FeatureCache('unused'); print(n())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["0", "3"]
+
+
+# ----- bench cache clear / prune: only what the cache wrote -------------------------------------
+def _fill(root: Path, n: int = 2) -> list[Path]:
+    for seed in range(n):
+        cached_method(root).frame_features(frames(seed=seed))
+    return sorted(e.path for e in entries(root))
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("target", ["plain", "cache_parent", "data"])
+def test_clear_refuses_a_folder_that_is_not_a_cache(tmp_path, capsys, target):
+    cache_home = tmp_path / "home"
+    _fill(cache_home / "features")
+    if target == "plain":
+        folder = tmp_path / "mine"
+        (folder / "sub").mkdir(parents=True)
+        (folder / "notes.txt").write_text("mine")
+        (folder / "sub" / "0123456789abcdef0123456789abcdef.npy").write_bytes(b"looks like an entry")
+    elif target == "cache_parent":  # $I2V_BENCH_CACHE instead of its features/ subfolder
+        folder = cache_home
+    else:
+        from benchmark.data.video import write_video
+
+        folder = tmp_path / "data"
+        write_video(folder / "clips" / "a.mp4", np.zeros((2, 16, 16, 3), np.uint8))
+    before = _snapshot(folder)
+    for action in (["clear"], ["prune", "--max-size", "0"]):
+        assert main(["cache", *action, "--dir", str(folder)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "not a feature cache" in err and "untouched" in err
+        assert _snapshot(folder) == before
+    if target == "cache_parent":
+        assert str(cache_home / "features") in err  # points at the right folder
+
+
+def test_clear_removes_only_recognised_entries(tmp_path, capsys):
+    root = tmp_path / "features"
+    _fill(root)
+    stray = [root / "README.txt", root / "counting" / "ab" / "mine.npy", root / "counting" / "ab" / ("ab" * 16 + ".npy")]
+    for p in stray:  # a user's files, one named like an entry but without the cache's sidecar
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("user data")
+    assert main(["cache", "clear", "--dir", str(root)]) == 0
+    assert "removed 2 entries" in capsys.readouterr().out
+    assert not list(entries(root)) and all(p.read_text() == "user data" for p in stray)
+    assert (root / ".i2v-bench-feature-cache").is_file()
+    assert main(["cache", "clear", "--dir", str(tmp_path / "absent")]) == 0  # nothing there: nothing to do
+
+
+def test_prune_removes_least_recently_used_first(tmp_path, capsys):
+    import os
+
+    root = tmp_path / "features"
+    paths = _fill(root, 3)
+    size = next(entries(root)).size
+    for age, p in zip((300, 100, 200), paths):  # paths[0] used longest ago, then paths[2]
+        os.utime(p, (1_700_000_000 - age, 1_700_000_000 - age))
+    assert main(["cache", "prune", "--dir", str(root), "--max-size", str(size + 1)]) == 0
+    assert "removed 2" in capsys.readouterr().out
+    assert [e.path for e in entries(root)] == [paths[1]]
+    assert main(["cache", "prune", "--dir", str(root), "--max-size", "lots"]) == 2
+    assert main(["cache", "prune", "--dir", str(root)]) == 2
+    assert [e.path for e in entries(root)] == [paths[1]]

@@ -59,7 +59,8 @@ def test_eight_concurrent_jobs_share_one_results_folder_and_feature_cache(clips,
     to write the same cache entries: every record whole, none lost, every cache entry loadable."""
     import numpy as np
 
-    from benchmark.cache import default_root, entries
+    from benchmark.cache import default_root
+    from benchmark.cache_admin import entries
 
     monkeypatch.delenv("I2V_BENCH_CACHE", raising=False)  # the cache lives in the results folder
     res = tmp_path / "res"

@@ -51,7 +51,8 @@ def test_sweep_dry_run_lists_every_problem_once_and_plans_nothing(toy_root, env,
     training data and a Slurm partition that does not exist: four lines, not 18 failures."""
     bin_dir = env / "bin"
     bin_dir.mkdir()
-    for name, body in (("sbatch", "exit 1"), ("sinfo", "printf 'debug*\\ngpu\\n'")):
+    for name in ("sbatch", "srun", "squeue", "scontrol", "sinfo"):  # a cluster with two partitions, nothing submits
+        body = "printf 'debug*|4|8000|(null)\\ngpu|8|64000|gpu:2\\n'" if name == "sinfo" else "exit 1"
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
@@ -69,7 +70,7 @@ def test_sweep_dry_run_lists_every_problem_once_and_plans_nothing(toy_root, env,
     assert "bench weights fetch mae" in err[0] and "offline" in err[0]
     assert err[1].startswith("error: no weights for backbone 'dino': ")  # jobs in grid order, each problem once
     assert "method cosettle trains on unlabelled videos: pass --train-data DIR" in err[2]
-    assert "partition 'a100' does not exist (sinfo lists debug, gpu)" in err[3]
+    assert "slurm.partition='a100': sinfo lists no such partition (partitions: debug, gpu)" in err[3]
     assert err[4] == "error: 4 problems found before any job started: nothing was run or written"
     assert not (env / "res").exists()
 
@@ -80,7 +81,7 @@ def test_slurm_without_sbatch_is_one_line(toy_root, env, capfd, monkeypatch):
             str(toy_root), "--results", str(env / "res"), "--executor", "slurm", "--dry-run", *FAST]
     assert main(argv) == 2
     err = lines(capfd.readouterr().err)
-    assert "--executor slurm: sbatch is not on PATH" in err[0] and len(err) == 1, err
+    assert "--executor slurm needs Slurm's sbatch" in err[0] and len(err) == 1, err
 
 
 def test_a_single_frame_davis_sequence_is_refused_by_name_before_anything_runs(toy_root, env, capfd):

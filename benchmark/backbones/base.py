@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
+
+from benchmark.errors import UserError
+
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,11 @@ class Backbone(nn.Module, abc.ABC):
         dim: channels per token.
         weights_id: identity of the loaded weights (sha256 prefix of the file, hub tag, or
             ``random-init``), written into every result and cache key.
-        amp_dtype: autocast dtype of a frozen encoder on CUDA (bf16 keeps float32's exponent range,
-            so large ViT activations cannot overflow as in float16); None keeps float32.
+        amp_dtype: autocast dtype of a frozen encoder on CUDA, set from the ``precision`` option
+            (:meth:`set_precision`); None keeps float32, as T-CORE, CRW and DINO extract evaluation features.
+        option_defaults: per-variant defaults of options that the family's ``__init__`` declares (e.g. a
+            ViT variant whose authors interpolate positions DINO's way), read by
+            :func:`benchmark.config.defaults`, so a variant stays one class.
     """
 
     name: ClassVar[str] = ""
@@ -66,10 +74,19 @@ class Backbone(nn.Module, abc.ABC):
     stride: int
     dim: int
     weights_id: str
-    amp_dtype: torch.dtype | None = torch.bfloat16  # CUDA autocast of frozen encoders; None = float32
+    amp_dtype: torch.dtype | None = None  # CUDA autocast of frozen encoders; None = float32
+    option_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self) -> None:
         super().__init__()
+
+    def set_precision(self, precision: str) -> None:
+        """The ``precision`` option: ``fp32`` (default, the reference codes' evaluation features) or ``bf16``
+        (faster on GPU; bf16 keeps float32's exponent range, so ViT activations cannot overflow as in fp16).
+        It is part of the result's config, so the two never share a record."""
+        if precision not in PRECISIONS:
+            raise UserError(f"backbone {self.name}: precision {precision!r} is unknown: use one of {', '.join(PRECISIONS)}")
+        self.amp_dtype = PRECISIONS[precision]
 
     def normalise(self, frames: torch.Tensor) -> torch.Tensor:
         mean = torch.tensor(self.meta.mean, device=frames.device, dtype=frames.dtype).view(1, 3, 1, 1)

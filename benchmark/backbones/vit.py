@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any, Callable, ClassVar
+from typing import Annotated, Any, Callable, ClassVar, Literal
 
 import timm
 import torch
@@ -27,7 +27,8 @@ from pydantic import Field
 from timm.models.vision_transformer import checkpoint_filter_fn
 
 from benchmark.backbones import converters as conv
-from benchmark.backbones.base import Backbone, BackboneMeta
+from benchmark.backbones.base import Backbone, BackboneMeta, Precision
+from benchmark.backbones.pos_embed import POS_INTERPS, resampled_pos_embed, tokens_with_patch_pos
 from benchmark.backbones.fetch import meta_source, on_demand
 from benchmark.backbones.weights import (
     file_sha256,
@@ -43,20 +44,36 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 Heads = Annotated[int, Field(ge=1)] | None  # None: width / 64, as every released ViT
 
 
-class ViTBackbone(Backbone):
-    """A timm ViT returning its last-layer, post-norm patch tokens as a ``(B,h,w,C)`` grid."""
+PosInterp = Literal[POS_INTERPS]
 
-    def __init__(self, meta: BackboneMeta, model: torch.nn.Module, weights_id: str):
+
+class ViTBackbone(Backbone):
+    """A timm ViT returning its last-layer, post-norm patch tokens as a ``(B,h,w,C)`` grid.
+
+    ``pos_interp``: how the positional embedding reaches other grids, ``dino`` (DINO's +0.1 scale-factor
+    bicubic, the authors' code of MAE, MoCo v3, DINO, iBOT, I-JEPA and DINOv2 as vendored in Co-Settle
+    @ 764436e) or ``timm`` (timm's resampling, as its BLIP and CLIP files do); see
+    :mod:`benchmark.backbones.pos_embed`. Each variant's default is its ``option_defaults``.
+    """
+
+    def __init__(self, meta: BackboneMeta, model: torch.nn.Module, weights_id: str, pos_interp: str = "timm",
+                 precision: str = "fp32"):
         super().__init__()
+        if pos_interp not in POS_INTERPS:
+            raise UserError(f"{meta.name}.pos_interp {pos_interp!r} is unknown: use one of {', '.join(POS_INTERPS)}")
         self.meta = meta
         self.model = model
         self.stride = int(model.patch_embed.patch_size[0])
         self.dim = int(model.embed_dim)
         self.weights_id = weights_id
+        self.pos_interp = pos_interp
+        self.set_precision(precision)
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model.forward_features(x)
         h, w = x.shape[-2] // self.stride, x.shape[-1] // self.stride
+        if self.pos_interp == "dino":
+            return tokens_with_patch_pos(self.model, x, resampled_pos_embed(self.model, (h, w), "dino"))
+        out = self.model.forward_features(x)
         return out[:, self.model.num_prefix_tokens :].reshape(x.shape[0], h, w, -1)
 
 
@@ -145,8 +162,23 @@ class ViTVariant(ViTBackbone):
     convert: ClassVar[Callable[[dict[str, Any]], dict[str, Any]]]
     timm_kwargs: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, weights: str | Path | None = None, num_heads: Heads = None):
+    @classmethod
+    def default_weights_file(cls) -> Path | None:
+        """The file a run without ``--weights`` loads (weights folder, else timm's hub cache), or None.
+
+        Read before anything is built, so a result's identity holds the digest of the bytes it will load
+        and a new file at the same place makes older results stale (:mod:`benchmark.identity`).
+        """
+        local = weights_dir() / cls.meta.weights_file
+        if local.is_file():
+            return local
+        cached = hub_cache_file(cls.meta.hub_tag) if cls.meta.hub_tag else None
+        return Path(cached) if cached else None
+
+    def __init__(self, weights: str | Path | None = None, num_heads: Heads = None, pos_interp: PosInterp = "timm",
+                 precision: Precision = "fp32"):
         meta = type(self).meta
+        opts = {"pos_interp": pos_interp, "precision": precision}
         if weights is None and (weights_dir() / meta.weights_file).is_file():
             weights = weights_dir() / meta.weights_file
         failed = ""
@@ -168,7 +200,7 @@ class ViTVariant(ViTBackbone):
             _load_into(model, state, str(path))
             shape = ", ".join(f"{k}={v}" for k, v in arch_kwargs.items())
             meta = replace(meta, notes=f"{meta.notes}; shape read from the checkpoint: {shape}".lstrip("; "))
-            super().__init__(meta, model.eval(), f"{path.name}@sha256:{file_sha256(path)}")
+            super().__init__(meta, model.eval(), f"{path.name}@sha256:{file_sha256(path)}", **opts)
             self.arch_note = _arch_note(meta.arch, arch_kwargs)
             return
         model = _from_hub_cache(meta.hub_tag, self.timm_kwargs) if meta.hub_tag else None
@@ -180,7 +212,7 @@ class ViTVariant(ViTBackbone):
                 f"no weights for backbone {meta.name!r}: download {meta.weights_file} from {meta.weights_url} and "
                 f"pass --weights PATH or put it at {weights_dir() / meta.weights_file}{hub}{fetch}{failed}"
             )
-        super().__init__(meta, model.eval(), f"hub:{meta.hub_tag}")
+        super().__init__(meta, model.eval(), f"hub:{meta.hub_tag}", **opts)
 
     arch_note = ""  # set when the checkpoint's shape is not the variant's (see _arch_note)
 
@@ -193,6 +225,8 @@ class ViTVariant(ViTBackbone):
 class MAE(ViTVariant):
     """MAE ViT-B/16 (He et al. 2022)"""
 
+    option_defaults = {"pos_interp": "dino"}  # the authors' code interpolates DINO's way
+
     meta = BackboneMeta("mae", "vit_base_patch16_224", "vit", "MAE, He et al. CVPR 2022", "mae_pretrain_vit_base.pth",
                         "https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base.pth", "vit_base_patch16_224.mae")
     convert = staticmethod(conv.convert_mae)
@@ -201,6 +235,8 @@ class MAE(ViTVariant):
 @BACKBONES.register("ijepa")
 class IJEPA(ViTVariant):
     """I-JEPA ViT-B/16 (Assran et al. 2023)"""
+
+    option_defaults = {"pos_interp": "dino"}  # the authors' code interpolates DINO's way
 
     meta = BackboneMeta("ijepa", "vit_base_patch16_224", "vit", "I-JEPA, Assran et al. CVPR 2023", "ijepa_vitb16.pth.tar",
                         "https://github.com/facebookresearch/ijepa (an I-JEPA ViT-B/16 checkpoint in its release layout)",
@@ -235,6 +271,8 @@ class BLIP(ViTVariant):
 class MoCoV3(ViTVariant):
     """MoCo v3 ViT-B/16 momentum encoder"""
 
+    option_defaults = {"pos_interp": "dino"}  # the authors' code interpolates DINO's way
+
     meta = BackboneMeta("mocov3", "vit_base_patch16_224", "vit", "MoCo v3, Chen et al. ICCV 2021", "vit-b-300ep.pth.tar",
                         "https://dl.fbaipublicfiles.com/moco-v3/vit-b-300ep/vit-b-300ep.pth.tar")
     convert = staticmethod(conv.convert_mocov3)
@@ -243,6 +281,8 @@ class MoCoV3(ViTVariant):
 @BACKBONES.register("ibot")
 class IBOT(ViTVariant):
     """iBOT ViT-B/16 teacher"""
+
+    option_defaults = {"pos_interp": "dino"}  # the authors' code interpolates DINO's way
 
     meta = BackboneMeta("ibot", "vit_base_patch16_224", "vit", "iBOT, Zhou et al. ICLR 2022", "checkpoint_teacher.pth",
                         "https://github.com/bytedance/ibot (ViT-B/16 teacher checkpoint)")
@@ -253,6 +293,8 @@ class IBOT(ViTVariant):
 class DINO(ViTVariant):
     """DINO ViT-B/16"""
 
+    option_defaults = {"pos_interp": "dino"}  # the authors' code interpolates DINO's way
+
     meta = BackboneMeta("dino", "vit_base_patch16_224", "vit", "DINO, Caron et al. ICCV 2021", "dino_vitbase16_pretrain.pth",
                         "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
                         "vit_base_patch16_224.dino")
@@ -262,6 +304,8 @@ class DINO(ViTVariant):
 @BACKBONES.register("dinov2")
 class DINOv2(ViTVariant):
     """DINOv2 ViT-B/14"""
+
+    option_defaults = {"pos_interp": "dino"}  # the authors' code interpolates DINO's way
 
     meta = BackboneMeta("dinov2", "vit_base_patch14_dinov2", "vit", "DINOv2, Oquab et al. TMLR 2024",
                         "dinov2_vitb14_pretrain.pth",
@@ -299,11 +343,11 @@ class ViTTinyRandom(ViTBackbone):
 
     meta = BackboneMeta("vit_tiny_random", "vit_tiny_patch16_224", "vit", "random init (tests only)", random_init=True)
 
-    def __init__(self, weights: str | Path | None = None):
+    def __init__(self, weights: str | Path | None = None, pos_interp: PosInterp = "timm", precision: Precision = "fp32"):
         if weights is not None:
             raise UserError("vit_tiny_random is random by definition: drop --weights or pick a real backbone")
         torch.manual_seed(0)
-        super().__init__(self.meta, _create(self.meta.arch).eval(), "random-init(seed=0)")
+        super().__init__(self.meta, _create(self.meta.arch).eval(), "random-init(seed=0)", pos_interp, precision)
 
 
 def released() -> dict[str, BackboneMeta]:

@@ -8,8 +8,10 @@ naming the file.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -116,18 +118,48 @@ def _pyav_frames(path: Path, wanted: set[int] | None = None) -> tuple[dict[int, 
 
 
 def video_length(path: str | Path) -> int:
-    """Number of frames of a video file or frame folder."""
+    """Number of frames of a video file or frame folder.
+
+    A video file's count is memoised on disk (:func:`_length_memo`): sampling needs it before any
+    frame is read, and a feature-cache hit should not open the video at all (with PyAV, counting
+    means decoding the whole file).
+    """
     path = Path(path)
     if path.is_dir():
         return len(frame_files(path))
     _check_file(path)
+    memo = _length_memo(path)
+    try:
+        return int(memo.read_text())
+    except (OSError, ValueError):
+        pass
     vr = _decord_reader(path)
     if vr is not None:
-        return len(vr)
-    count = _pyav_frames(path, wanted=set())[1]
+        count = len(vr)
+    else:
+        count = _pyav_frames(path, wanted=set())[1]
     if count == 0:
         raise UserError(f"video {path} has no decodable frames: the file is truncated or not a video")
+    try:  # through a unique temp file and an atomic rename (safe on NFS, no lock); a failure only costs speed
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{memo.name}.", suffix=".tmp", dir=memo.parent)
+        with os.fdopen(fd, "w") as f:
+            f.write(str(count))
+        os.replace(tmp, memo)
+    except OSError:
+        pass
     return count
+
+
+def _length_memo(path: Path) -> Path:
+    """``<cache root>/video-lengths/<digest of absolute path, size, mtime_ns, reader>.txt``: a file rewritten
+    in place gets a new entry."""
+    from benchmark.data import cache_root
+
+    st = path.stat()
+    ident = f"{path.absolute()}|{st.st_size}|{st.st_mtime_ns}|no_decord={os.environ.get('I2V_NO_DECORD', '')}"
+    digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
+    return cache_root() / "video-lengths" / digest[:2] / f"{digest}.txt"
 
 
 def _check_file(path: Path) -> None:

@@ -1,8 +1,7 @@
-"""End to end through ``bench run``: Co-Settle trains, its record lands in the result, and the
-``tradeoff`` task's normalised margin D rises over the frozen encoder on held-out clips.
-
-Margin: the tradeoff task's default, ``D = D_inter_norm95 - gamma * D_intra_norm95`` with
-``gamma = 1``. Backbone: ``efficientnet_lite0`` (the offline pretrained encoder; PEA is off on a CNN).
+"""End to end through ``bench run``: Co-Settle trains and its record, with the resolved per-backbone
+choices, lands in the ``tradeoff`` result beside the frozen encoder's. Backbone: ``efficientnet_lite0``
+(the offline pretrained encoder; PEA is off on a CNN). Two iterations on three clips support no claim
+about the method's effect: ``test_cosettle_consistency.py`` pins that on a paired CI.
 """
 from __future__ import annotations
 
@@ -41,18 +40,20 @@ def bench(method, backbone, clips, train, results, *extra):
     return json.loads(path.read_text())
 
 
-def test_cosettle_raises_the_margin_over_frozen_on_held_out_clips(pan_videos, held_out_clips, tmp_path):
+def test_cosettle_records_its_training_in_the_result(pan_videos, held_out_clips, tmp_path):
     frozen = bench("frozen", "efficientnet_lite0", held_out_clips, pan_videos, tmp_path)
     cos = bench("cosettle", "efficientnet_lite0", held_out_clips, pan_videos, tmp_path)
     training = cos["training"]
     assert training["iterations"] == 2 and len(training["curve"]) == 2 and training["asymmetric_pe"] is False
     assert training["trainable_params"] == 112 * 112 + 112 + 2 * 112
-    assert cos["details"]["gamma"] == 1.0 and cos["details"]["margin_percentile"] == 95
-    assert cos["metrics"]["D_margin"] > frozen["metrics"]["D_margin"]
+    assert (training["init"], training["token_norm"]) == ("xavier_uniform", "layernorm")
+    assert cos["config"]["backbone"]["precision"] == frozen["config"]["backbone"]["precision"] == "fp32"
+    assert cos["metrics"]["D_margin"] != frozen["metrics"]["D_margin"]  # the projection's features were scored
 
 
 def test_bench_run_cosettle_on_an_mae_layout_file(pan_videos, held_out_clips, tmp_path):
     weights = write_mae_checkpoint(tmp_path / "mae_pretrain_vit_base.pth")
     out = bench("cosettle", "mae", held_out_clips, pan_videos, tmp_path / "results", "--weights", str(weights))
     assert out["status"] == "ok" and out["training"]["asymmetric_pe"] is True
+    assert out["config"]["backbone"]["pos_interp"] == "dino" and out["training"]["init"] == "xavier_uniform"
     assert out["weights_id"].startswith("mae_pretrain_vit_base.pth@sha256:")

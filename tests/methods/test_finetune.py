@@ -48,5 +48,5 @@ def test_layer_decay_scales_lower_blocks_and_leaves_the_projection_at_full_lr(ti
     assert by_param[id(model.patch_embed.proj.weight)]["lr"] == pytest.approx(peak * 0.5 ** 3)
     assert by_param[id(model.blocks[0].attn.qkv.weight)]["lr"] == pytest.approx(peak * 0.5 ** 2)
     assert by_param[id(model.blocks[1].mlp.fc1.weight)]["lr"] == pytest.approx(peak * 0.5 ** 1)
-    assert by_param[id(method.projection.net[0].weight)]["lr"] == pytest.approx(peak)
-    assert by_param[id(method.projection.net[0].bias)]["weight_decay"] == 0.0
+    assert by_param[id(method.projection[0].weight)]["lr"] == pytest.approx(peak)
+    assert by_param[id(method.projection[0].bias)]["weight_decay"] == 0.0
