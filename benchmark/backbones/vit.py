@@ -147,6 +147,15 @@ def _arch_note(declared: str, arch: dict[str, Any]) -> str:
     return f" (ViT-{name}/{got[2]} from checkpoint)"
 
 
+def missing_weights(meta: BackboneMeta) -> str:
+    """The one line for a variant whose weights are nowhere (also said by `bench run`'s preflight)."""
+    hub = f", or have timm's hub cache hold '{meta.hub_tag}'" if meta.hub_tag else ""
+    fetch = (f" (`bench weights fetch {meta.name}` does it where the network is reachable)"
+             if meta_source(meta).kind in ("url", "hub") else "")
+    return (f"no weights for backbone {meta.name!r}: download {meta.weights_file} from {meta.weights_url} and "
+            f"pass --weights PATH or put it at {weights_dir() / meta.weights_file}{hub}{fetch}")
+
+
 class ViTVariant(ViTBackbone):
     """A released ViT built from the authors' file (``--weights``, the weights folder) or timm's hub cache,
     fetched first when neither has it and the run is not offline (:func:`benchmark.backbones.fetch.on_demand`).
@@ -205,13 +214,7 @@ class ViTVariant(ViTBackbone):
             return
         model = _from_hub_cache(meta.hub_tag, self.timm_kwargs) if meta.hub_tag else None
         if model is None:
-            hub = f", or have timm's hub cache hold '{meta.hub_tag}'" if meta.hub_tag else ""
-            fetch = (f" (`bench weights fetch {meta.name}` does it where the network is reachable)"
-                     if meta_source(meta).kind in ("url", "hub") else "")
-            raise UserError(
-                f"no weights for backbone {meta.name!r}: download {meta.weights_file} from {meta.weights_url} and "
-                f"pass --weights PATH or put it at {weights_dir() / meta.weights_file}{hub}{fetch}{failed}"
-            )
+            raise UserError(missing_weights(meta) + failed)
         super().__init__(meta, model.eval(), f"hub:{meta.hub_tag}", **opts)
 
     arch_note = ""  # set when the checkpoint's shape is not the variant's (see _arch_note)
