@@ -182,7 +182,7 @@ def check(specs: list[Any], resolved: list[dict[str, Any]] | None = None, execut
             continue
         once(("weights", spec.backbone, spec.weights), weights_problem, spec)
         if getattr(METHODS.get(spec.method), "trains", False):
-            once(("train", str(spec.train_data)), train_data_problem, spec.method, spec.train_data)
+            once(("train", spec.method, str(spec.train_data)), train_data_problem, spec.method, spec.train_data)
         for task in todo:
             p = plan["tasks"][task]
             key = ("data", task, spec.data_root, json.dumps(spec.datasets, sort_keys=True),

@@ -47,8 +47,8 @@ def test_run_over_davis_and_ucf101_stops_before_davis_when_ucf101_split_file_is_
 
 
 def test_sweep_dry_run_lists_every_problem_once_and_plans_nothing(toy_root, env, capfd, monkeypatch):
-    """18 jobs, none of which could finish: missing weights of two backbones, a training method without
-    training data and a Slurm partition that does not exist: four lines, not 18 failures."""
+    """18 jobs, none of which could finish: missing weights of two backbones, two training methods without
+    training data and a Slurm partition that does not exist: five lines and a count, not 18 failures."""
     bin_dir = env / "bin"
     bin_dir.mkdir()
     for name in ("sbatch", "srun", "squeue", "scontrol", "sinfo"):  # a cluster with two partitions, nothing submits
@@ -57,7 +57,7 @@ def test_sweep_dry_run_lists_every_problem_once_and_plans_nothing(toy_root, env,
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     (env / "executor.yaml").write_text("slurm: {partition: a100}\n")
-    argv = ["sweep", "--methods", "frozen,cosettle", "--backbones", "mae,dino,vit_tiny_random", "--seeds", "0,1",
+    argv = ["sweep", "--methods", "frozen,cosettle,advise", "--backbones", "mae,dino,vit_tiny_random", "--seeds", "0,1",
             "--tasks", "davis", "--data-root", str(toy_root), "--results", str(env / "res"), "--executor", "slurm",
             "--executor-config", str(env / "executor.yaml"), "--dry-run", *FAST]
 
@@ -65,14 +65,15 @@ def test_sweep_dry_run_lists_every_problem_once_and_plans_nothing(toy_root, env,
     out = capfd.readouterr()
     err = lines(out.err)
     assert out.out == ""  # no plan printed: it could not run
-    assert len(err) == 5, err
+    assert len(err) == 6, err
     assert err[0].startswith("error: no weights for backbone 'mae': ") and "mae_pretrain_vit_base.pth" in err[0]
     assert "download mae_pretrain_vit_base.pth from https://dl.fbaipublicfiles.com/" in err[0]  # the backbone's own line
     assert "`bench weights fetch mae` does it where the network is reachable" in err[0]
     assert err[1].startswith("error: no weights for backbone 'dino': ")  # jobs in grid order, each problem once
     assert "method cosettle trains on unlabelled videos: pass --train-data DIR" in err[2]
-    assert "slurm.partition='a100': sinfo lists no such partition (partitions: debug, gpu)" in err[3]
-    assert err[4] == "error: 4 problems found before any job started: nothing was run or written"
+    assert "method advise trains on unlabelled videos: pass --train-data DIR" in err[3]
+    assert "slurm.partition='a100': sinfo lists no such partition (partitions: debug, gpu)" in err[4]
+    assert err[5] == "error: 5 problems found before any job started: nothing was run or written"
     assert not (env / "res").exists()
 
 
