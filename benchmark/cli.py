@@ -141,8 +141,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _submit(args, fields, specs, [args.method], [args.backbone])
     from benchmark.staleness import task_states
 
+    from benchmark.preflight import check
+
     todo = []
     resolved_all = [resolve(spec) for spec in specs]  # a bad name fails here, before anything is printed
+    check(specs, resolved_all)  # weights, data, training data of every job: all problems, then stop
     _check_sets(args, fields, [args.method], [args.backbone])
     _print_overrides(fields, [args.method], [args.backbone])
     for spec, resolved in zip(specs, resolved_all):
@@ -157,17 +160,22 @@ def cmd_run(args: argparse.Namespace) -> int:
         for outcome in BenchJob(spec)():
             if outcome.status == "error":
                 raise UserError(outcome.message)
+    from benchmark import distributed
     from benchmark.table import render
 
-    print(render(Path(args.results), "markdown", fields["tasks"], methods=[args.method], backbones=[args.backbone]))
+    if distributed.is_main():  # under torchrun every rank runs this command; one table is enough
+        print(render(Path(args.results), "markdown", fields["tasks"], methods=[args.method], backbones=[args.backbone]))
     return 0
 
 
 def _submit(args: argparse.Namespace, fields: dict[str, Any], specs: list, methods: list[str], backbones: list[str]) -> int:
     """Plan, submit through submitit, wait, print the table; failed jobs are recorded and retried on rerun."""
     from benchmark import sweep
+    from benchmark.preflight import check
     from benchmark.table import render
 
+    executor_config = getattr(args, "executor_config", None)
+    check(specs, executor=args.executor, executor_config=Path(executor_config) if executor_config else None)
     planned = sweep.plan(specs)
     _check_sets(args, fields, methods, backbones)
     _print_overrides(fields, methods, backbones)

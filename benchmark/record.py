@@ -9,6 +9,7 @@ written before identities existed) loads with its identity fields empty and its 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,4 +81,46 @@ class ResultRecord:
         if version == 1:  # no identity, no variant, no per-sample scores were recorded then
             values.update(variant=V1_VARIANT, identity="")
         values.setdefault("backbone_label", obj["backbone"])
-        return cls(**values, path=str(path))
+        record = cls(**values, path=str(path))
+        problems = record.problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return record
+
+    def problems(self) -> list[str]:
+        """Why this record cannot be trusted by a table (empty when it can).
+
+        Every reader (tables, report, statistics, ``bench run``'s "already present") relies on these, so
+        a record that breaks one is refused when read rather than crashing each of them later: the
+        names and seed have their types; a complete record names its main metric, holds it, and every
+        numeric metric is finite (a NaN or inf is no score); per-sample columns are lists as long as ``id``.
+        """
+        out = [f"{k} is {type(getattr(self, k)).__name__}, not text"
+               for k in ("method", "backbone", "task", "variant", "main_metric", "identity") if not isinstance(getattr(self, k), str)]
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            out.append(f"seed {self.seed!r} is not an integer")
+        if self.status not in ("ok", "failed"):
+            out.append(f"status {self.status!r} is neither 'ok' nor 'failed'")
+        for k in ("metrics", "samples", "config", "details"):
+            if not isinstance(getattr(self, k), dict):
+                out.append(f"{k} is {type(getattr(self, k)).__name__}, not an object")
+        if out or not self.complete:
+            return out
+        if not self.main_metric:
+            out.append("main_metric is missing")
+        elif not _number(self.metrics.get(self.main_metric)):
+            shown = self.metrics.get(self.main_metric, "absent")
+            out.append(f"main metric {self.main_metric!r} is {shown!r}, not a number")
+        bad = [k for k, v in self.metrics.items() if k != self.main_metric and isinstance(v, float) and not math.isfinite(v)]
+        if bad:
+            out.append(f"metric(s) {', '.join(bad)} not finite")
+        ids = self.samples.get("id")
+        if self.samples and not (isinstance(ids, list) and all(isinstance(c, list) and len(c) == len(ids)
+                                                             for c in self.samples.values())):
+            out.append("per-sample columns are not lists as long as 'id'")
+        return out
+
+
+def _number(value: Any) -> bool:
+    """A finite int or float (JSON's ``NaN``/``Infinity`` read as floats; a bool is not a score)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

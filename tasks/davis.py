@@ -71,8 +71,12 @@ def score_sequences(items: Iterable[tuple[str, np.ndarray, np.ndarray]], bound_t
 
 
 def scorable(sequences: list[DavisSequence], split: str) -> list[DavisSequence]:
-    """The sequences, if every one is fully annotated (the official tool needs all frames)."""
+    """The sequences, if every one is fully annotated (the official tool needs all frames) and has a frame
+    to score (it leaves out the first and the last: a 1- or 2-frame sequence would score NaN)."""
     for seq in sequences:
+        if len(seq.frames) < 3:
+            raise UserError(f"sequence {seq.name} of the {split} split has {len(seq.frames)} frame(s): DAVIS scoring "
+                            "leaves out the first and last frames, so it needs at least 3; remove it from the split list")
         if not seq.fully_annotated:
             raise UserError(
                 f"sequence {seq.name} of the {split} split annotates only its first frame, so it cannot be "
@@ -93,15 +97,18 @@ class Davis(Task):
         "davis2017-evaluation J&F",
     )
 
+    @staticmethod
+    def check_data(config: dict[str, Any], ctx: RunContext) -> list[DavisSequence]:
+        """The scorable sequences of the configured split (also `bench run`'s check before any job starts)."""
+        split = config.get("split", "val")
+        return scorable(load_davis(ctx.dataset_path("davis"), split, config.get("resolution", "480p"),
+                                   config.get("sequences") or None), split)
+
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
         cfg, rule = resolve(self.config, "davis")
         split = self.config.get("split", "val")
         bound_th = float(self.config.get("bound_th", BOUND_TH))
-        sequences = scorable(
-            load_davis(ctx.dataset_path("davis"), split, self.config.get("resolution", "480p"),
-                       self.config.get("sequences") or None),
-            split,
-        )
+        sequences = self.check_data(self.config, ctx)
         pred_dir = ctx.work_dir / "davis" if self.config.get("save_predictions") else None
 
         def items() -> Iterable[tuple[str, np.ndarray, np.ndarray]]:

@@ -300,6 +300,15 @@ def context_frames(t: int, cfg: PropagationConfig) -> list[tuple[int, int, bool]
     return out
 
 
+def check_topk(cfg: PropagationConfig, frames: int, tokens: int) -> None:
+    """Refuse a ``topk`` larger than every candidate token a target frame can vote from (``tokens`` per
+    frame times its context): it silently degrades to "everything votes" (J&F 0.0 at topk=100000)."""
+    pool = tokens * max((sum(m for _, m, _ in context_frames(t, cfg)) for t in range(1, frames)), default=0)
+    if frames > 1 and cfg.topk > pool:
+        raise UserError(f"propagation topk={cfg.topk} exceeds the {pool} candidate tokens a frame votes from "
+                        f"({tokens} per frame of context): set <task>.propagation.topk to at most {pool} (presets: 5-10)")
+
+
 def _reach(radius: float, metric: str) -> int:
     """Largest |offset| (cells, per axis) inside the neighbourhood."""
     return math.ceil(radius) - 1 if metric == "euclidean" else math.floor(radius)
@@ -395,6 +404,7 @@ def propagate(feats: torch.Tensor, first: torch.Tensor, cfg: PropagationConfig) 
     feats = _normalise(feats)
     T, h, w, C = feats.shape
     n, L = h * w, first.shape[-1]
+    check_topk(cfg, T, n)
     labels = torch.empty(T, n, L, dtype=torch.float32, device=feats.device)
     labels[0] = first.reshape(n, L).to(labels)
     tiles = _tiles((h, w), float(cfg.radius), cfg.radius_metric, cfg.tile or _auto_tile((h, w), cfg.radius, cfg.radius_metric),
@@ -445,6 +455,7 @@ def propagate_dense(feats: torch.Tensor, first: torch.Tensor, cfg: PropagationCo
     feats = _normalise(feats)
     T, h, w, C = feats.shape
     n, L = h * w, first.shape[-1]
+    check_topk(cfg, T, n)
     labels = torch.empty(T, n, L, dtype=torch.float32, device=feats.device)
     labels[0] = first.reshape(n, L).to(labels)
     bias = torch.zeros(n, n, device=feats.device)

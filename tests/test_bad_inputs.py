@@ -404,7 +404,7 @@ def abbreviated_option(tmp, toy):
 # --- checkpoints ----------------------------------------------------------------------------------
 
 def with_weights(path: Path) -> list[str]:
-    return ["--backbone", "mae", "--weights", str(path), "--tasks", "tradeoff"]
+    return ["--backbone", "mae", "--weights", str(path), "--tasks", "tradeoff", "--data-root", str(path.parent)]
 
 
 @case

@@ -213,3 +213,43 @@ def test_doctor_reports_weights_and_folders(tmp_path, monkeypatch, capsys):
     assert main(["doctor", "--results", str(tmp_path / "blocker" / "res")]) == 1
     out = capsys.readouterr().out
     assert "MISSING (essential)" in out and "not ready: fix results folder" in out
+
+
+def test_two_bench_run_processes_on_one_folder_compute_the_job_once(tmp_path):
+    """Two `bench run` processes start the same job on one results folder: the second waits on the job's lock
+    (the one sweeps take), then finds the record written and skips it; the task runs once."""
+    import subprocess
+    import sys
+
+    plugin, gate = tmp_path / "gate.py", tmp_path / "gate"
+    plugin.write_text(GATE_PLUGIN)
+    gate.mkdir()
+    argv = [sys.executable, "-m", "benchmark.cli", "run", "--method", "frozen", "--backbone", "vit_tiny_random",
+            "--plugin", str(plugin), "--tasks", "gate", "--set", f"gate.folder={gate}", "--results", str(tmp_path / "res"),
+            "--no-progress", "--no-cache", "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "I2V_BENCH_CACHE": str(tmp_path / "cache")}
+    first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: (gate / "started").exists(), 120, "the first run to start its task")
+        log2 = tmp_path / "second.err"
+        with open(log2, "w") as err_file:
+            second = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=err_file, text=True)
+        try:  # the second process gets as far as the lock, and no further, while the first holds it
+            _wait_for(lambda: second.poll() is not None or "another process is running" in log2.read_text(), 120,
+                      "the second run to wait on the lock")
+            time.sleep(1)
+            assert second.poll() is None and len((gate / "started").read_text().split()) == 1, log2.read_text()
+            (gate / "open").touch()
+            out2, _ = second.communicate(timeout=120)
+        finally:
+            second.kill()
+        _, err1 = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    err2 = log2.read_text()
+    assert (first.returncode, second.returncode) == (0, 0), (err1, err2)
+    assert len((gate / "started").read_text().split()) == 1  # evaluated once, by the first process
+    assert "another process is running this job" in err2 and "waiting for it" in err2, err2
+    assert "attempts=1.0000" in err1 and "attempts=" not in err2
+    record = json.loads(path_of(tmp_path / "res", "frozen", "vit_tiny_random", "gate", 0).read_text())
+    assert record["metrics"] == {"attempts": 1.0} and "gate attempts" in out2  # the second prints the one result

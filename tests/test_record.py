@@ -245,3 +245,22 @@ def write_pan_clips(folder: Path) -> None:
         (folder / name).mkdir()
         for t in range(8):
             Image.fromarray(img[100 + 3 * t:164 + 3 * t, 100 + 2 * t:164 + 2 * t]).save(folder / name / f"{t:03d}.png")
+
+
+def test_a_checkpoint_of_another_shape_says_so_in_the_label_and_the_record(setup, capsys):
+    """A ViT-S in MAE's layout loaded as `mae` (a ViT-B variant) runs at the file's shape, and the label and
+    record say `mae (ViT-S/16 from checkpoint)`, never plain `mae`; a ViT-B file keeps the plain name."""
+    from benchmark.backbones.vit import _arch_note
+
+    torch.manual_seed(0)
+    small = timm.create_model("vit_small_patch16_224", pretrained=False, num_classes=0)
+    torch.save({"model": small.state_dict()}, setup / "mae_vits.pth")  # MAE's release wraps the state in "model"
+    argv = ["run", "--method", "frozen", "--backbone", "mae", *common(setup)]
+    argv[argv.index("--weights") + 1] = str(setup / "mae_vits.pth")
+    argv[argv.index("--set") + 1] = "mae.num_heads=6"
+    assert main(argv) == 0
+    (record,) = iter_results(setup / "res")
+    assert record.backbone == "mae" and record.backbone_label == "mae (ViT-S/16 from checkpoint)"
+    assert "| mae (ViT-S/16 from checkpoint)" in capsys.readouterr().out
+    assert _arch_note("vit_base_patch16_224", {"embed_dim": 768, "depth": 12, "patch_size": 16}) == ""
+    assert _arch_note("vit_base_patch16_224", {"embed_dim": 64, "depth": 2, "patch_size": 16}) == " (ViT-64x2/16 from checkpoint)"

@@ -132,6 +132,30 @@ def _from_hub_cache(tag: str, extra: dict[str, Any]) -> torch.nn.Module | None:
         constants.HF_HUB_OFFLINE = offline
 
 
+SIZES = {"tiny": (192, 12, "Ti"), "small": (384, 12, "S"), "base": (768, 12, "B"), "large": (1024, 24, "L"),
+         "huge": (1280, 32, "H"), "giant": (1408, 40, "g")}  # timm's ViT sizes: width, depth, paper name
+
+
+def _arch_note(declared: str, arch: dict[str, Any]) -> str:
+    """`` (ViT-S/16 from checkpoint)`` when the file's shape is not the variant's (a ViT-S in MAE's layout
+    loaded as ``mae``), else "": the label then says what was measured, and a table never shows it as ViT-B."""
+    m = re.match(r"vit_(\w+?)_patch(\d+)", declared)
+    got = (arch["embed_dim"], arch["depth"], arch["patch_size"])
+    if m and m.group(1) in SIZES and SIZES[m.group(1)][:2] + (int(m.group(2)),) == got:
+        return ""
+    name = next((n for w, d, n in SIZES.values() if (w, d) == got[:2]), f"{got[0]}x{got[1]}")
+    return f" (ViT-{name}/{got[2]} from checkpoint)"
+
+
+def missing_weights(meta: BackboneMeta) -> str:
+    """The one line for a variant whose weights are nowhere (also said by `bench run`'s preflight)."""
+    hub = f", or have timm's hub cache hold '{meta.hub_tag}'" if meta.hub_tag else ""
+    fetch = (f" (`bench weights fetch {meta.name}` does it where the network is reachable)"
+             if meta_source(meta).kind in ("url", "hub") else "")
+    return (f"no weights for backbone {meta.name!r}: download {meta.weights_file} from {meta.weights_url} and "
+            f"pass --weights PATH or put it at {weights_dir() / meta.weights_file}{hub}{fetch}")
+
+
 class ViTVariant(ViTBackbone):
     """A released ViT built from the authors' file (``--weights``, the weights folder) or timm's hub cache,
     fetched first when neither has it and the run is not offline (:func:`benchmark.backbones.fetch.on_demand`).
@@ -186,17 +210,18 @@ class ViTVariant(ViTBackbone):
             shape = ", ".join(f"{k}={v}" for k, v in arch_kwargs.items())
             meta = replace(meta, notes=f"{meta.notes}; shape read from the checkpoint: {shape}".lstrip("; "))
             super().__init__(meta, model.eval(), f"{path.name}@sha256:{file_sha256(path)}", **opts)
+            self.arch_note = _arch_note(meta.arch, arch_kwargs)
             return
         model = _from_hub_cache(meta.hub_tag, self.timm_kwargs) if meta.hub_tag else None
         if model is None:
-            hub = f", or have timm's hub cache hold '{meta.hub_tag}'" if meta.hub_tag else ""
-            fetch = (f" (`bench weights fetch {meta.name}` does it where the network is reachable)"
-                     if meta_source(meta).kind in ("url", "hub") else "")
-            raise UserError(
-                f"no weights for backbone {meta.name!r}: download {meta.weights_file} from {meta.weights_url} and "
-                f"pass --weights PATH or put it at {weights_dir() / meta.weights_file}{hub}{fetch}{failed}"
-            )
+            raise UserError(missing_weights(meta) + failed)
         super().__init__(meta, model.eval(), f"hub:{meta.hub_tag}", **opts)
+
+    arch_note = ""  # set when the checkpoint's shape is not the variant's (see _arch_note)
+
+    @property
+    def label(self) -> str:
+        return super().label + self.arch_note
 
 
 @BACKBONES.register("mae")
