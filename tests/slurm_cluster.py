@@ -186,3 +186,22 @@ class SlurmCluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+
+def running_cluster():
+    """Body of a module-scoped fixture: a started cluster, stopped and removed afterwards; the test skips
+    with the reason where the daemons cannot be had (not root, packages missing, failed start)."""
+    import pytest
+
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    c = SlurmCluster()
+    try:
+        c.start()
+    except Exception as e:  # noqa: BLE001 - any failure to start means the cluster cannot be had here
+        c.stop()
+        pytest.skip(f"the Slurm test cluster did not come up (logs in {c.root}): {str(e).splitlines()[0]}")
+    yield c
+    c.stop()
+    shutil.rmtree(c.root, ignore_errors=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -66,24 +65,13 @@ def test_two_processes_match_one_and_resume_from_the_checkpoint(tmp_path):
 
 
 sys.path.insert(0, str(REPO / "tests"))
-from slurm_cluster import SlurmCluster, unavailable
+from slurm_cluster import running_cluster
 
 
 @pytest.fixture(scope="module")
 def slurm():
     """The real one-node cluster (as tests/test_slurm.py starts it), up for this module only."""
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    c = SlurmCluster()
-    try:
-        c.start()
-    except Exception as e:  # noqa: BLE001 - any failure to start means the cluster cannot be had here
-        c.stop()
-        pytest.skip(f"the Slurm test cluster did not come up (logs in {c.root}): {str(e).splitlines()[0]}")
-    yield c
-    c.stop()
-    shutil.rmtree(c.root, ignore_errors=True)
+    yield from running_cluster()
 
 
 def test_two_task_slurm_job_trains_with_ddp_resumes_and_writes_one_result(slurm, toy_root, tmp_path):

@@ -9,7 +9,6 @@ partition-fitting tests at the end need no cluster.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from benchmark.errors import UserError
 from benchmark.slurm import Partition, fit_to_partition, gpu_count
 
 sys.path.insert(0, str(Path(__file__).parent))
-from slurm_cluster import SlurmCluster, unavailable
+from slurm_cluster import SlurmCluster, running_cluster
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["--tasks", "tradeoff", "--set", "tradeoff.num_frames=8", "--set", "tradeoff.resize_short=64",
@@ -31,18 +30,7 @@ FAST = ["--tasks", "tradeoff", "--set", "tradeoff.num_frames=8", "--set", "trade
 @pytest.fixture(scope="module")
 def cluster():
     """Up for this module only (about 2 s to start): the daemons are gone before the next test file runs."""
-    reason = unavailable()
-    if reason:
-        pytest.skip(reason)
-    c = SlurmCluster()
-    try:
-        c.start()
-    except Exception as e:  # noqa: BLE001 - any failure to start means the cluster cannot be had here
-        c.stop()
-        pytest.skip(f"the Slurm test cluster did not come up (logs in {c.root}): {str(e).splitlines()[0]}")
-    yield c
-    c.stop()
-    shutil.rmtree(c.root, ignore_errors=True)
+    yield from running_cluster()
 
 
 @pytest.fixture
