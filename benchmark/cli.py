@@ -145,8 +145,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     todo = []
     resolved_all = [resolve(spec) for spec in specs]  # a bad name fails here, before anything is printed
-    check(specs, resolved_all)  # weights, data, training data of every job: all problems, then stop
     _check_sets(args, fields, [args.method], [args.backbone])
+    check(specs, resolved_all)  # weights, data, training data of every job: all problems, then stop
     _print_overrides(fields, [args.method], [args.backbone])
     for spec, resolved in zip(specs, resolved_all):
         pending = pending_tasks(spec, resolved)
@@ -174,10 +174,10 @@ def _submit(args: argparse.Namespace, fields: dict[str, Any], specs: list, metho
     from benchmark.preflight import check
     from benchmark.table import render
 
+    _check_sets(args, fields, methods, backbones)
     executor_config = getattr(args, "executor_config", None)
     check(specs, executor=args.executor, executor_config=Path(executor_config) if executor_config else None)
     planned = sweep.plan(specs)
-    _check_sets(args, fields, methods, backbones)
     _print_overrides(fields, methods, backbones)
     print(sweep.describe(planned), file=sys.stdout if getattr(args, "dry_run", False) else sys.stderr)
     if getattr(args, "dry_run", False):

@@ -165,7 +165,7 @@ def add_parsers(command: Callable[[str, str], argparse.ArgumentParser], debug: a
     t.add_argument("--ci", action="store_true", help="print the paired 95%% CI of each tested Δ after it")
     t.add_argument("--no-holm", action="store_true",
                    help="judge the † marks on unadjusted p-values (default: Holm-adjusted across the table)")
-    t.add_argument("--published", nargs="?", const="", metavar="TABLES", type=ca.names("--published", "--published cosettle"),
+    t.add_argument("--published", nargs="?", const=[], metavar="TABLES", type=ca.names("--published", "--published cosettle"),
                    help="add ours beside the published values (configs/published/; all tables, or these comma-separated)")
     t.add_argument("--published-tol", type=ca.float_range(0, 1, "--published-tol"),
                    help="flag cells whose |ours - published| exceeds this (fractions; default 0.01, one point)")

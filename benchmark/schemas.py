@@ -106,14 +106,18 @@ class AdViSeConfig(Optimisation):
     clips_per_video: Pos
     mlp_dim: Pos
     label_smoothing: Annotated[float, Field(ge=0, lt=1)]
-    short_side: Pos
+    augment: Literal["release", "ours"]  # release: squash, RandomCrop, colour jitter (datasets/__init__.py)
+    resize: Annotated[list[Pos], Field(min_length=2, max_length=2)]  # the release's squash (w, h)
     crop: Pos
-    crop_area: Interval01
     color_prob: Prob
     color_jitter: Annotated[list[NonNegFloat], Field(min_length=4, max_length=4)]
-    grayscale_prob: Prob
+    normalise: Literal["imagenet", "backbone"]
+    short_side: Pos  # ours only
+    crop_area: Interval01  # ours only
+    grayscale_prob: Prob  # ours only
     cache_tokens: bool
-    lr: PosFloat
+    base_lr: PosFloat  # lr = base_lr x train_batch_size / 64 (solver.py adjust_base_lr)
+    decay_norms: bool
 
 
 SCHEMAS: dict[tuple[str, str], type[BaseModel]] = {

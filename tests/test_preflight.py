@@ -83,7 +83,7 @@ def test_slurm_without_sbatch_is_one_line(toy_root, env, capfd, monkeypatch):
             str(toy_root), "--results", str(env / "res"), "--executor", "slurm", "--dry-run", *FAST]
     assert main(argv) == 2
     err = lines(capfd.readouterr().err)
-    assert "--executor slurm needs Slurm's sbatch" in err[0] and len(err) == 1, err
+    assert "--executor slurm needs sbatch and srun on PATH" in err[0] and len(err) == 1, err
 
 
 def test_a_single_frame_davis_sequence_is_refused_by_name_before_anything_runs(toy_root, env, capfd):

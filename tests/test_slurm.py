@@ -205,13 +205,15 @@ def test_cancelled_sweep_reruns_to_every_result_exactly_once(slurm, toy_root, tm
     proc = start_sweep(args, log)
     jobs = ledger_jobs(res, slurm)
     first = min((j["job_id"] for j in jobs.values()), key=lambda i: int(i.split("_")[1]))
-    slurm.wait(lambda: state(slurm, first) == "RUNNING", 120, "the first job to run")
+    # the first job may already have finished on a fast machine: the array is cancelled either way
+    slurm.wait(lambda: state(slurm, first) not in ("", "PENDING"), 120, "the first job to start")
     slurm.run("scancel", first.split("_")[0])
     out = finish(proc, log)
-    assert proc.returncode == 1 and out.count("ended CANCELLED without a result") == 2, out
+    cancelled = out.count("ended CANCELLED without a result")
+    assert proc.returncode == 1 and cancelled >= 1, out
 
-    assert main([a for a in args if a not in ("--max-parallel", "1")]) == 0  # both at once this time
-    assert "2 to submit" in capsys.readouterr().err
+    assert main([a for a in args if a not in ("--max-parallel", "1")]) == 0  # what is missing, at once this time
+    assert f"{cancelled} to submit" in capsys.readouterr().err
     done = results(res)
     assert sorted(done) == ["efficientnet_lite0/tradeoff__seed0.json", "vit_tiny_random/tradeoff__seed0.json"]
     assert all(r["status"] == "ok" for r in done.values())
@@ -224,7 +226,7 @@ def test_no_slurm_commands_is_one_line_and_exit_2(toy_root, tmp_path, monkeypatc
     res = tmp_path / "res"
     assert main(sweep_args(toy_root, res, executor_config(tmp_path), "frozen", "efficientnet_lite0")) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: --executor slurm needs Slurm's sbatch") and "--executor local" in err[-1]
+    assert "--executor slurm needs sbatch and srun on PATH" in err[-1] and "--executor local" in err[-1]
     assert not (res / "jobs").exists() and not list(res.glob("*/*/*.json"))
 
 

@@ -215,10 +215,7 @@ class Video:
     def _read(self) -> np.ndarray:
         if self.files is None:
             return read_video(self.path)
-        try:
-            return np.stack([np.asarray(Image.open(f).convert("RGB")) for f in self.files])
-        except OSError as e:
-            raise UserError(f"cannot read a frame of {self.path} ({e}): the image is corrupt; replace it") from None
+        return np.stack([_read_image(f) for f in self.files])
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         return np.asarray(self._read(), dtype=dtype)
@@ -231,3 +228,12 @@ class Video:
             ident = None
         return LazyFrames(FrameSource(ident, None, preprocess) if ident else None,
                           lambda: preprocess(self._read()), len(self))
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """One RGB frame file; a corrupt one is a one-line error naming that file, not its folder."""
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except OSError as e:
+        raise UserError(f"cannot read frame {path} ({e}): the image is corrupt; replace it") from None
