@@ -13,19 +13,19 @@ array). A pre-empted Slurm job is requeued through :meth:`BenchJob.checkpoint`, 
 """
 from __future__ import annotations
 
-import fcntl
 import random
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from benchmark.errors import UserError
+from benchmark.joblock import job_lock, lock_path  # noqa: F401  (lock_path: the sweep's import)
 
 
 @dataclass
@@ -229,34 +229,6 @@ def _device(name: str):
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {name} was asked for but no CUDA device is visible: use --device cpu")
     return torch.device(name)
-
-
-def lock_path(spec: RunSpec) -> Path:
-    return Path(spec.results) / "jobs" / "locks" / f"{spec.method}__{spec.backbone}__seed{spec.seed}.lock"
-
-
-@contextmanager
-def job_lock(spec: RunSpec) -> Iterator[None]:
-    """Hold the job's exclusive ``flock`` on :func:`lock_path` while it runs, whoever started it.
-
-    Two ``bench run`` processes, or a run and a sweep, on one results folder would otherwise both train
-    the same method and race to write the same records: the second waits (saying for what), then finds
-    the records written and skips them. The kernel drops the lock of a dead process, so it never goes stale.
-    """
-    path = lock_path(spec)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-    except OSError as e:
-        raise UserError(f"cannot create the job lock {path} ({e.strerror}): choose a writable --results folder") from None
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"  {spec.method} x {spec.backbone} (seed {spec.seed}): another process is running this job "
-                  f"(lock {path}); waiting for it, then doing only what it left", file=sys.stderr)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        yield  # released when the file closes or the process dies
 
 
 class BenchJob:
