@@ -205,16 +205,10 @@ def load_plugin(path: str | Path) -> None:
                         f"{_first_line(str(e)) or 'no message'}: fix the file") from None
 
 
-METHODS = Registry(
-    "method",
-    "i2v_bench.methods",
-    {
-        "frozen": ("methods.frozen:Frozen", "the frozen encoder's patch features, unchanged (baseline)"),
-        "cosettle": ("methods.cosettle:CoSettle", "Co-Settle: linear projection trained with cycle consistency + separability (CVPR 2026)"),
-        "finetune": ("methods.finetune:FineTune", "full fine-tuning of the encoder with Co-Settle's objective"),
-        "advise": ("methods.advise:AdViSe", "AdViSe-style ResNet3D temporal module trained by playback-rate perception"),
-    },
-)
+_ROOT = Path(__file__).resolve().parent.parent  # the repository (methods/ and tasks/ beside benchmark/)
+
+# built-in methods: the @METHODS.register decorators in methods/<name>.py, scanned (one file per method)
+METHODS = Registry("method", "i2v_bench.methods", {}, scan=("methods", _ROOT / "methods", "METHODS"))
 
 # built-in backbones: the @BACKBONES.register decorators in benchmark/backbones/<family>.py, scanned
 BACKBONES = Registry("backbone", "i2v_bench.backbones", {},

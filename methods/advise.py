@@ -38,12 +38,14 @@ from benchmark.errors import UserError
 from methods.advise_tmm import TMM_TYPES, RateHead, build_tmm
 from methods.base import Method
 from methods.training import StepOutput, Trainer, checkpoint_folder, derived_seed, epoch_batches
+from benchmark.registry import METHODS
 
 
 def _scaled(dim: int, ratio: float) -> int:
     """Width scaled from ViT-B's 768 by ``ratio``, rounded to a multiple of 8 (at least 8)."""
     return max(8, int(round(dim * ratio / 8)) * 8)
 
+@METHODS.register("advise", "AdViSe-style ResNet3D temporal module trained by playback-rate perception")
 class AdViSe(Method):
     """AdViSe temporal module trained by playback-rate perception."""
 

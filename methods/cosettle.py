@@ -41,6 +41,7 @@ from benchmark.errors import UserError
 from methods.base import Method
 from methods.losses import REG_LOSSES, cycle_loss, separability_loss
 from methods.training import StepOutput, derived_seed, fit_on_videos, training_videos
+from benchmark.registry import METHODS
 
 FUSION_NETS, TOKEN_NORMS = ("linear", "mlp2", "mlp3"), ("auto", "none", "layernorm")  # main_pretrain.py --fusion_net
 INITS = ("xavier_uniform", "trunc_normal", "torch_default")
@@ -76,6 +77,7 @@ def asymmetric_tokens(backbone: Backbone, x: torch.Tensor, ratio: float, rng: to
     return tokens_with_patch_pos(backbone.model, x, pos)
 
 
+@METHODS.register("cosettle", "Co-Settle: linear projection trained with cycle consistency + separability (CVPR 2026)")
 class CoSettle(Method):
     """Co-Settle (Liu et al., CVPR 2026): a projection on frozen tokens trained for the trade-off."""
 

@@ -31,8 +31,10 @@ from torch import nn
 
 from benchmark.context import RunContext
 from methods.cosettle import CoSettle
+from benchmark.registry import METHODS
 
 
+@METHODS.register("finetune", "full fine-tuning of the encoder with Co-Settle's objective")
 class FineTune(CoSettle):
     """Co-Settle's objective with the whole encoder trained (optional layer-wise lr decay)."""
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import torch
 
 from methods.base import Method
+from benchmark.registry import METHODS
 
 
+@METHODS.register("frozen", "the frozen encoder's patch features, unchanged (baseline)")
 class Frozen(Method):
     """The frozen encoder's patch features, unchanged (baseline)."""
 
