@@ -6,7 +6,11 @@ segmentation labels (:mod:`tasks.propagation`; preset ``cosettle``: 320×320 fra
 at stride 16), and each joint is decoded as the value-weighted mean of its strongest cells. PCK is
 computed by :mod:`tasks.metrics.pck` (CRW's ``eval_pck.py`` with its known bugs fixed and listed
 there). ``save_predictions`` writes ``<action>/<video>.npy`` arrays ``(T, 15, 2)`` of 0-based
-(x, y) pixels (NaN = lost), the format ``bench score jhmdb`` reads.
+(x, y) pixels (NaN = lost), the format ``bench score jhmdb`` reads (:meth:`JHMDB.score_folder`).
+
+Per-sample scores are per video (id ``<action>/<video>``): its ``PCK@0.1``, ``PCK@0.2`` and scored
+``frames``. PCK pools joints over all frames of the split, so it is the ``frames``-weighted mean of the
+per-video PCK (:meth:`JHMDB.aggregate`), exactly.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from tqdm import tqdm
 
 from benchmark.context import RunContext
 from benchmark.errors import UserError
-from tasks.base import Task, TaskMeta, TaskOutput
+from tasks.base import TaskMeta, TaskOutput
 from benchmark.data.davis import read_frame
 from benchmark.data.jhmdb import load_jhmdb
 from tasks.metrics.pck import (
@@ -31,15 +35,10 @@ from tasks.metrics.pck import (
     pck,
     pixels_to_grid,
 )
-from tasks.propagation import (
-    PropagationConfig,
-    decode_keypoints,
-    dense_output,
-    keypoint_heatmaps,
-    propagate,
-    resolve,
-    video_features,
-)
+from tasks.davis import prediction_file
+from tasks.dense import PropagationTask, dense_output, video_features
+from tasks.presets import PropagationConfig, resolve
+from tasks.propagation import decode_keypoints, keypoint_heatmaps, propagate
 
 
 def propagate_pose(method: Any, frames: np.ndarray, first: np.ndarray, cfg: PropagationConfig, rule: list) -> np.ndarray:
@@ -75,7 +74,7 @@ def score_videos(items: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> tuple[d
     return metrics, pd.DataFrame(rows), skipped
 
 
-class JHMDB(Task):
+class JHMDB(PropagationTask):
     """JHMDB pose propagation, PCK@0.1 / PCK@0.2."""
 
     meta = TaskMeta(
@@ -84,7 +83,11 @@ class JHMDB(Task):
         main_metric="PCK@0.1",
         higher_is_better=True,
         protocol="JHMDB split-1 test, keypoint propagation (T-CORE/CRW presets), CRW eval_pck.py PCK (bugs fixed)",
+        sample_unit="video",
+        sample_metric="PCK@0.1",
     )
+    version = 2  # 2: per-video samples (ids <action>/<video>); presets resolved into the stored config
+    score_split = "split1"
 
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
         cfg, rule = resolve(self.config, "jhmdb")
@@ -98,12 +101,36 @@ class JHMDB(Task):
                 pred = propagate_pose(method, frames, video.keypoints[0], cfg, rule)
                 if pred_dir is not None:
                     save_pose(pred_dir / video.action / f"{video.name}.npy", pred)
-                yield video.name, video.keypoints, pred
+                yield f"{video.action}/{video.name}", video.keypoints, pred
 
         metrics, table, degenerate = score_videos(items())
+        samples = {"id": table["Video"].tolist(), **{k: table[k].tolist() for k in ("PCK@0.1", "PCK@0.2", "frames")}}
         return dense_output(self.config, cfg, rule, ctx.work_dir, metrics,
                             {"per_video": (table, f"jhmdb_per-video_results-split{split}.csv")}, pred_dir,
-                            split=split, videos=len(videos), degenerate_frames=degenerate)
+                            samples, split=split, videos=len(videos), degenerate_frames=degenerate)
+
+    @classmethod
+    def aggregate(cls, samples: dict[str, list]) -> float:
+        """Pooled PCK@0.1 of the rows: per-video PCK weighted by scored frames (videos without any count 0)."""
+        frames = np.asarray(samples["frames"], np.float64)
+        pck01 = np.nan_to_num(np.asarray(samples["PCK@0.1"], np.float64))
+        return float(np.sum(pck01 * frames) / np.sum(frames))
+
+    @classmethod
+    def score_folder(cls, data_root: Path, predictions: Path) -> tuple[dict[str, float], pd.DataFrame]:
+        """``<predictions>/<action>/<video>.npy`` arrays ``(T, 15, 2)`` of 0-based (x, y) pixels for split-1 test."""
+
+        def items() -> Iterable[tuple[str, np.ndarray, np.ndarray]]:
+            for video in load_jhmdb(data_root, 1, "test"):
+                path = prediction_file(predictions / video.action / f"{video.name}.npy", "JHMDB")
+                try:
+                    pred = np.load(path, allow_pickle=False)
+                except (ValueError, OSError) as e:
+                    raise UserError(f"cannot read prediction {path} ({e}): save a float (T, 15, 2) array with numpy.save") from None
+                yield f"{video.action}/{video.name}", video.keypoints, pred
+
+        metrics, table, _ = score_videos(items())
+        return metrics, table
 
 
 def save_pose(path: Path, pose: np.ndarray) -> None:

@@ -1,0 +1,57 @@
+"""What the three label-propagation tasks (DAVIS, VIP, JHMDB) share on the task side.
+
+:class:`PropagationTask` resolves the chosen preset into the config before the runner hashes it (a
+``null`` under ``propagation`` or ``input_size`` means "the preset's value"; the stored config holds
+the value itself), :func:`video_features` encodes a whole video at the preset's resolution, and
+:func:`dense_output` writes the per-sample tables and collects the result.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark.data.video import to_tensor
+from tasks.base import Task, TaskOutput
+from tasks.presets import PropagationConfig, input_size, resolved_config
+
+
+class PropagationTask(Task):
+    """Base of the label-propagation tasks: ``meta.dataset`` names the :data:`~tasks.presets.PRESETS` column."""
+
+    @classmethod
+    def resolve_config(cls, cfg: dict[str, Any]) -> dict[str, Any]:
+        return resolved_config(cfg, cls.meta.dataset)
+
+
+def video_features(method: Any, frames: np.ndarray, rule: list) -> torch.Tensor:
+    """Features ``(T, h, w, C)`` of ``uint8 (T, H, W, 3)`` frames resized by a resolution rule.
+
+    The method encodes the whole clip once (``frame_features`` batches it); sizes are floored to the
+    backbone's stride so that the grid covers the entire resized frame.
+    """
+    stride = int(getattr(getattr(method, "backbone", None), "stride", 1) or 1)
+    size = input_size(rule, frames.shape[1], frames.shape[2], stride)
+    feats = method.frame_features(to_tensor(frames, size))
+    if feats.ndim != 4 or feats.shape[0] != len(frames):
+        raise ValueError(f"frame_features must return (T, h, w, C) for {len(frames)} frames, got {tuple(feats.shape)}")
+    return feats
+
+
+def dense_output(config: dict[str, Any], engine: PropagationConfig, rule: list, work_dir: Any,
+                 metrics: dict[str, float], tables: dict[str, tuple[Any, str]], pred_dir: Any,
+                 samples: dict[str, list], **details: Any) -> TaskOutput:
+    """The :class:`~tasks.base.TaskOutput` of a dense task: its tables written as CSV artifacts in
+    ``work_dir``, saved predictions, per-sample columns, and the preset, engine constants and
+    resolution in ``details``."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    artifacts = {}
+    for key, (table, name) in tables.items():
+        table.to_csv(work_dir / name, index=False)
+        artifacts[key] = str(work_dir / name)
+    if pred_dir is not None:
+        artifacts["predictions"] = str(pred_dir)
+    info = {"preset": config.get("preset"), "propagation": dataclasses.asdict(engine), "input_size": rule, **details}
+    return TaskOutput(metrics=metrics, artifacts=artifacts, details=info, samples=samples)
