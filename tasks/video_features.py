@@ -79,7 +79,7 @@ class LabelledVideoTask(Task):
 
     def load_split(self, ctx: RunContext) -> tuple[list[LabelledVideo], list[LabelledVideo], list[str]]:
         """``(train, evaluation videos, class names)`` read by ``reader`` from the data set's folder."""
-        fn = self.reader
+        fn = type(self).reader  # through the class: a plain function stays unbound
         if isinstance(fn, str):
             module, _, attr = fn.partition(":")
             fn = getattr(importlib.import_module(module), attr)
