@@ -93,7 +93,9 @@ class Task(abc.ABC):
 
     @classmethod
     def aggregate(cls, samples: dict[str, list]) -> float:
-        """The main metric recomputed from per-sample columns (any subset or resample of the rows).
+        """The main metric recomputed from per-sample columns (any subset or resample of the rows); for
+        a task whose main metric has no per-sample decomposition (tradeoff's margin D, pairwise over
+        videos), the metric named by ``sample_metric``.
 
         Default: the mean of the ``sample_metric`` column, exact for tasks whose main metric is a mean
         over samples. Tasks whose metric pools differently (objects, pixels, detections) override it;

@@ -21,9 +21,10 @@ def toy_ctx(root: Path, work: Path) -> RunContext:
                       checkpoint_root=work / "ckpt")
 
 
-def check_samples(task, out, n: int) -> None:
+def check_samples(task, out, n: int, metric: str = "") -> None:
     """``out.samples`` holds ``n`` rows of unique string ids, every column as long as the ids, the
-    column paired statistics compare, and :meth:`Task.aggregate` gives back the main metric."""
+    column paired statistics compare, and :meth:`Task.aggregate` gives back ``metric`` (default: the
+    main metric)."""
     import pytest
 
     samples = out.samples
@@ -31,4 +32,4 @@ def check_samples(task, out, n: int) -> None:
     assert all(isinstance(i, str) for i in samples["id"])
     assert {len(col) for col in samples.values()} == {n}
     assert (task.meta.sample_metric or task.meta.main_metric) in samples and task.meta.sample_unit
-    assert type(task).aggregate(samples) == pytest.approx(out.metrics[task.meta.main_metric], abs=1e-9)
+    assert type(task).aggregate(samples) == pytest.approx(out.metrics[metric or task.meta.main_metric], abs=1e-9)
