@@ -1,7 +1,9 @@
 """JHMDB pose propagation: the 15 joints of frame 0 carried through the clip, PCK@0.1 / PCK@0.2.
 
 As CRW (``code/data/jhmdb.py``, ``test.py``) and T-CORE do: each joint becomes a Gaussian heatmap
-at feature resolution (sigma 0.5 cell, plus a background channel), the heatmaps are propagated like
+at feature resolution (sigma 0.5 cell, plus a background channel; by default CRW's integer-centred
+4×4 patch at CRW's ``x × grid / image`` position, ``pose_heatmap: exact`` / ``pose_coords: centre``
+are our sub-cell options), the heatmaps are propagated like
 segmentation labels (:mod:`tasks.propagation`; preset ``cosettle``: 320×320 frames, a 20×20 grid
 at stride 16), and each joint is decoded as the value-weighted mean of its strongest cells. PCK is
 computed by :mod:`tasks.metrics.pck` (CRW's ``eval_pck.py`` with its known bugs fixed and listed
@@ -45,12 +47,13 @@ def propagate_pose(method: Any, frames: np.ndarray, first: np.ndarray, cfg: Prop
     """Keypoints ``(T, 15, 2)`` in pixels of every frame, propagated from frame 0's ``(15, 2)`` pose."""
     feats = video_features(method, frames, rule)
     image, grid = frames.shape[1:3], tuple(feats.shape[1:3])
-    start = keypoint_heatmaps(torch.as_tensor(pixels_to_grid(first, image, grid)), grid, cfg.pose_sigma)
+    start = keypoint_heatmaps(torch.as_tensor(pixels_to_grid(first, image, grid, cfg.pose_coords)), grid, cfg.pose_sigma,
+                              cfg.pose_heatmap)
     soft = propagate(feats, start.to(feats.device), cfg)
     out = np.empty((len(frames), *first.shape), np.float64)
     out[0] = first
     for t in range(1, len(frames)):
-        out[t] = grid_to_pixels(decode_keypoints(soft[t], cfg.pose_topk).cpu().numpy(), image, grid)
+        out[t] = grid_to_pixels(decode_keypoints(soft[t], cfg.pose_topk).cpu().numpy(), image, grid, cfg.pose_coords)
     return out
 
 
@@ -86,7 +89,7 @@ class JHMDB(PropagationTask):
         sample_unit="video",
         sample_metric="PCK@0.1",
     )
-    version = 2  # 2: per-video samples (ids <action>/<video>); presets resolved into the stored config
+    version = 2  # 2: per-video samples (ids <action>/<video>); CRW heatmap and coordinates by default
     score_split = "split1"
 
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:

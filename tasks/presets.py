@@ -60,6 +60,12 @@ class PropagationConfig:
         norm_mask: min-max normalise each upsampled class map before the argmax (DINO).
         pose_topk: heatmap cells averaged to decode a keypoint (JHMDB).
         pose_sigma: Gaussian sigma, in feature cells, of the keypoint heatmaps (CRW ``sigma=0.5``).
+        pose_heatmap: ``crw`` (CRW ``draw_labelmap_np``: a 4×4 patch centred on an integer cell, the
+            joint's position truncated toward zero, as CRW and T-CORE's JHMDB loaders draw it) or
+            ``exact`` (the Gaussian at the joint's sub-cell position; our option).
+        pose_coords: pixels ↔ grid mapping of joints: ``crw`` (``x × grid / image``, cell corners, as
+            CRW's loader encodes and ``eval_pck.py`` decodes — consistent over the round trip) or
+            ``centre`` (pixel centres on cell centres, ``align_corners=False``; our option).
         tile: query tile side in cells, 0 for automatic (speed only: results do not depend on it).
     """
 
@@ -75,6 +81,8 @@ class PropagationConfig:
     norm_mask: bool
     pose_topk: int
     pose_sigma: float = 0.5
+    pose_heatmap: str = "crw"
+    pose_coords: str = "crw"
     tile: int = 0
 
     def __post_init__(self) -> None:
@@ -87,6 +95,8 @@ class PropagationConfig:
             (self.label_downsample in ("bilinear", "nearest"), "label_downsample must be 'bilinear' or 'nearest'"),
             (self.pose_topk >= 1, "pose_topk must be >= 1"),
             (self.pose_sigma > 0, "pose_sigma must be > 0"),
+            (self.pose_heatmap in ("crw", "exact"), "pose_heatmap must be 'crw' or 'exact'"),
+            (self.pose_coords in ("crw", "centre"), "pose_coords must be 'crw' or 'centre'"),
             (self.tile >= 0, "tile must be >= 0 (0: automatic)"),
         ]
         for ok, msg in checks:

@@ -67,19 +67,32 @@ def grid_to_labels(soft: torch.Tensor, size: tuple[int, int], norm_mask: bool) -
     return up.argmax(dim=0)
 
 
-def keypoint_heatmaps(points: torch.Tensor, grid: tuple[int, int], sigma: float) -> torch.Tensor:
-    """Keypoints ``(J, 2)`` in grid coordinates (x, y; cell centres at integers) → ``(h, w, J+1)``.
+def keypoint_heatmaps(points: torch.Tensor, grid: tuple[int, int], sigma: float, mode: str = "crw") -> torch.Tensor:
+    """Keypoints ``(J, 2)`` in grid coordinates (x, y) → heatmaps ``(h, w, J+1)``; channel 0 is
+    background, 1 where no joint reaches.
 
-    Each joint is a Gaussian of ``sigma`` cells truncated at 3 sigma (CRW ``draw_labelmap_np``),
-    evaluated at the exact sub-cell position; channel 0 is background, 1 where no joint reaches.
+    ``crw`` draws CRW's ``draw_labelmap_np`` (``code/data/jhmdb.py``): a patch of ``ceil(6σ+1)``
+    cells from ``int(p - 3σ)`` (truncation toward zero), holding ``exp(-d²/2σ²)`` of the integer
+    offset ``d`` from patch index ``(6σ+1) // 2`` — for σ = 0.5 a 4×4 patch whose peak sits on the
+    cell ``round(p)`` (``int(p - 1.5) + 2``, so one cell further in for ``p < 1.5``), offsets −2..+1.
+    ``exact`` evaluates the Gaussian at the sub-cell position, truncated at 3σ.
     """
     h, w = grid
-    ys = torch.arange(h, dtype=torch.float32).view(1, h, 1)
-    xs = torch.arange(w, dtype=torch.float32).view(1, 1, w)
-    dx = xs - points[:, 0].view(-1, 1, 1).float()
-    dy = ys - points[:, 1].view(-1, 1, 1).float()
-    g = torch.exp(-(dx**2 + dy**2) / (2 * sigma**2))
-    g = torch.where((dx.abs() <= 3 * sigma) & (dy.abs() <= 3 * sigma), g, torch.zeros(()))
+    cells = (torch.arange(h, dtype=torch.float64).view(1, h, 1), torch.arange(w, dtype=torch.float64).view(1, 1, w))
+    pts = points.double()
+    if mode == "exact":
+        dy, dx = cells[0] - pts[:, 1].view(-1, 1, 1), cells[1] - pts[:, 0].view(-1, 1, 1)
+        inside = (dx.abs() <= 3 * sigma) & (dy.abs() <= 3 * sigma)
+    else:
+        size = 6 * sigma + 1
+        ul = torch.trunc(pts - 3 * sigma)  # (J, 2) first patch cell, x then y
+        br = torch.trunc(pts + 3 * sigma + 1)
+        span = math.ceil(size)
+        iy, ix = cells[0] - ul[:, 1].view(-1, 1, 1), cells[1] - ul[:, 0].view(-1, 1, 1)  # patch indices
+        inside = ((iy >= 0) & (iy < span) & (cells[0] < br[:, 1].view(-1, 1, 1))
+                  & (ix >= 0) & (ix < span) & (cells[1] < br[:, 0].view(-1, 1, 1)))
+        dy, dx = iy - size // 2, ix - size // 2
+    g = torch.where(inside, torch.exp(-(dx**2 + dy**2) / (2 * sigma**2)), torch.zeros((), dtype=torch.float64)).float()
     background = (g.sum(0) == 0).float()[None]
     return torch.cat([background, g]).permute(1, 2, 0).contiguous()
 

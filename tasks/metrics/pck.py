@@ -15,9 +15,11 @@ Known bugs of ``eval_pck.py`` fixed here (each changes numbers only in the cases
 2. *Hard-coded feature resolution.* Predictions are rescaled with a constant ``feat_res`` (40 in
    CRW, 20×20 in T-CORE) whatever the encoder's grid; here the caller passes predictions in image
    pixels, converted with the grid the features really had (:func:`grid_to_pixels`).
-3. *Cell corners instead of cell centres.* CRW maps pixel x to grid ``x / stride`` and back with
-   ``u × stride``, so the label of a cell sits at its top-left corner while its feature describes its
-   centre (half a cell off). Here pixel centres and cell centres are aligned (``align_corners=False``).
+3. *Not a bug (an earlier version of this file listed it as one):* CRW maps pixel x to grid
+   ``x / stride`` and back with ``u × stride``. The label of a cell then sits at its top-left corner
+   while its feature describes its centre, but encode and decode use the same mapping, so the round
+   trip is exact and no score is biased. It is the ``crw`` convention of :func:`pixels_to_grid`
+   (the default of every preset, ``pose_coords: crw``); ``centre`` aligns pixel and cell centres.
 4. *Degenerate boxes.* A frame whose joints all coincide has a zero reference length and divides by
    zero; such frames are left out and counted.
 """
@@ -29,18 +31,24 @@ THRESHOLDS = (0.1, 0.2)  # CRW / T-CORE report PCK@0.1 and PCK@0.2
 BOX_SCALE = 0.6  # eval_pck.py: now_boxes[k] = 0.6 * norm([maxx, maxy] - [minx, miny])
 
 
-def pixels_to_grid(points: np.ndarray, image_size: tuple[int, int], grid: tuple[int, int]) -> np.ndarray:
-    """Pixel coordinates ``(..., 2)`` (x, y; 0-based) → grid coordinates with cell centres at integers."""
+def pixels_to_grid(points: np.ndarray, image_size: tuple[int, int], grid: tuple[int, int],
+                   convention: str = "centre") -> np.ndarray:
+    """Pixel coordinates ``(..., 2)`` (x, y; 0-based) → grid coordinates.
+
+    ``centre``: pixel centres onto cell centres (cell ``u`` covers pixels around ``(u + 0.5) × stride``).
+    ``crw``: ``x × grid / image`` as CRW's ``JhmdbSet`` (``lbls_coord × neww / wd / mapScale``).
+    """
     (H, W), (h, w) = image_size, grid
     scale = np.array([w / W, h / H])
-    return (np.asarray(points, dtype=np.float64) + 0.5) * scale - 0.5
+    offset = 0.5 if convention == "centre" else 0.0
+    return (np.asarray(points, dtype=np.float64) + offset) * scale - offset
 
 
-def grid_to_pixels(points: np.ndarray, image_size: tuple[int, int], grid: tuple[int, int]) -> np.ndarray:
-    """Inverse of :func:`pixels_to_grid`."""
+def grid_to_pixels(points: np.ndarray, image_size: tuple[int, int], grid: tuple[int, int],
+                   convention: str = "centre") -> np.ndarray:
+    """Inverse of :func:`pixels_to_grid` under the same ``convention``."""
     (H, W), (h, w) = image_size, grid
-    scale = np.array([W / w, H / h])
-    return (np.asarray(points, dtype=np.float64) + 0.5) * scale - 0.5
+    return pixels_to_grid(points, (h, w), (H, W), convention)
 
 
 def normalised_distances(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, int]:

@@ -43,3 +43,11 @@ def test_grid_mapping_uses_cell_centres():
     g = pixels_to_grid(px, (320, 320), (20, 20))
     assert g == pytest.approx(np.array([[0.0, 0.0], [19.0, 9.0]]))
     assert grid_to_pixels(g, (320, 320), (20, 20)) == pytest.approx(px)
+
+
+def test_crw_grid_mapping_is_consistent_over_the_round_trip():
+    # CRW: grid = x * 20 / 320 (pixel 16 -> cell 1.0), decoded with the inverse: no net shift
+    px = np.array([[16.0, 0.0], [311.5, 151.5]])
+    g = pixels_to_grid(px, (320, 320), (20, 20), "crw")
+    assert g == pytest.approx(px / 16)
+    assert grid_to_pixels(g, (320, 320), (20, 20), "crw") == pytest.approx(px)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -74,9 +75,22 @@ def test_translation_is_tracked():
         assert torch.equal(out[t][:, 3:], torch.roll(labels, t, dims=1)[:, 3:])
 
 
+def test_crw_heatmap_is_draw_labelmap_np():
+    """sigma 0.5: a 4x4 patch from int(p - 1.5), peak at patch index 2, offsets -2..+1."""
+    heat = keypoint_heatmaps(torch.tensor([[5.3, 2.7], [1.0, 0.4]]), (8, 12), 0.5, "crw")
+    j = heat[..., 1]
+    assert j[3, 5] == 1.0 and j.argmax() == 3 * 12 + 5  # peak on the rounded cell (x 5, y 3)
+    assert j[3, 6] == pytest.approx(math.exp(-2)) and j[3, 3] == pytest.approx(math.exp(-8))  # offsets +1, -2
+    assert j[3, 7] == 0 and j[0, 5] == 0 and (j > 0).sum() == 16  # offset +2 is outside the patch
+    # near the border int() truncates toward zero: x 1.0 -> int(-0.5) = 0, so the peak is cell 2, not 1
+    k = heat[..., 2]
+    # y 0.4: rows int(-1.1) = -1 .. int(2.9) = 2 (exclusive), so rows 0, 1; x: columns 0 .. int(3.5) = 3 (exclusive)
+    assert k[1, 2] == 1.0 and (k > 0).sum() == 2 * 3
+
+
 def test_keypoint_heatmap_round_trip():
     pts = torch.tensor([[3.0, 4.0], [10.25, 2.5], [0.0, 0.0]])
-    heat = keypoint_heatmaps(pts, (8, 12), 0.5)
+    heat = keypoint_heatmaps(pts, (8, 12), 0.5, "exact")
     assert heat.shape == (8, 12, 4)
     assert heat[4, 3, 1] == 1.0 and heat[7, 11, 0] == 1.0 and heat[4, 3, 0] == 0.0
     dec = decode_keypoints(heat, 1)
@@ -102,7 +116,7 @@ def test_resolve_presets_and_overrides():
     assert (cfg.topk, cfg.temperature, rule) == (3, 0.1, ["native"])
     with pytest.raises(UserError, match="unknown preset"):
         resolve({"preset": "dinov3"}, "davis")
-    with pytest.raises(UserError, match="number"):
+    with pytest.raises(UserError, match="must be an integer"):
         resolve({"preset": "crw", "propagation": {"topk": "ten"}}, "davis")
     with pytest.raises(UserError, match="temperature"):
         resolve({"preset": "crw", "propagation": {"temperature": 0}}, "davis")
