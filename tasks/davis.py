@@ -41,7 +41,8 @@ def propagate_masks(method: Any, frames: np.ndarray, first: np.ndarray, cfg: Pro
     Frame 0 of the result is the given mask (as DINO's and CRW's scripts write it).
     """
     first = np.where(first == VOID, 0, first)
-    feats = video_features(method, frames, rule)
+    feats, size = video_features(method, frames, rule, cfg.frame_resize)
+    frame = size if cfg.upsample == "frame" else None
     device = feats.device
     ids = torch.as_tensor(np.unique(first).astype(np.int64), device=device)
     grid = tuple(feats.shape[1:3])
@@ -50,7 +51,7 @@ def propagate_masks(method: Any, frames: np.ndarray, first: np.ndarray, cfg: Pro
     out = np.empty((len(frames), *first.shape), np.uint8)
     out[0] = first
     for t in range(1, len(frames)):
-        out[t] = ids[grid_to_labels(soft[t], first.shape, cfg.norm_mask)].cpu().numpy()
+        out[t] = ids[grid_to_labels(soft[t], first.shape, cfg.norm_mask, frame)].cpu().numpy()
     return out
 
 

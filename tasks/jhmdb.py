@@ -45,7 +45,7 @@ from tasks.propagation import decode_keypoints, keypoint_heatmaps, propagate
 
 def propagate_pose(method: Any, frames: np.ndarray, first: np.ndarray, cfg: PropagationConfig, rule: list) -> np.ndarray:
     """Keypoints ``(T, 15, 2)`` in pixels of every frame, propagated from frame 0's ``(15, 2)`` pose."""
-    feats = video_features(method, frames, rule)
+    feats, _ = video_features(method, frames, rule, cfg.frame_resize)
     image, grid = frames.shape[1:3], tuple(feats.shape[1:3])
     start = keypoint_heatmaps(torch.as_tensor(pixels_to_grid(first, image, grid, cfg.pose_coords)), grid, cfg.pose_sigma,
                               cfg.pose_heatmap)

@@ -66,6 +66,11 @@ class PropagationConfig:
         pose_coords: pixels ↔ grid mapping of joints: ``crw`` (``x × grid / image``, cell corners, as
             CRW's loader encodes and ``eval_pck.py`` decodes — consistent over the round trip) or
             ``centre`` (pixel centres on cell centres, ``align_corners=False``; our option).
+        frame_resize: ``cv2`` (bilinear without antialiasing, what ``cv2.resize`` does in CRW's, T-CORE's
+            and DINO's loaders) or ``antialias`` (torchvision-style antialiased bilinear; our option).
+        upsample: ``frame`` (soft maps bilinear to the encoder's input frame, argmax, then nearest to
+            the annotation size: T-CORE ``vos.py``, DINO ``×16`` bilinear + ``norm_mask``; CRW's native
+            size makes both steps one) or ``direct`` (bilinear straight to the annotation size; option).
         tile: query tile side in cells, 0 for automatic (speed only: results do not depend on it).
     """
 
@@ -83,6 +88,8 @@ class PropagationConfig:
     pose_sigma: float = 0.5
     pose_heatmap: str = "crw"
     pose_coords: str = "crw"
+    frame_resize: str = "cv2"
+    upsample: str = "frame"
     tile: int = 0
 
     def __post_init__(self) -> None:
@@ -97,6 +104,8 @@ class PropagationConfig:
             (self.pose_sigma > 0, "pose_sigma must be > 0"),
             (self.pose_heatmap in ("crw", "exact"), "pose_heatmap must be 'crw' or 'exact'"),
             (self.pose_coords in ("crw", "centre"), "pose_coords must be 'crw' or 'centre'"),
+            (self.frame_resize in ("cv2", "antialias"), "frame_resize must be 'cv2' or 'antialias'"),
+            (self.upsample in ("frame", "direct"), "upsample must be 'frame' or 'direct'"),
             (self.tile >= 0, "tile must be >= 0 (0: automatic)"),
         ]
         for ok, msg in checks:

@@ -56,15 +56,34 @@ def labels_to_grid(index_map: torch.Tensor, classes: torch.Tensor, grid: tuple[i
     return out[0].permute(1, 2, 0).contiguous()
 
 
-def grid_to_labels(soft: torch.Tensor, size: tuple[int, int], norm_mask: bool) -> torch.Tensor:
-    """Soft maps ``(h, w, L)`` → class positions ``(H, W)`` (long): bilinear upsampling, argmax."""
-    up = F.interpolate(soft.permute(2, 0, 1)[None], size=size, mode="bilinear", align_corners=False)[0]
+def grid_to_labels(soft: torch.Tensor, size: tuple[int, int], norm_mask: bool,
+                   frame: tuple[int, int] | None = None) -> torch.Tensor:
+    """Soft maps ``(h, w, L)`` → class positions ``(H, W)`` (long).
+
+    Bilinear upsampling to ``frame`` (the encoder's input size; ``size`` when None), the optional
+    ``norm_mask``, the argmax, and, where ``frame`` differs from ``size``, a nearest resize of the
+    index map to ``size`` as ``cv2.INTER_NEAREST`` does it.
+    """
+    frame = tuple(frame or size)
+    up = F.interpolate(soft.permute(2, 0, 1)[None], size=frame, mode="bilinear", align_corners=False)[0]
     if norm_mask:  # DINO norm_mask(): per class, (x - min) / max, only where the map has a positive max
         lo = up.amin(dim=(1, 2), keepdim=True)
         hi = (up - lo).amax(dim=(1, 2), keepdim=True)
         keep = up.amax(dim=(1, 2), keepdim=True) > 0
         up = torch.where(keep, (up - lo) / hi.clamp_min(1e-12), up)
-    return up.argmax(dim=0)
+    labels = up.argmax(dim=0)
+    if frame == tuple(size):
+        return labels
+    rows, cols = (_cv2_nearest(src, dst, labels.device) for src, dst in zip(frame, size))
+    return labels[rows][:, cols]
+
+
+def _cv2_nearest(src: int, dst: int, device: torch.device) -> torch.Tensor:
+    """Source index of each of ``dst`` outputs as ``cv2.resize(INTER_NEAREST)`` picks it:
+    ``min(floor(x * (1 / (dst / src))), src - 1)`` in double precision (torch's own ``nearest``
+    computes the scale in float32 and picks a different pixel where ``x * src / dst`` is an integer)."""
+    inverse = 1.0 / (dst / src)
+    return torch.tensor([min(math.floor(x * inverse), src - 1) for x in range(dst)], device=device)
 
 
 def keypoint_heatmaps(points: torch.Tensor, grid: tuple[int, int], sigma: float, mode: str = "crw") -> torch.Tensor:

@@ -49,13 +49,14 @@ def propagate_parts(method: Any, frames: np.ndarray, first: np.ndarray, wanted: 
 
     Ignored pixels (255) of the first frame carry no label: their one-hot row is empty.
     """
-    feats = video_features(method, frames, rule)
+    feats, size = video_features(method, frames, rule, cfg.frame_resize)
+    frame = size if cfg.upsample == "frame" else None
     device = feats.device
     ids = torch.as_tensor([c for c in np.unique(first).tolist() if c != IGNORE_LABEL], device=device)
     start = labels_to_grid(torch.as_tensor(first.astype(np.int64), device=device), ids, tuple(feats.shape[1:3]),
                            cfg.label_downsample)
     soft = propagate(feats, start, cfg)
-    return {t: (first.copy() if t == 0 else ids[grid_to_labels(soft[t], first.shape, cfg.norm_mask)].cpu().numpy().astype(np.uint8))
+    return {t: (first.copy() if t == 0 else ids[grid_to_labels(soft[t], first.shape, cfg.norm_mask, frame)].cpu().numpy().astype(np.uint8))
             for t in wanted}
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from benchmark.errors import UserError
+from tasks.dense import video_features
 from tasks.propagation import (
     PRESETS,
     context_frames,
     decode_keypoints,
+    grid_to_labels,
     input_size,
     keypoint_heatmaps,
     labels_to_grid,
@@ -120,3 +123,38 @@ def test_resolve_presets_and_overrides():
         resolve({"preset": "crw", "propagation": {"topk": "ten"}}, "davis")
     with pytest.raises(UserError, match="temperature"):
         resolve({"preset": "crw", "propagation": {"temperature": 0}}, "davis")
+
+
+class _Recorder:
+    """A method that records the frames it is given and returns a 1-channel grid at stride 8."""
+
+    class backbone:  # noqa: N801  (what video_features reads: the stride)
+        stride = 8
+
+    def frame_features(self, x):
+        self.seen = x
+        return x[:, :1, ::8, ::8].permute(0, 2, 3, 1)
+
+
+@pytest.mark.parametrize("size", [(40, 64), (96, 160)])  # down- and upsampling of 64x104 frames
+def test_cv2_frame_resize_is_cv2_linear(size):
+    cv2 = pytest.importorskip("cv2")
+    frames = np.random.default_rng(0).integers(0, 256, (2, 64, 104, 3), dtype=np.uint8)
+    method = _Recorder()
+    feats, got = video_features(method, frames, ["fixed", *size], "cv2")
+    assert got == size and feats.shape[1:3] == (size[0] // 8, size[1] // 8)
+    ref = np.stack([cv2.resize(f.astype(np.float32) / 255, (size[1], size[0]), interpolation=cv2.INTER_LINEAR) for f in frames])
+    assert np.abs(method.seen.permute(0, 2, 3, 1).numpy() - ref).max() < 1e-5
+    video_features(method, frames, ["fixed", *size], "antialias")
+    assert (np.abs(method.seen.permute(0, 2, 3, 1).numpy() - ref).max() > 1e-3) == (size[0] < 64)  # antialias only shrinks
+
+
+def test_upsampling_via_the_frame_then_nearest_as_cv2():
+    cv2 = pytest.importorskip("cv2")
+    soft = torch.rand(3, 5, 4, generator=torch.Generator().manual_seed(0))
+    frame, size = (48, 80), (30, 52)
+    via = grid_to_labels(soft, size, False, frame)
+    at_frame = grid_to_labels(soft, frame, False)
+    ref = cv2.resize(at_frame.numpy().astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    assert np.array_equal(via.numpy(), ref)
+    assert torch.equal(grid_to_labels(soft, frame, False, frame), at_frame)
