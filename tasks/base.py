@@ -70,12 +70,11 @@ class Task(abc.ABC):
     meta: ClassVar[TaskMeta]
     version: ClassVar[int] = 1  # bump when the protocol or metric code changes: older records become stale
     default_config: ClassVar[dict[str, Any]] = {}
+    #: split ``bench score`` scores (named in the CSVs it writes); "" when :meth:`score_folder` is not offered
+    score_split: ClassVar[str] = ""
 
     def __init__(self, config: dict[str, Any]):
         self.config = dict(config)
-
-    #: split ``bench score`` scores (named in the CSVs it writes); "" when :meth:`score_folder` is not offered
-    score_split: ClassVar[str] = ""
 
     @abc.abstractmethod
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
