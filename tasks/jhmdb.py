@@ -11,8 +11,9 @@ there). ``save_predictions`` writes ``<action>/<video>.npy`` arrays ``(T, 15, 2)
 (x, y) pixels (NaN = lost), the format ``bench score jhmdb`` reads (:meth:`JHMDB.score_folder`).
 
 Per-sample scores are per video (id ``<action>/<video>``): its ``PCK@0.1``, ``PCK@0.2`` and scored
-``frames``. PCK pools joints over all frames of the split, so it is the ``frames``-weighted mean of the
-per-video PCK (:meth:`JHMDB.aggregate`), exactly.
+``frames`` (videos without a scorable frame are left out: they carry no weight). PCK pools joints
+over all frames of the split, so it is the ``frames``-weighted mean of the per-video PCK
+(:meth:`JHMDB.aggregate`), exactly.
 """
 from __future__ import annotations
 
@@ -107,17 +108,16 @@ class JHMDB(PropagationTask):
                 yield f"{video.action}/{video.name}", video.keypoints, pred
 
         metrics, table, degenerate = score_videos(items())
-        samples = {"id": table["Video"].tolist(), **{k: table[k].tolist() for k in ("PCK@0.1", "PCK@0.2", "frames")}}
+        scored = table[table["frames"] > 0]  # a video without a scorable frame weighs nothing in PCK
+        samples = {"id": scored["Video"].tolist(), **{k: scored[k].tolist() for k in ("PCK@0.1", "PCK@0.2", "frames")}}
         return dense_output(self.config, cfg, rule, ctx.work_dir, metrics,
                             {"per_video": (table, f"jhmdb_per-video_results-split{split}.csv")}, pred_dir,
                             samples, split=split, videos=len(videos), degenerate_frames=degenerate)
 
     @classmethod
     def aggregate(cls, samples: dict[str, list]) -> float:
-        """Pooled PCK@0.1 of the rows: per-video PCK weighted by scored frames (videos without any count 0)."""
-        frames = np.asarray(samples["frames"], np.float64)
-        pck01 = np.nan_to_num(np.asarray(samples["PCK@0.1"], np.float64))
-        return float(np.sum(pck01 * frames) / np.sum(frames))
+        """Pooled PCK@0.1 of the rows: per-video PCK weighted by scored frames."""
+        return float(np.average(samples["PCK@0.1"], weights=samples["frames"]))
 
     @classmethod
     def score_folder(cls, data_root: Path, predictions: Path) -> tuple[dict[str, float], pd.DataFrame]:

@@ -16,7 +16,8 @@ test video (id: its path relative to the data set folder) and hold the AP *input
 (``[class, start s, end s, score]`` each) and ``ground_truth`` (``[class, start s, end s]``), from
 which :meth:`ThumosLocalisation.aggregate` recomputes the main metric exactly for any resample of
 videos (a video drawn twice counts as two videos); plus the video's own ``mAP@0.5`` (its detections
-against its segments alone, the paired per-video score), ``frame_accuracy`` and ``frames``.
+against its segments alone, the paired per-video score; for a video without segments 1 if it has no
+detection, else 0, so the column stays finite), ``frame_accuracy`` and ``frames``.
 """
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ class ThumosLocalisation(Task):
             detections += dets
             ground_truth += gts
             samples["id"].append(relative_id(v.path, root, v.name))
-            samples["mAP@0.5"].append(map_at_tiou(gts, dets, [0.5])["mAP@0.5"] if gts else float("nan"))
+            samples["mAP@0.5"].append(map_at_tiou(gts, dets, [0.5])["mAP@0.5"] if gts else float(not dets))
             samples["frame_accuracy"].append(float((probs.argmax(1) == labels).float().mean()))
             samples["frames"].append(len(labels))
             samples["detections"].append([[d.label, d.start, d.end, d.score] for d in dets])
