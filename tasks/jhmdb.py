@@ -13,7 +13,7 @@ there). ``save_predictions`` writes ``<action>/<video>.npy`` arrays ``(T, 15, 2)
 Per-sample scores are per video (id ``<action>/<video>``): its ``PCK@0.1``, ``PCK@0.2`` and scored
 ``frames`` (videos without a scorable frame are left out: they carry no weight). PCK pools joints
 over all frames of the split, so it is the ``frames``-weighted mean of the per-video PCK
-(:meth:`JHMDB.aggregate`), exactly.
+(:meth:`JHMDB.aggregate`), exactly for ``pck: fixed`` (under ``crw`` only when no joint is lost).
 """
 from __future__ import annotations
 
@@ -58,13 +58,14 @@ def propagate_pose(method: Any, frames: np.ndarray, first: np.ndarray, cfg: Prop
     return out
 
 
-def score_videos(items: Iterable[tuple[str, np.ndarray, np.ndarray]]) -> tuple[dict[str, float], pd.DataFrame, int]:
+def score_videos(items: Iterable[tuple[str, np.ndarray, np.ndarray]], variant: str = "fixed"
+                 ) -> tuple[dict[str, float], pd.DataFrame, int]:
     """Pooled PCK of ``(name, ground truth, prediction)`` pose tracks, a per-video table, and the
-    number of frames left out for a zero-size pose box."""
+    number of frames left out for a zero-size pose box (``variant``: see :func:`normalised_distances`)."""
     pooled, rows, skipped = [], [], 0
     for name, gt, pred in items:
         try:
-            d, degenerate = normalised_distances(pred, gt)
+            d, degenerate = normalised_distances(pred, gt, variant)
         except ValueError as e:
             raise UserError(f"JHMDB video {name}: {e}; predict (T, 15, 2) pixels for every frame") from None
         skipped += degenerate
@@ -107,12 +108,20 @@ class JHMDB(PropagationTask):
                     save_pose(pred_dir / video.action / f"{video.name}.npy", pred)
                 yield f"{video.action}/{video.name}", video.keypoints, pred
 
-        metrics, table, degenerate = score_videos(items())
+        variant = self.resolve_config(self.config)["pck"]
+        metrics, table, degenerate = score_videos(items(), variant)
         scored = table[table["frames"] > 0]  # a video without a scorable frame weighs nothing in PCK
         samples = {"id": scored["Video"].tolist(), **{k: scored[k].tolist() for k in ("PCK@0.1", "PCK@0.2", "frames")}}
         return dense_output(self.config, cfg, rule, ctx.work_dir, metrics,
                             {"per_video": (table, f"jhmdb_per-video_results-split{split}.csv")}, pred_dir,
-                            samples, split=split, videos=len(videos), degenerate_frames=degenerate)
+                            samples, split=split, pck=variant, videos=len(videos), degenerate_frames=degenerate)
+
+    @classmethod
+    def resolve_config(cls, cfg: dict[str, Any]) -> dict[str, Any]:
+        """The preset filled in (:class:`~tasks.dense.PropagationTask`) and the PCK variant checked."""
+        if cfg.get("pck", "fixed") not in ("fixed", "crw"):
+            raise UserError(f"jhmdb.pck must be 'fixed' or 'crw', got {cfg.get('pck')!r}")
+        return {**super().resolve_config(cfg), "pck": cfg.get("pck", "fixed")}
 
     @classmethod
     def aggregate(cls, samples: dict[str, list]) -> float:

@@ -56,8 +56,9 @@ def test_an_override_survives_resolution():
     ({"propagation": {"radius_metric": "round"}}, "radius_metric must be 'euclidean' or 'square'"),
     ({"input_size": ["fixed", 480]}, "davis.input_size ['fixed', 480]"),
     ({"preset": "mine"}, "unknown preset 'mine'"),
+    ({"pck": "pck"}, "jhmdb.pck must be 'fixed' or 'crw'"),
 ])
 def test_bad_values_are_one_line_errors_at_resolve_time(over, needle):
     with pytest.raises(UserError) as e:
-        resolved("davis", **over)
+        resolved("jhmdb" if "pck" in over else "davis", **over)
     assert needle in str(e.value) and "\n" not in str(e.value)
