@@ -16,6 +16,10 @@ averaging), computed once per video and cached in memory, then:
 ``mode: finetune`` instead fine-tunes a copy of the encoder end to end on the labels
 (:mod:`tasks.supervised_finetune`). Top-1/top-5 are mmaction2's ``top_k_accuracy``. Splits: UCF101 / HMDB51 split 1 (train → test),
 SSv2 train → validation.
+
+Per-sample scores are per test video (id: its path relative to the data set folder): ``label``, the
+linear probe's ``predicted`` class and ``correct`` (0/1, whose mean is ``top1``; in ``finetune`` mode
+the fine-tuned model's), and ``knn<k>_correct`` for each k-NN.
 """
 from __future__ import annotations
 
@@ -27,8 +31,8 @@ import torch.nn.functional as F
 
 from benchmark.context import RunContext
 from benchmark.errors import UserError
-from tasks.base import Task, TaskMeta, TaskOutput
-from tasks.video_features import load_labelled_split, video_embeddings
+from tasks.base import TaskMeta, TaskOutput
+from tasks.video_features import LabelledVideoTask, video_embeddings
 
 
 def top_k(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
@@ -37,6 +41,12 @@ def top_k(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 
 
     accs = top_k_accuracy(scores.float().cpu().numpy(), labels.cpu().numpy().tolist(), ks)
     return {f"top{k}": float(a) for k, a in zip(ks, accs)}
+
+
+def top1_predictions(scores: torch.Tensor) -> np.ndarray:
+    """Predicted class per row, ties broken as mmaction2's ``top_k_accuracy`` (the last of ``argsort``),
+    so that the mean of ``predicted == label`` is exactly its top-1."""
+    return np.argsort(scores.float().cpu().numpy(), axis=1)[:, -1]
 
 
 def train_linear_classifiers(x: torch.Tensor, y: torch.Tensor, num_classes: int, lrs: list[float],
@@ -72,8 +82,12 @@ def train_linear_classifiers(x: torch.Tensor, y: torch.Tensor, num_classes: int,
 
 
 def linear_probe(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, yte: torch.Tensor,
-                 num_classes: int, cfg: dict[str, Any], seed: int) -> dict[str, float]:
-    """Train the lr sweep, select one classifier (``cfg['lr_selection']``) and score it on the test set."""
+                 num_classes: int, cfg: dict[str, Any], seed: int) -> tuple[dict[str, float], torch.Tensor]:
+    """Train the lr sweep, select one classifier (``cfg['lr_selection']``) and score it on the test set.
+
+    Returns:
+        the metrics and the selected classifier's test scores ``(N_test, K)``.
+    """
     sel = cfg["lr_selection"]
     if sel not in ("test", "holdout"):
         raise UserError(f"lr_selection must be 'test' (DINOv2) or 'holdout', got {sel!r}")
@@ -87,8 +101,8 @@ def linear_probe(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, yte: t
     w, b = train_linear_classifiers(fit_x, fit_y, num_classes, lrs, int(cfg["iterations"]), int(cfg["linear_batch_size"]), seed)
     val_acc = [(torch.argmax(val_x @ w[i] + b[i], 1) == val_y).float().mean().item() for i in range(len(lrs))]
     best = int(np.argmax(val_acc))
-    out = top_k(xte @ w[best] + b[best], yte)
-    return {**out, "linear_best_lr": lrs[best]}
+    scores = xte @ w[best] + b[best]
+    return {**top_k(scores, yte), "linear_best_lr": lrs[best]}, scores
 
 
 def knn_scores(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, num_classes: int, k: int,
@@ -100,55 +114,65 @@ def knn_scores(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, num_clas
     return votes.sum(1)
 
 
-class VideoClassification(Task):
+class VideoClassification(LabelledVideoTask):
     """Linear probe + k-NN top-1/top-5 on one data set's train → test split."""
 
     meta: ClassVar[TaskMeta]
-
+    version = 2  # 2: per-video samples
 
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
         cfg = self.config
-        train, test, classes = load_labelled_split(self.meta.dataset, ctx, cfg)
-        if not train or not test:
-            raise UserError(f"{self.meta.name}: the split has {len(train)} train and {len(test)} test videos; both must be non-empty")
+        train, test, classes = self.load_split(ctx)
+        yte = torch.tensor([v.label for v in test])
+        samples: dict[str, list] = {"id": self.sample_ids(test, ctx.dataset_path(self.meta.dataset)),
+                                    "label": yte.tolist()}
         if cfg["mode"] == "finetune":
             from tasks.supervised_finetune import finetune_classify
 
             logits, record = finetune_classify(method, train, test, len(classes), cfg, ctx)
-            yte = torch.tensor([v.label for v in test])
             details = {"mode": "finetune", "num_train": len(train), "num_test": len(test),
                        "num_classes": len(classes), "finetune": record}
-            return TaskOutput(metrics=top_k(logits, yte), details=details)
+            return TaskOutput(metrics=top_k(logits, yte), details=details, samples=_add_predictions(samples, logits))
         if cfg["mode"] != "probe":
             raise UserError(f"{self.meta.name}.mode must be probe or finetune, got {cfg['mode']!r}")
         xtr = video_embeddings(method, train, cfg, ctx, "train videos")
         xte = video_embeddings(method, test, cfg, ctx, "test videos")
         ytr = torch.tensor([v.label for v in train])
-        yte = torch.tensor([v.label for v in test])
-        metrics = linear_probe(xtr, ytr, xte, yte, len(classes), cfg, ctx.seed)
+        metrics, scores = linear_probe(xtr, ytr, xte, yte, len(classes), cfg, ctx.seed)
+        samples = _add_predictions(samples, scores)
         for k in cfg["knn_k"]:
-            scores = knn_scores(xtr, ytr, xte, len(classes), int(k), float(cfg["knn_temperature"]))
-            metrics.update({f"knn{k}_{name}": v for name, v in top_k(scores, yte).items()})
+            knn = knn_scores(xtr, ytr, xte, len(classes), int(k), float(cfg["knn_temperature"]))
+            metrics.update({f"knn{k}_{name}": v for name, v in top_k(knn, yte).items()})
+            samples[f"knn{k}_correct"] = (top1_predictions(knn) == yte.numpy()).astype(int).tolist()
         details = {"num_train": len(train), "num_test": len(test), "num_classes": len(classes)}
-        return TaskOutput(metrics=metrics, details=details)
+        return TaskOutput(metrics=metrics, details=details, samples=samples)
+
+
+def _add_predictions(samples: dict[str, list], scores: torch.Tensor) -> dict[str, list]:
+    predicted = top1_predictions(scores)
+    return {**samples, "predicted": predicted.tolist(),
+            "correct": (predicted == np.asarray(samples["label"])).astype(int).tolist()}
 
 
 class UCF101Classification(VideoClassification):
     """UCF101 linear probe + k-NN, top-1."""
 
-    meta = TaskMeta(name="ucf101_cls", dataset="ucf101", main_metric="top1",
+    meta = TaskMeta(name="ucf101_cls", dataset="ucf101", main_metric="top1", sample_metric="correct",
                     protocol="UCF101 split 1; DINOv2 linear eval (lr sweep) + weighted k-NN (k 10/20, T 0.07)")
+    reader = "benchmark.data.ucf101:load_ucf101"
 
 
 class HMDB51Classification(VideoClassification):
     """HMDB51 linear probe + k-NN, top-1."""
 
-    meta = TaskMeta(name="hmdb51_cls", dataset="hmdb51", main_metric="top1",
+    meta = TaskMeta(name="hmdb51_cls", dataset="hmdb51", main_metric="top1", sample_metric="correct",
                     protocol="HMDB51 split 1; DINOv2 linear eval (lr sweep) + weighted k-NN (k 10/20, T 0.07)")
+    reader = "benchmark.data.hmdb51:load_hmdb51"
 
 
 class SSv2Classification(VideoClassification):
     """Something-Something v2 linear probe + k-NN, top-1."""
 
-    meta = TaskMeta(name="ssv2_cls", dataset="ssv2", main_metric="top1",
+    meta = TaskMeta(name="ssv2_cls", dataset="ssv2", main_metric="top1", sample_metric="correct",
                     protocol="SSv2 train → validation; DINOv2 linear eval (lr sweep) + weighted k-NN (k 10/20, T 0.07)")
+    reader = "benchmark.data.ssv2:load_ssv2"

@@ -10,6 +10,14 @@ scored with the ActivityNet/THUMOS mAP at tIoU 0.3 … 0.7.
 
 A frame is labelled with the class of the ground-truth segment containing its centre time,
 background otherwise (the first segment wins where annotations overlap).
+
+mAP pools detections of all videos per class, so it is no mean over videos. Per-sample scores are per
+test video (id: its path relative to the data set folder) and hold the AP *inputs*: ``detections``
+(``[class, start s, end s, score]`` each) and ``ground_truth`` (``[class, start s, end s]``), from
+which :meth:`ThumosLocalisation.aggregate` recomputes the main metric exactly for any resample of
+videos (a video drawn twice counts as two videos); plus the video's own ``mAP@0.5`` (its detections
+against its segments alone, the paired per-video score; for a video without segments 1 if it has no
+detection, else 0, so the column stays finite), ``frame_accuracy`` and ``frames``.
 """
 from __future__ import annotations
 
@@ -20,7 +28,7 @@ import torch
 
 from benchmark.context import RunContext
 from benchmark.errors import UserError
-from tasks.base import Task, TaskMeta, TaskOutput
+from tasks.base import Task, TaskMeta, TaskOutput, relative_id
 from tasks.classification import train_linear_classifiers
 from benchmark.data.types import LocalisationVideo
 from benchmark.data.video import centre_crop, read_video, to_tensor
@@ -53,7 +61,8 @@ class ThumosLocalisation(Task):
 
     meta = TaskMeta(name="thumos_loc", dataset="thumos", main_metric="mAP@0.5",
                     protocol="THUMOS-14 validation → test; linear per-frame probe, thresholded segments, "
-                             "ActivityNet/THUMOS mAP at tIoU 0.3:0.7")
+                             "ActivityNet/THUMOS mAP at tIoU 0.3:0.7", sample_metric="mAP@0.5")
+    version = 2  # 2: per-video samples (AP inputs)
 
     def _features(self, method: Any, videos: list[LocalisationVideo], background: int, ctx: RunContext, desc: str):
         it = videos
@@ -84,15 +93,30 @@ class ThumosLocalisation(Task):
                                         int(cfg["linear_batch_size"]), ctx.seed)
         detections: list[Detection] = []
         ground_truth: list[Detection] = []
-        frame_hits, frame_total = 0, 0
+        samples: dict[str, list] = {k: [] for k in ("id", "mAP@0.5", "frame_accuracy", "frames", "detections", "ground_truth")}
+        tiou = [float(t) for t in cfg["tiou_thresholds"]]
         for v, frames, feats, labels in self._features(method, test, k, ctx, "test videos"):
             probs = torch.softmax(feats @ w[0] + b[0], dim=1)
-            frame_hits += int((probs.argmax(1) == labels).sum())
-            frame_total += len(labels)
-            detections += segments_from_scores(probs[:, :k].numpy(), v.fps / int(cfg["frame_stride"]),
-                                               float(cfg["score_threshold"]), v.name, min_frames=int(cfg["min_frames"]))
-            ground_truth += [Detection(v.name, s.label, s.start, s.end, 1.0) for s in v.segments]
-        metrics = map_at_tiou(ground_truth, detections, [float(t) for t in cfg["tiou_thresholds"]])
-        metrics["frame_accuracy"] = frame_hits / max(frame_total, 1)
+            dets = segments_from_scores(probs[:, :k].numpy(), v.fps / int(cfg["frame_stride"]),
+                                        float(cfg["score_threshold"]), v.name, min_frames=int(cfg["min_frames"]))
+            gts = [Detection(v.name, s.label, s.start, s.end, 1.0) for s in v.segments]
+            detections += dets
+            ground_truth += gts
+            samples["id"].append(relative_id(v.path, root, v.name))
+            samples["mAP@0.5"].append(map_at_tiou(gts, dets, [0.5])["mAP@0.5"] if gts else float(not dets))
+            samples["frame_accuracy"].append(float((probs.argmax(1) == labels).float().mean()))
+            samples["frames"].append(len(labels))
+            samples["detections"].append([[d.label, d.start, d.end, d.score] for d in dets])
+            samples["ground_truth"].append([[g.label, g.start, g.end] for g in gts])
+        metrics = map_at_tiou(ground_truth, detections, tiou)
+        metrics["frame_accuracy"] = float(np.average(samples["frame_accuracy"], weights=samples["frames"]))
         details = {"num_train": len(train), "num_test": len(test), "num_classes": k, "num_detections": len(detections)}
-        return TaskOutput(metrics=metrics, details=details)
+        return TaskOutput(metrics=metrics, details=details, samples=samples)
+
+    @classmethod
+    def aggregate(cls, samples: dict[str, list]) -> float:
+        """mAP@0.5 of the rows, pooled over their videos as :func:`map_at_tiou` pools the split's."""
+        gts = [Detection(str(i), int(c), a, b, 1.0) for i, rows in enumerate(samples["ground_truth"]) for c, a, b in rows]
+        dets = [Detection(str(i), int(c), a, b, sc) for i, rows in enumerate(samples["detections"]) for c, a, b, sc in rows]
+        return map_at_tiou(gts, dets, [0.5])["mAP@0.5"]
+

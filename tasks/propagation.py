@@ -4,30 +4,8 @@ Every dense-correspondence paper since Wang et al. (2019) evaluates frozen featu
 the labels of the first frame are carried to frame ``t`` by a k-nearest-neighbour vote over the
 features of a few *context* frames (the first frame plus the previous ones), restricted to a spatial
 neighbourhood, weighted by a temperature softmax of cosine similarities. Three published protocols
-differ only in constants and small rules, reproduced here as presets (:data:`PRESETS`):
-
-``cosettle``
-    The defaults of the Co-Settle authors' companion evaluation code, T-CORE
-    ``downstreams/propagation/util.py`` + ``start.py`` (github.com/yafeng19/T-CORE), which runs
-    CRW's propagation (``src/test.py``, ``src/utils/test_utils.py``) with temperature 0.7, top-k 7
-    (VIP 10), radius 20, 20 context frames and the first frame as long-term memory
-    (``long_mem=[0]``); DAVIS resized to 480×880, JHMDB to 320×320 (a 20×20 grid at stride 16),
-    VIP with the long side at 880 and the short side floored to a multiple of 64; poses decoded from
-    the top 5 heatmap cells (``process_pose(topk=5)``).
-``crw``
-    Jabri et al., NeurIPS 2020, videowalk ``code/test.py`` + ``code/utils/arguments.py``: top-k 10,
-    radius 12, temperature 0.07 (the README's DAVIS command uses 0.05), 20 context frames; the
-    video is padded with 20 copies of the first frame, so early targets see frame 0 many times, and
-    frame 0 is also long-term memory; the radius is Euclidean and strict (``D < radius``) and does
-    not apply to the long-term frame; DAVIS at native size (``--cropSize -1``), JHMDB at 320×320;
-    poses from the top 3 cells (``process_pose(topk=3)``).
-``dino``
-    Caron et al., ICCV 2021, ``eval_video_segmentation.py``: top-k 5, a *square* neighbourhood of
-    half-size 12 applied to every context frame, temperature 0.1, the first frame plus the 7 last
-    frames (no repetition), first-frame labels downsampled with nearest-neighbour, each class map
-    min-max normalised before the argmax (``norm_mask``), frames resized to a short side of 480 with
-    the long side floored to a multiple of 64. DINO publishes no VIP/JHMDB protocol: the same
-    constants are used there, with CRW's 3-cell pose decoding and 320×320 JHMDB frames.
+differ only in constants and small rules, reproduced as presets (:mod:`tasks.presets`, with
+their sources); this module is the engine they parameterise.
 
 Labels are propagated at feature resolution as soft maps (each frame's *soft* prediction becomes a
 context label, as all three codes do) and upsampled bilinearly to the annotation resolution.
@@ -45,171 +23,17 @@ straightforward reference (one full affinity per target frame, as DINO's script 
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.errors import UserError
-from benchmark.data.frames import Preprocess, Video
-from benchmark.data.video import to_tensor
+from tasks.presets import PRESETS, PropagationConfig, input_size, resolve  # noqa: F401  (engine constants; re-exported)
 
 MASKED = -1e10  # CRW/T-CORE add this to out-of-radius affinities before top-k (``D[D==0] = -1e10``)
-
-
-@dataclass(frozen=True)
-class PropagationConfig:
-    """Constants of one propagation protocol (see the module docstring for their sources).
-
-    Attributes:
-        topk: neighbours voting for each target cell, over all context keys together.
-        temperature: softmax temperature applied to the top-k cosine similarities.
-        radius: neighbourhood size in feature cells; <= 0 disables the restriction.
-        radius_metric: ``euclidean`` (CRW: distance < radius) or ``square`` (DINO: |dy|, |dx| <= radius).
-        n_context: number of previous frames used as short-term context.
-        long_memory: the first frame is always in the context (long-term memory).
-        mask_long_memory: the neighbourhood restriction also applies to the long-term frame (DINO).
-        repeat_first: the context bank is padded with copies of frame 0 so that every target sees
-            ``n_context`` short-term frames (CRW/T-CORE); otherwise early targets see fewer (DINO).
-        label_downsample: ``bilinear`` (CRW: cv2 linear resize of the one-hot map) or ``nearest``
-            (DINO: nearest resize of the index map) to bring first-frame labels to the grid.
-        norm_mask: min-max normalise each upsampled class map before the argmax (DINO).
-        pose_topk: heatmap cells averaged to decode a keypoint (JHMDB).
-        pose_sigma: Gaussian sigma, in feature cells, of the keypoint heatmaps (CRW ``sigma=0.5``).
-        tile: query tile side in cells, 0 for automatic (speed only: results do not depend on it).
-    """
-
-    topk: int
-    temperature: float
-    radius: float
-    radius_metric: str
-    n_context: int
-    long_memory: bool
-    mask_long_memory: bool
-    repeat_first: bool
-    label_downsample: str
-    norm_mask: bool
-    pose_topk: int
-    pose_sigma: float = 0.5
-    tile: int = 0
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.topk >= 1, "topk must be >= 1"),
-            (self.temperature > 0, "temperature must be > 0"),
-            (self.radius_metric in ("euclidean", "square"), "radius_metric must be 'euclidean' or 'square'"),
-            (self.n_context >= 0, "n_context must be >= 0"),
-            (self.long_memory or self.n_context > 0, "n_context must be > 0 when long_memory is false"),
-            (self.label_downsample in ("bilinear", "nearest"), "label_downsample must be 'bilinear' or 'nearest'"),
-            (self.pose_topk >= 1, "pose_topk must be >= 1"),
-            (self.pose_sigma > 0, "pose_sigma must be > 0"),
-            (self.tile >= 0, "tile must be >= 0 (0: automatic)"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise UserError(f"propagation config: {msg} (got {dataclasses.asdict(self)})")
-
-
-_COSETTLE = PropagationConfig(
-    topk=7, temperature=0.7, radius=20, radius_metric="euclidean", n_context=20, long_memory=True,
-    mask_long_memory=False, repeat_first=True, label_downsample="bilinear", norm_mask=False, pose_topk=5,
-)
-_CRW = PropagationConfig(
-    topk=10, temperature=0.07, radius=12, radius_metric="euclidean", n_context=20, long_memory=True,
-    mask_long_memory=False, repeat_first=True, label_downsample="bilinear", norm_mask=False, pose_topk=3,
-)
-_DINO = PropagationConfig(
-    topk=5, temperature=0.1, radius=12, radius_metric="square", n_context=7, long_memory=True,
-    mask_long_memory=True, repeat_first=False, label_downsample="nearest", norm_mask=True, pose_topk=3,
-)
-
-#: preset -> dataset -> (engine constants, input-resolution rule). Resolution rules:
-#: ``["fixed", H, W]``, ``["short", S, M]`` (short side S, long side floored to a multiple of M),
-#: ``["long", L, M]`` (long side L, short side floored to a multiple of M), ``["native"]``.
-PRESETS: dict[str, dict[str, tuple[PropagationConfig, list]]] = {
-    "cosettle": {
-        "davis": (_COSETTLE, ["fixed", 480, 880]),
-        "vip": (dataclasses.replace(_COSETTLE, topk=10), ["long", 880, 64]),
-        "jhmdb": (_COSETTLE, ["fixed", 320, 320]),
-    },
-    "crw": {
-        "davis": (_CRW, ["native"]),
-        "vip": (_CRW, ["native"]),
-        "jhmdb": (_CRW, ["fixed", 320, 320]),
-    },
-    "dino": {
-        "davis": (_DINO, ["short", 480, 64]),
-        "vip": (_DINO, ["short", 480, 64]),
-        "jhmdb": (_DINO, ["fixed", 320, 320]),
-    },
-}
-
-
-def resolve(config: dict[str, Any], dataset: str) -> tuple[PropagationConfig, list]:
-    """The engine constants and resolution rule of a task config: its preset, then its overrides.
-
-    ``config`` holds ``preset`` (a :data:`PRESETS` name), ``propagation`` (a dict whose non-null
-    values replace the preset's constants) and ``input_size`` (null for the preset's rule).
-    """
-    name = config.get("preset")
-    if name not in PRESETS:
-        raise UserError(f"{dataset}: unknown preset {name!r}; choose one of {', '.join(PRESETS)} (key 'preset')")
-    base, size = PRESETS[name][dataset]
-    fields = {f.name: f.type for f in dataclasses.fields(PropagationConfig)}
-    overrides = {}
-    for key, value in (config.get("propagation") or {}).items():
-        if value is None:
-            continue
-        if key not in fields:
-            raise UserError(f"{dataset}.propagation: unknown key {key!r}; valid keys: {', '.join(fields)}")
-        current = getattr(base, key)
-        if isinstance(current, bool) and not isinstance(value, bool):
-            raise UserError(f"{dataset}.propagation.{key} must be true or false, got {value!r}")
-        if isinstance(current, (int, float)) and not isinstance(current, bool):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise UserError(f"{dataset}.propagation.{key} must be a number, got {value!r}")
-            value = type(current)(value)
-        overrides[key] = value
-    if config.get("input_size") is not None:
-        size = list(config["input_size"])
-    return dataclasses.replace(base, **overrides), size
-
-
-def input_size(rule: list, height: int, width: int, stride: int) -> tuple[int, int]:
-    """Frame size to feed the encoder for a ``height × width`` video under a resolution rule.
-
-    Both sides are finally floored to a multiple of ``stride`` so that the token grid covers the
-    whole resized frame (a no-op for every published size).
-    """
-    kind = rule[0]
-    if kind == "fixed":
-        h, w = int(rule[1]), int(rule[2])
-    elif kind == "short":  # DINO read_frame(): short side S, long side (S * long / short) // 64 * 64
-        s, m = int(rule[1]), int(rule[2])
-        if height > width:
-            h, w = int(s * height / width) // m * m, s
-        else:
-            h, w = s, int(s * width / height) // m * m
-    elif kind == "long":  # T-CORE vos.py with one crop size: long side L, short side floored to M
-        s, m = int(rule[1]), int(rule[2])
-        if width > height:
-            h, w = int(height * s / width) // m * m, s
-        else:
-            h, w = s, int(width * s / height) // m * m
-    elif kind == "native":
-        h, w = height, width
-    else:
-        raise UserError(f"input_size {rule!r}: use [fixed, H, W], [short, S, M], [long, L, M] or [native]")
-    h, w = h // stride * stride, w // stride * stride
-    if h < stride or w < stride:
-        raise UserError(f"input_size {rule!r} gives {h}x{w} for a {height}x{width} video: too small for stride {stride}")
-    return h, w
 
 
 # ----------------------------------------------------------------------------------------------
@@ -232,30 +56,62 @@ def labels_to_grid(index_map: torch.Tensor, classes: torch.Tensor, grid: tuple[i
     return out[0].permute(1, 2, 0).contiguous()
 
 
-def grid_to_labels(soft: torch.Tensor, size: tuple[int, int], norm_mask: bool) -> torch.Tensor:
-    """Soft maps ``(h, w, L)`` → class positions ``(H, W)`` (long): bilinear upsampling, argmax."""
-    up = F.interpolate(soft.permute(2, 0, 1)[None], size=size, mode="bilinear", align_corners=False)[0]
+def grid_to_labels(soft: torch.Tensor, size: tuple[int, int], norm_mask: bool,
+                   frame: tuple[int, int] | None = None) -> torch.Tensor:
+    """Soft maps ``(h, w, L)`` → class positions ``(H, W)`` (long).
+
+    Bilinear upsampling to ``frame`` (the encoder's input size; ``size`` when None), the optional
+    ``norm_mask``, the argmax, and, where ``frame`` differs from ``size``, a nearest resize of the
+    index map to ``size`` as ``cv2.INTER_NEAREST`` does it.
+    """
+    frame = tuple(frame or size)
+    up = F.interpolate(soft.permute(2, 0, 1)[None], size=frame, mode="bilinear", align_corners=False)[0]
     if norm_mask:  # DINO norm_mask(): per class, (x - min) / max, only where the map has a positive max
         lo = up.amin(dim=(1, 2), keepdim=True)
         hi = (up - lo).amax(dim=(1, 2), keepdim=True)
         keep = up.amax(dim=(1, 2), keepdim=True) > 0
         up = torch.where(keep, (up - lo) / hi.clamp_min(1e-12), up)
-    return up.argmax(dim=0)
+    labels = up.argmax(dim=0)
+    if frame == tuple(size):
+        return labels
+    rows, cols = (_cv2_nearest(src, dst, labels.device) for src, dst in zip(frame, size))
+    return labels[rows][:, cols]
 
 
-def keypoint_heatmaps(points: torch.Tensor, grid: tuple[int, int], sigma: float) -> torch.Tensor:
-    """Keypoints ``(J, 2)`` in grid coordinates (x, y; cell centres at integers) → ``(h, w, J+1)``.
+def _cv2_nearest(src: int, dst: int, device: torch.device) -> torch.Tensor:
+    """Source index of each of ``dst`` outputs as ``cv2.resize(INTER_NEAREST)`` picks it:
+    ``min(floor(x * (1 / (dst / src))), src - 1)`` in double precision (torch's own ``nearest``
+    computes the scale in float32 and picks a different pixel where ``x * src / dst`` is an integer)."""
+    inverse = 1.0 / (dst / src)
+    return torch.tensor([min(math.floor(x * inverse), src - 1) for x in range(dst)], device=device)
 
-    Each joint is a Gaussian of ``sigma`` cells truncated at 3 sigma (CRW ``draw_labelmap_np``),
-    evaluated at the exact sub-cell position; channel 0 is background, 1 where no joint reaches.
+
+def keypoint_heatmaps(points: torch.Tensor, grid: tuple[int, int], sigma: float, mode: str = "crw") -> torch.Tensor:
+    """Keypoints ``(J, 2)`` in grid coordinates (x, y) → heatmaps ``(h, w, J+1)``; channel 0 is
+    background, 1 where no joint reaches.
+
+    ``crw`` draws CRW's ``draw_labelmap_np`` (``code/data/jhmdb.py``): a patch of ``ceil(6σ+1)``
+    cells from ``int(p - 3σ)`` (truncation toward zero), holding ``exp(-d²/2σ²)`` of the integer
+    offset ``d`` from patch index ``(6σ+1) // 2`` — for σ = 0.5 a 4×4 patch whose peak sits on the
+    cell ``round(p)`` (``int(p - 1.5) + 2``, so one cell further in for ``p < 1.5``), offsets −2..+1.
+    ``exact`` evaluates the Gaussian at the sub-cell position, truncated at 3σ.
     """
     h, w = grid
-    ys = torch.arange(h, dtype=torch.float32).view(1, h, 1)
-    xs = torch.arange(w, dtype=torch.float32).view(1, 1, w)
-    dx = xs - points[:, 0].view(-1, 1, 1).float()
-    dy = ys - points[:, 1].view(-1, 1, 1).float()
-    g = torch.exp(-(dx**2 + dy**2) / (2 * sigma**2))
-    g = torch.where((dx.abs() <= 3 * sigma) & (dy.abs() <= 3 * sigma), g, torch.zeros(()))
+    cells = (torch.arange(h, dtype=torch.float64).view(1, h, 1), torch.arange(w, dtype=torch.float64).view(1, 1, w))
+    pts = points.double()
+    if mode == "exact":
+        dy, dx = cells[0] - pts[:, 1].view(-1, 1, 1), cells[1] - pts[:, 0].view(-1, 1, 1)
+        inside = (dx.abs() <= 3 * sigma) & (dy.abs() <= 3 * sigma)
+    else:
+        size = 6 * sigma + 1
+        ul = torch.trunc(pts - 3 * sigma)  # (J, 2) first patch cell, x then y
+        br = torch.trunc(pts + 3 * sigma + 1)
+        span = math.ceil(size)
+        iy, ix = cells[0] - ul[:, 1].view(-1, 1, 1), cells[1] - ul[:, 0].view(-1, 1, 1)  # patch indices
+        inside = ((iy >= 0) & (iy < span) & (cells[0] < br[:, 1].view(-1, 1, 1))
+                  & (ix >= 0) & (ix < span) & (cells[1] < br[:, 0].view(-1, 1, 1)))
+        dy, dx = iy - size // 2, ix - size // 2
+    g = torch.where(inside, torch.exp(-(dx**2 + dy**2) / (2 * sigma**2)), torch.zeros((), dtype=torch.float64)).float()
     background = (g.sum(0) == 0).float()[None]
     return torch.cat([background, g]).permute(1, 2, 0).contiguous()
 
@@ -475,42 +331,4 @@ def propagate_dense(feats: torch.Tensor, first: torch.Tensor, cfg: PropagationCo
         source_labels = labels[[f for f, _ in frames]].reshape(-1, L)  # (N * n_key, L)
         labels[t] = (source_labels.T @ weights).T
     return labels.view(T, h, w, L)
-
-
-# ----------------------------------------------------------------------------------------------
-# Task side: features of a whole video
-# ----------------------------------------------------------------------------------------------
-
-
-def video_features(method: Any, frames: np.ndarray | Video, rule: list) -> torch.Tensor:
-    """Features ``(T, h, w, C)`` of ``uint8 (T, H, W, 3)`` frames resized by a resolution rule.
-
-    The method encodes the whole clip once (``frame_features`` batches it); sizes are floored to the
-    backbone's stride so that the grid covers the entire resized frame.
-    """
-    stride = int(getattr(getattr(method, "backbone", None), "stride", 1) or 1)
-    size = input_size(rule, frames.shape[1], frames.shape[2], stride)
-    x = frames.tensor(Preprocess(size)) if isinstance(frames, Video) else to_tensor(frames, size)  # Video: decoded on a cache miss only
-    feats = method.frame_features(x)
-    if feats.ndim != 4 or feats.shape[0] != len(frames):
-        raise ValueError(f"frame_features must return (T, h, w, C) for {len(frames)} frames, got {tuple(feats.shape)}")
-    return feats
-
-
-def dense_output(config: dict[str, Any], engine: PropagationConfig, rule: list, work_dir: Any,
-                 metrics: dict[str, float], tables: dict[str, tuple[Any, str]], pred_dir: Any,
-                 **details: Any) -> Any:
-    """The :class:`~tasks.base.TaskOutput` of a dense task: its tables written as CSV artifacts in
-    ``work_dir``, saved predictions, and the preset, engine constants and resolution in ``details``."""
-    from tasks.base import TaskOutput
-
-    work_dir.mkdir(parents=True, exist_ok=True)
-    artifacts = {}
-    for key, (table, name) in tables.items():
-        table.to_csv(work_dir / name, index=False)
-        artifacts[key] = str(work_dir / name)
-    if pred_dir is not None:
-        artifacts["predictions"] = str(pred_dir)
-    info = {"preset": config.get("preset"), "propagation": dataclasses.asdict(engine), "input_size": rule, **details}
-    return TaskOutput(metrics=metrics, artifacts=artifacts, details=info)
 

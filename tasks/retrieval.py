@@ -6,6 +6,9 @@ similarity of video features, and Recall@k counts a query as retrieved when any 
 neighbours shares its class (:mod:`tasks.metrics.retrieval`). A video's feature is the average of
 its clips' embeddings (VCOP samples 10 clips of 16 frames per video), from the shared
 :mod:`tasks.video_features`.
+
+Per-sample scores are per query (id: the test video's path relative to the data set folder): ``R@k``
+is 1 when the query is retrieved at k, so the mean of each column is the reported Recall@k.
 """
 from __future__ import annotations
 
@@ -14,38 +17,41 @@ from typing import Any
 import torch
 
 from benchmark.context import RunContext
-from benchmark.errors import UserError
-from tasks.base import Task, TaskMeta, TaskOutput
-from tasks.metrics.retrieval import recall_at_k
-from tasks.video_features import load_labelled_split, video_embeddings
+from tasks.base import TaskMeta
+from tasks.base import TaskOutput
+from tasks.metrics.retrieval import query_hits
+from tasks.video_features import LabelledVideoTask, video_embeddings
 
 
-class VideoRetrieval(Task):
+class VideoRetrieval(LabelledVideoTask):
     """Test videos as queries against train videos, Recall@k."""
 
+    version = 2  # 2: per-query samples
 
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
         cfg = self.config
-        train, test, classes = load_labelled_split(self.meta.dataset, ctx, cfg)
-        if not train or not test:
-            raise UserError(f"{self.meta.name}: the split has {len(train)} train and {len(test)} test videos; both must be non-empty")
+        train, test, classes = self.load_split(ctx)
         gallery = video_embeddings(method, train, cfg, ctx, "gallery (train) videos")
         queries = video_embeddings(method, test, cfg, ctx, "query (test) videos")
-        metrics = recall_at_k(queries, torch.tensor([v.label for v in test]), gallery,
-                              torch.tensor([v.label for v in train]), tuple(int(k) for k in cfg["ks"]))
+        hits = query_hits(queries, torch.tensor([v.label for v in test]), gallery,
+                          torch.tensor([v.label for v in train]), tuple(int(k) for k in cfg["ks"]))
+        metrics = {key: float(sum(col)) / len(col) for key, col in hits.items()}
+        samples = {"id": self.sample_ids(test, ctx.dataset_path(self.meta.dataset)), **hits}
         details = {"num_queries": len(test), "num_gallery": len(train), "num_classes": len(classes)}
-        return TaskOutput(metrics=metrics, details=details)
+        return TaskOutput(metrics=metrics, details=details, samples=samples)
 
 
 class UCF101Retrieval(VideoRetrieval):
     """UCF101 video retrieval, Recall@1/5/10/20."""
 
-    meta = TaskMeta(name="ucf101_retrieval", dataset="ucf101", main_metric="R@1",
+    meta = TaskMeta(name="ucf101_retrieval", dataset="ucf101", main_metric="R@1", sample_unit="query",
                     protocol="UCF101 split 1, test → train cosine NN retrieval (Xu et al., CVPR 2019)")
+    reader = "benchmark.data.ucf101:load_ucf101"
 
 
 class HMDB51Retrieval(VideoRetrieval):
     """HMDB51 video retrieval, Recall@1/5/10/20."""
 
-    meta = TaskMeta(name="hmdb51_retrieval", dataset="hmdb51", main_metric="R@1",
+    meta = TaskMeta(name="hmdb51_retrieval", dataset="hmdb51", main_metric="R@1", sample_unit="query",
                     protocol="HMDB51 split 1, test → train cosine NN retrieval (Xu et al., CVPR 2019)")
+    reader = "benchmark.data.hmdb51:load_hmdb51"

@@ -1,5 +1,8 @@
 """``bench score davis|vip|jhmdb``: score a folder of predictions on its own, like the official tools.
 
+Each task scores its own folders (:meth:`tasks.base.Task.score_folder`, offered where ``score_split``
+is set), so a task added in one file (a plugin included) is scored here with no edit:
+
 - ``davis``: a DAVIS result folder ``<predictions>/<seq>/<frame>.png`` (indexed or grey id maps, the
   layout davis2017-evaluation reads and ``save_predictions`` writes), scored on the val split with
   :mod:`tasks.metrics.davis`. The official ``evaluation_method.py`` silently reuses
@@ -16,78 +19,19 @@ then the per-sequence table; ``--json`` prints one JSON object instead.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
 from benchmark.errors import UserError
-from benchmark.data.davis import read_mask
-
-SPLITS = {"davis": "val", "vip": "val", "jhmdb": "split1"}
 
 
-def _prediction(path: Path, what: str) -> Path:
-    if not path.is_file():
-        raise UserError(f"prediction {path} does not exist: the {what} result folder must hold one file per scored frame")
-    return path
+def scorable_tasks() -> list[str]:
+    """Registered tasks that score saved predictions (``score_split`` set); imports them."""
+    from benchmark.registry import TASKS
 
-
-def _davis(data_root: Path, predictions: Path) -> tuple[dict[str, float], pd.DataFrame]:
-    from benchmark.data.davis import load_davis
-    from tasks.davis import scorable, score_sequences
-    from tasks.metrics.davis import BOUND_TH
-
-    def items():
-        for seq in scorable(load_davis(data_root, "val", "480p"), "val"):
-            gt = seq.read_masks()
-            pred = np.zeros_like(gt)  # frames 0 and T-1 are not scored: their files are optional
-            for t, path in enumerate(seq.frames[1:-1], start=1):
-                pred[t] = read_mask(_prediction(predictions / seq.name / f"{path.stem}.png", "DAVIS"), require_palette=False)
-            yield seq.name, gt, pred
-
-    return score_sequences(items(), BOUND_TH)
-
-
-def _vip(data_root: Path, predictions: Path) -> tuple[dict[str, float], pd.DataFrame]:
-    from benchmark.data.vip import load_vip, read_parts
-    from tasks.vip import score_videos
-
-    def items():
-        for video in load_vip(data_root, "val"):
-            scored = [t for t in sorted(video.labels) if t > 0]
-            yield video.name, [
-                (read_parts(video.labels[t]),
-                 read_mask(_prediction(predictions / video.name / f"{video.frames[t].stem}.png", "VIP"), require_palette=False))
-                for t in scored
-            ]
-
-    metrics, per_video, _ = score_videos(items())
-    return metrics, per_video
-
-
-def _jhmdb(data_root: Path, predictions: Path) -> tuple[dict[str, float], pd.DataFrame]:
-    from benchmark.data.jhmdb import load_jhmdb
-    from tasks.jhmdb import score_videos
-
-    def items():
-        for video in load_jhmdb(data_root, 1, "test"):
-            path = _prediction(predictions / video.action / f"{video.name}.npy", "JHMDB")
-            try:
-                pred = np.load(path, allow_pickle=False)
-            except (ValueError, OSError) as e:
-                raise UserError(f"cannot read prediction {path} ({e}): save a float (T, 15, 2) array with numpy.save") from None
-            yield video.name, video.keypoints, pred
-
-    metrics, per_video, _ = score_videos(items())
-    return metrics, per_video
-
-
-SCORERS: dict[str, Callable[[Path, Path], tuple[dict[str, float], pd.DataFrame]]] = {
-    "davis": _davis, "vip": _vip, "jhmdb": _jhmdb,
-}
+    return [name for name in TASKS.names() if getattr(TASKS.get(name), "score_split", "")]
 
 
 def score(dataset: str, data_root: Path, predictions: Path, as_json: bool, out: Path | None = None) -> int:
@@ -96,19 +40,25 @@ def score(dataset: str, data_root: Path, predictions: Path, as_json: bool, out: 
     Writes ``global_results-<split>.csv`` and ``per-sequence_results-<split>.csv`` into ``out``
     (created; default: the prediction folder), always recomputed.
 
+    ``dataset`` is the name of a task that scores predictions (``davis``, ``vip``, ``jhmdb`` or a
+    plugin's).
+
     Raises:
-        UserError: unknown data set, missing folders or files, malformed predictions.
+        UserError: unknown task, missing folders or files, malformed predictions.
     """
-    if dataset not in SCORERS:
-        raise UserError(f"cannot score data set {dataset!r}: choose one of {', '.join(SCORERS)}")
+    from benchmark.context import RunContext
+    from benchmark.registry import TASKS
+
+    names = scorable_tasks()
+    if dataset not in names:
+        raise UserError(f"cannot score {dataset!r}: choose one of {', '.join(names)}")
+    cls = TASKS.get(dataset)
     data_root, predictions = Path(data_root), Path(predictions)
     if not predictions.is_dir():
         raise UserError(f"prediction folder {predictions} does not exist: pass the folder your method wrote")
-    from benchmark.context import RunContext
-
-    folder = RunContext(data_root=data_root, train_data=None, work_dir=predictions).dataset_path(dataset)
-    metrics, table = SCORERS[dataset](folder, predictions)
-    split = SPLITS[dataset]
+    folder = RunContext(data_root=data_root, train_data=None, work_dir=predictions).dataset_path(cls.meta.dataset)
+    metrics, table = cls.score_folder(folder, predictions)
+    split = cls.score_split
     global_table = pd.DataFrame([metrics])
     out = Path(out) if out is not None else predictions
     out.mkdir(parents=True, exist_ok=True)

@@ -2,22 +2,49 @@
 
 Co-Settle argues that adapting an image encoder to video trades *temporal consistency* (the same
 content in adjacent frames maps to nearby features) against *semantic separability* (different
-videos stay apart). This task measures both on any folder of videos, following the authors'
-``cal_metric.py`` (github.com/yafeng19/Co-Settle) step by step:
+videos stay apart). This task measures both on any folder of videos under one of two protocols,
+named in the result (``details.protocol``):
 
-- ``D_intra``: for each adjacent frame pair (first and last 3 frames skipped), every patch's minimum
-  L2 distance to the next frame's patches; the mean of the smallest 50 %; averaged over pairs, then
-  videos. Normalised per video by that video's feature-space diameter (2 × the p-th percentile of
-  patch distances to the video's centre; ``torch.quantile``).
-- ``D_inter``: middle frame of every video, 8 fixed random patch positions (seed 42), the mean L2
-  distance between matching positions over all video pairs. Normalised by the diameter of all those
-  patches (the authors take the farthest of the closest p % here, not a quantile; we follow them).
-- ``D_margin``: ``D_inter_norm - gamma * D_intra_norm`` at ``margin_percentile`` — the paper's D,
-  which its code never computes. Normalising first lets methods whose features differ in scale compare.
+``cal_metric`` (default)
+    Exactly the authors' ``cal_metric.py`` (github.com/yafeng19/Co-Settle @764436e):
+    ``num_frames`` (40) *consecutive* frames per video (the script reads folders of exactly 40
+    extracted frames and skips other videos; we take the 40 frames around the video's middle and
+    skip shorter videos, counted in ``details.skipped``); every token the model returns, the CLS
+    token included where the method offers it (``method.frame_tokens``; ``details.cls_token`` says
+    whether it did); cycle accuracy on raw (not L2-normalised) tokens, CLS removed before pooling as
+    the script does, averaged per batch of ``batch_size`` videos and then over batches.
+``fair``
+    Our normalisation choices: ``num_frames`` frames spread uniformly over the whole video, patch
+    tokens only (no CLS, so every backbone has the same token set), cycle accuracy on L2-normalised
+    tokens (as in the training loss), averaged over videos.
+
+Figures (both protocols; ``cal_metric.py`` prints all but the margin):
+
+- ``D_intra``: per adjacent frame pair (first and last ``edge_skip`` frames skipped) every token's
+  minimum L2 distance to the next frame's tokens, the mean of the smallest 50 %, averaged over pairs,
+  then videos (``compute_intra_video_metric``). ``D_intra_norm{p}`` divides each video's value by its
+  own diameter (2 × the ``torch.quantile`` p-th distance of its tokens to their centre; max at 100).
+- ``D_inter``: the middle frame (``T // 2``) of every video, ``inter_num_patches`` token positions
+  drawn by ``torch.manual_seed(42); torch.randperm(P)`` (the script draws on its device; this is the
+  CPU draw), the mean distance between matching positions over all video pairs
+  (``compute_inter_video_metric``); ``D_inter_norm{p}`` divides by the diameter of those sampled
+  tokens, where the script takes the farthest of the closest p % (not a quantile).
+- ``diam_intra{p}``, ``diam_inter{p}``: the raw diameters (``compute_intra_video_diameter``, mean over
+  videos; ``compute_inter_video_diameter``, over *all* middle-frame tokens, quantile).
+- ``ratio``, ``ratio_norm{p}``: inter / intra, raw and normalised (the script's "Inter/Intra ratios").
+- ``D_margin``: ``D_inter_norm{m} - gamma * D_intra_norm{m}`` at ``margin_percentile`` m — the paper's
+  D, which its code never computes (the main metric).
 - ``cycle_acc``: a 3-step walk t1 → t2 → t1 on 2×2-pooled tokens at five fixed time pairs.
 - ``effective_rank``: exp(entropy of normalised singular values) / min(N, d) of middle-frame tokens.
+
+Per-sample scores are per video (id: path relative to the folder): ``D_intra``, ``D_intra_norm`` (at
+the margin percentile) and ``cycle_acc`` (the paired column; its mean is ``cycle_acc`` whenever the
+videos fill their batches, always under ``fair``). ``D_inter`` and the margin are pairwise over videos
+and have no per-video value.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,16 +52,17 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from benchmark.context import RunContext
-from benchmark.errors import UserError
-from tasks.base import Task, TaskMeta, TaskOutput
 from benchmark.data.frames import Preprocess, load_frames
 from benchmark.data.video import list_videos, video_length
+from benchmark.errors import UserError
+from tasks.base import Task, TaskMeta, TaskOutput, relative_id
 
 EPS = 1e-6
+PROTOCOLS = ("cal_metric", "fair")
 
 
 def intra_distance(feats: torch.Tensor, edge_skip: int, fraction: float) -> torch.Tensor:
-    """Mean over adjacent pairs of the mean of the smallest ``fraction`` nearest-patch distances.
+    """Mean over adjacent pairs of the mean of the smallest ``fraction`` nearest-token distances.
 
     Args:
         feats: one video's tokens ``(T, P, D)``.
@@ -100,8 +128,68 @@ def effective_rank(tokens: torch.Tensor) -> float:
     return float(torch.exp(-(p * p.log()).sum()) / min(tokens.shape))
 
 
+def frame_indices(n: int, count: int, protocol: str) -> np.ndarray | None:
+    """Frames read from an ``n``-frame video: ``count`` consecutive around the middle (``cal_metric``;
+    None when the video is shorter, as the script skips it) or ``count`` spread uniformly (``fair``)."""
+    if protocol == "fair":
+        return np.linspace(0, n - 1, count).round().astype(int)
+    if n < count:
+        return None
+    start = (n - count) // 2
+    return np.arange(start, start + count)
+
+
+def diagnostics(videos: list[tuple[torch.Tensor, torch.Tensor]], c: dict[str, Any]) -> tuple[dict[str, float], dict[str, list]]:
+    """Every figure of the module docstring from each video's ``(tokens (T, P, D), grid (T, h, w, D))``.
+
+    ``tokens`` are what the distances, diameters and rank read (with the CLS token first under
+    ``cal_metric`` where there is one), ``grid`` the patch tokens the cycle walks on.
+
+    Returns:
+        the metrics and the per-video columns (without ids).
+    """
+    if len(videos) < 2:
+        raise UserError(f"tradeoff needs at least 2 videos to measure D_inter; got {len(videos)}")
+    percentiles, cal = list(c["percentiles"]), c["protocol"] == "cal_metric"
+    intra, intra_norm, diam_intra, cycles, middles = [], {p: [] for p in percentiles}, {p: [] for p in percentiles}, [], []
+    for tokens, grid in videos:
+        d = float(intra_distance(tokens, c["edge_skip"], c["nearest_fraction"]))
+        intra.append(d)
+        for p, diam in diameters(tokens.flatten(0, 1), percentiles).items():
+            intra_norm[p].append(d / (diam + 1e-8))
+            diam_intra[p].append(diam)
+        cycles.append(cycle_accuracy(grid, c["cycle_time_pairs"], c["cycle_temperature"], c["cycle_pool"], l2=not cal))
+        middles.append(tokens[tokens.shape[0] // 2])
+    mid = torch.stack(middles)  # (N, P, D)
+    P = mid.shape[1]
+    if P > c["inter_num_patches"]:
+        mid_s = mid[:, torch.randperm(P, generator=torch.Generator().manual_seed(c["inter_patch_seed"]))[: c["inter_num_patches"]]]
+    else:
+        mid_s = mid
+    pair = (mid_s.unsqueeze(1) - mid_s.unsqueeze(0)).norm(dim=-1).mean(-1)  # (N, N)
+    inter = float(pair[torch.triu(torch.ones_like(pair, dtype=torch.bool), diagonal=1)].mean())
+    inter_diam = diameters(mid_s.flatten(0, 1), percentiles, closest_fraction=True)
+    m = {"D_intra": float(np.mean(intra)), "D_inter": inter}
+    m["ratio"] = m["D_inter"] / m["D_intra"] if m["D_intra"] > 0 else float("inf")
+    for p, raw in diameters(mid.flatten(0, 1), percentiles).items():
+        m[f"D_intra_norm{p}"] = float(np.mean(intra_norm[p]))
+        m[f"D_inter_norm{p}"] = inter / (inter_diam[p] + 1e-8)
+        m[f"ratio_norm{p}"] = m[f"D_inter_norm{p}"] / m[f"D_intra_norm{p}"] if m[f"D_intra_norm{p}"] > 0 else float("inf")
+        m[f"diam_intra{p}"] = float(np.mean(diam_intra[p]))
+        m[f"diam_inter{p}"] = raw
+    p = c["margin_percentile"]
+    m["D_margin"] = m[f"D_inter_norm{p}"] - c["gamma"] * m[f"D_intra_norm{p}"]
+    if cal:  # the script averages each batch's accuracy, then the batches
+        b = int(c["batch_size"])
+        m["cycle_acc"] = float(np.mean([np.mean(cycles[i : i + b]) for i in range(0, len(cycles), b)]))
+    else:
+        m["cycle_acc"] = float(np.mean(cycles))
+    m["effective_rank"] = effective_rank(mid.flatten(0, 1))
+    return m, {"D_intra": intra, "D_intra_norm": intra_norm[p], "cycle_acc": cycles}
+
+
 class Tradeoff(Task):
-    """Co-Settle diagnostics: D_intra, D_inter, margin D, cycle accuracy, rank."""
+    """Co-Settle diagnostics: D_intra, D_inter, their ratios and diameters, margin D, cycle accuracy, rank."""
 
     meta = TaskMeta(
         name="tradeoff",
@@ -110,49 +198,51 @@ class Tradeoff(Task):
         higher_is_better=True,
         protocol="Co-Settle cal_metric.py (Liu et al., CVPR 2026)",
         needs_labels=False,
+        sample_unit="video",
+        sample_metric="cycle_acc",
     )
+    version = 2  # 2: protocols cal_metric (new default) and fair; ratios, raw diameters; per-video samples
 
-    def _video_tokens(self, method, path) -> torch.Tensor:
+    @classmethod
+    def resolve_config(cls, cfg: dict[str, Any]) -> dict[str, Any]:
+        """Refuses an unknown protocol, or a margin percentile that is not computed, before anything runs."""
+        if cfg.get("protocol") not in PROTOCOLS:
+            raise UserError(f"tradeoff.protocol {cfg.get('protocol')!r}: choose one of {', '.join(PROTOCOLS)}")
+        if cfg["margin_percentile"] not in cfg["percentiles"]:
+            raise UserError(f"tradeoff.margin_percentile {cfg['margin_percentile']} must be one of "
+                            f"tradeoff.percentiles {cfg['percentiles']}")
+        return cfg
+
+    def _video(self, method: Any, path: Any) -> tuple[torch.Tensor, torch.Tensor, bool] | None:
+        """``(tokens, grid, CLS kept)`` of one video, or None when ``cal_metric`` skips it."""
         c = self.config
-        n = video_length(path)
-        idx = np.linspace(0, n - 1, c["num_frames"]).round().astype(int)
+        idx = frame_indices(video_length(path), int(c["num_frames"]), c["protocol"])
+        if idx is None:
+            return None
         x = load_frames(path, idx, Preprocess(c["resize_short"], c["crop"], strict=True))  # decoded on a cache miss only
-        return method.frame_features(x).float().cpu()  # (T, h, w, D)
+        grid = method.frame_features(x).float().cpu()  # (T, h, w, D)
+        tokens = grid.flatten(1, 2)
+        with_cls = c["protocol"] == "cal_metric" and hasattr(method, "frame_tokens")
+        if with_cls:  # (T, P', D) with the prefix (CLS) tokens first, as the authors' eval_metric output
+            tokens = method.frame_tokens(x).float().cpu()
+            with_cls = tokens.shape[1] > grid.shape[1] * grid.shape[2]
+        return tokens, grid, with_cls
 
-    def evaluate(self, method, ctx: RunContext) -> TaskOutput:
-        c = self.config
-        videos = list_videos(ctx.dataset_path(self.meta.dataset))
+    def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
+        c = self.resolve_config(self.config)
+        root = ctx.dataset_path(self.meta.dataset)
+        ids, videos, cls_kept = [], [], set()
+        paths = list_videos(root)
+        for path in tqdm(paths, desc="tradeoff", disable=not ctx.progress, leave=False):
+            got = self._video(method, path)
+            if got is not None:
+                ids.append(relative_id(path, root, str(path)))
+                videos.append(got[:2])
+                cls_kept.add(got[2])
         if len(videos) < 2:
-            raise UserError(f"tradeoff needs at least 2 videos to measure D_inter; {ctx.dataset_path('clips')} has {len(videos)}")
-        intra, intra_norm = [], {p: [] for p in c["percentiles"]}
-        cycles, middles = [], []
-        for path in tqdm(videos, desc="tradeoff", disable=not ctx.progress, leave=False):
-            grid = self._video_tokens(method, path)
-            tokens = grid.flatten(1, 2)  # (T, P, D)
-            d = float(intra_distance(tokens, c["edge_skip"], c["nearest_fraction"]))
-            intra.append(d)
-            for p, diam in diameters(tokens.flatten(0, 1), c["percentiles"]).items():
-                intra_norm[p].append(d / (diam + 1e-8))
-            cycles.append(cycle_accuracy(grid, c["cycle_time_pairs"], c["cycle_temperature"], c["cycle_pool"],
-                                         c["cycle_l2_normalise"]))
-            middles.append(tokens[tokens.shape[0] // 2])
-        mid = torch.stack(middles)  # (N, P, D)
-        gen = torch.Generator().manual_seed(c["inter_patch_seed"])
-        if mid.shape[1] > c["inter_num_patches"]:
-            mid_s = mid[:, torch.randperm(mid.shape[1], generator=gen)[: c["inter_num_patches"]]]
-        else:
-            mid_s = mid
-        pair = (mid_s.unsqueeze(1) - mid_s.unsqueeze(0)).norm(dim=-1).mean(-1)  # (N, N)
-        inter = float(pair[torch.triu(torch.ones_like(pair, dtype=torch.bool), diagonal=1)].mean())
-        inter_diam = diameters(mid_s.flatten(0, 1), c["percentiles"], closest_fraction=True)
-        metrics = {"D_intra": float(np.mean(intra)), "D_inter": inter}
-        for p in c["percentiles"]:
-            metrics[f"D_intra_norm{p}"] = float(np.mean(intra_norm[p]))
-            metrics[f"D_inter_norm{p}"] = inter / (inter_diam[p] + 1e-8)
-        p = c["margin_percentile"]
-        if p not in c["percentiles"]:
-            raise UserError(f"tradeoff.margin_percentile {p} must be one of tradeoff.percentiles {c['percentiles']}")
-        metrics["D_margin"] = metrics[f"D_inter_norm{p}"] - c["gamma"] * metrics[f"D_intra_norm{p}"]
-        metrics["cycle_acc"] = float(np.mean(cycles))
-        metrics["effective_rank"] = effective_rank(mid.flatten(0, 1))
-        return TaskOutput(metrics, details={"videos": len(videos), "gamma": c["gamma"], "margin_percentile": p})
+            raise UserError(f"tradeoff needs at least 2 videos to measure D_inter; {root} has {len(videos)} "
+                            f"with at least {c['num_frames']} frames: lower tradeoff.num_frames or add videos")
+        metrics, per_video = diagnostics(videos, c)
+        details = {"protocol": c["protocol"], "videos": len(videos), "skipped": len(paths) - len(videos),
+                   "cls_token": cls_kept == {True}, "gamma": c["gamma"], "margin_percentile": c["margin_percentile"]}
+        return TaskOutput(metrics, details=details, samples={"id": ids, **per_video})

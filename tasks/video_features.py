@@ -6,11 +6,14 @@ Retrieval and classification both need "the feature of this video": ``num_clips`
 and centre-cropped (mmaction2's test pipeline ``Resize(-1, short_side)`` → ``CenterCrop(crop)``),
 embedded with ``method.video_embedding`` and averaged over clips (multi-clip test-time averaging;
 ``num_clips: 1`` is the single centre clip). Frames are decoded once per video for all clips.
+:class:`LabelledVideoTask` is the base of the tasks that read a labelled train → test split.
 """
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 
@@ -21,10 +24,9 @@ from benchmark.data.types import LabelledVideo
 from benchmark.data import frames
 from benchmark.data.frames import LazyFrames, Preprocess
 from benchmark.data.video import video_length
+from tasks.base import Task, relative_id
 
 SAMPLING_KEYS = ("num_frames", "stride", "num_clips", "short_side", "crop")
-
-
 
 
 def lazy_clips(path: Any, cfg: dict[str, Any]) -> list[LazyFrames]:
@@ -70,24 +72,30 @@ def video_embeddings(method: Any, videos: Sequence[LabelledVideo], cfg: dict[str
     return torch.stack(out)
 
 
-def load_labelled_split(dataset: str, ctx: RunContext, config: dict[str, Any]
-                        ) -> tuple[list[LabelledVideo], list[LabelledVideo], list[str]]:
-    """``(train, evaluation videos, class names)`` of a labelled video data set, read by its own reader.
+class LabelledVideoTask(Task):
+    """Base of the tasks on a labelled train → test split of videos (classification, retrieval).
 
-    UCF101 and HMDB51 use the split in ``config["split"]``; SSv2 has one train → validation split.
+    ``reader`` names the data set's reader, a callable or a ``"module:function"`` string, called as
+    ``reader(root)`` or, when the task config has a ``split`` key, ``reader(root, split)``; it returns
+    ``(train, test, class names)``. So a task on a new data set is one file that sets it.
     """
-    root = ctx.dataset_path(dataset)
-    if dataset == "ucf101":
-        from benchmark.data.ucf101 import load_ucf101
 
-        return load_ucf101(root, int(config["split"]))
-    if dataset == "hmdb51":
-        from benchmark.data.hmdb51 import load_hmdb51
+    reader: ClassVar[Any]
 
-        return load_hmdb51(root, int(config["split"]))
-    if dataset == "ssv2":
-        from benchmark.data.ssv2 import load_ssv2
+    def load_split(self, ctx: RunContext) -> tuple[list[LabelledVideo], list[LabelledVideo], list[str]]:
+        """``(train, evaluation videos, class names)`` read by ``reader`` from the data set's folder."""
+        fn = type(self).reader  # through the class: a plain function stays unbound
+        if isinstance(fn, str):
+            module, _, attr = fn.partition(":")
+            fn = getattr(importlib.import_module(module), attr)
+        args = (int(self.config["split"]),) if "split" in self.config else ()
+        train, test, classes = fn(ctx.dataset_path(self.meta.dataset), *args)
+        if not train or not test:
+            raise UserError(f"{self.meta.name}: the split has {len(train)} train and {len(test)} test videos; "
+                            "both must be non-empty")
+        return train, test, classes
 
-        return load_ssv2(root)
-    raise UserError(f"no labelled-video reader for data set {dataset!r}: use ucf101, hmdb51 or ssv2")
-
+    @staticmethod
+    def sample_ids(videos: Sequence[LabelledVideo], root: Path) -> list[str]:
+        """Stable ids of ``videos``: their paths relative to the data set folder (POSIX), else their names."""
+        return [relative_id(v.path, root, v.name) for v in videos]

@@ -8,10 +8,16 @@ frames are scored with one confusion matrix over the whole split (:mod:`tasks.me
 One deliberate difference from CRW/T-CORE's scripts, a named option: they also write (and so score)
 the reference frame, whose "prediction" is its given labels; here the reference frame is left out
 unless ``score_reference_frame`` is true, so the score measures propagation only.
+
+Per-sample scores are per video: its own ``mIoU`` (confusion of its frames alone), ``frames``, and
+the per-class true positives ``tp`` and unions ``union`` (20 counts each). The split's mIoU pools the
+confusion over videos, so it is not the mean of per-video mIoU; :meth:`VIP.aggregate` recomputes it
+exactly from ``tp`` and ``union`` of any resample of videos.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,8 +27,8 @@ from tqdm import tqdm
 
 from benchmark.context import RunContext
 from benchmark.errors import UserError
-from tasks.base import Task, TaskMeta, TaskOutput
-from benchmark.data.davis import read_frame, write_mask
+from tasks.base import TaskMeta, TaskOutput
+from benchmark.data.davis import read_frame, read_mask, write_mask
 from benchmark.data.vip import (
     IGNORE_LABEL,
     VIP_CLASSES,
@@ -30,16 +36,11 @@ from benchmark.data.vip import (
     load_vip,
     read_parts,
 )
+from tasks.davis import prediction_file
+from tasks.dense import PropagationTask, dense_output, video_features
 from tasks.metrics.vip import confusion, per_class_iou, scores
-from tasks.propagation import (
-    PropagationConfig,
-    dense_output,
-    grid_to_labels,
-    labels_to_grid,
-    propagate,
-    resolve,
-    video_features,
-)
+from tasks.presets import PropagationConfig, resolve
+from tasks.propagation import grid_to_labels, labels_to_grid, propagate
 
 
 def propagate_parts(method: Any, frames: np.ndarray, first: np.ndarray, wanted: list[int], cfg: PropagationConfig,
@@ -48,13 +49,14 @@ def propagate_parts(method: Any, frames: np.ndarray, first: np.ndarray, wanted: 
 
     Ignored pixels (255) of the first frame carry no label: their one-hot row is empty.
     """
-    feats = video_features(method, frames, rule)
+    feats, size = video_features(method, frames, rule, cfg.frame_resize)
+    frame = size if cfg.upsample == "frame" else None
     device = feats.device
     ids = torch.as_tensor([c for c in np.unique(first).tolist() if c != IGNORE_LABEL], device=device)
     start = labels_to_grid(torch.as_tensor(first.astype(np.int64), device=device), ids, tuple(feats.shape[1:3]),
                            cfg.label_downsample)
     soft = propagate(feats, start, cfg)
-    return {t: (first.copy() if t == 0 else ids[grid_to_labels(soft[t], first.shape, cfg.norm_mask)].cpu().numpy().astype(np.uint8))
+    return {t: (first.copy() if t == 0 else ids[grid_to_labels(soft[t], first.shape, cfg.norm_mask, frame)].cpu().numpy().astype(np.uint8))
             for t in wanted}
 
 
@@ -76,14 +78,22 @@ def score_videos(items: Iterable[tuple[str, list[tuple[np.ndarray, np.ndarray]]]
             except ValueError as e:
                 raise UserError(f"VIP video {name}: {e}; predictions must be part ids 0..19") from None
         total += hist
-        rows.append({"Video": name, "frames": len(pairs), **scores(hist)})
+        tp = np.diag(hist)
+        rows.append({"Video": name, "frames": len(pairs), **scores(hist),
+                     "tp": tp.tolist(), "union": (hist.sum(0) + hist.sum(1) - tp).tolist()})
     if total.sum() == 0:
         raise UserError("VIP: no labelled pixel was scored; every video needs an annotated frame after the first")
     per_class = pd.DataFrame({"class": VIP_CLASSES, "IoU": per_class_iou(total), "gt_pixels": total.sum(1)})
     return scores(total), pd.DataFrame(rows), per_class
 
 
-class VIP(Task):
+def per_video(table: pd.DataFrame) -> dict[str, list]:
+    """Per-sample columns of the per-video table (see the module docstring)."""
+    return {"id": table["Video"].tolist(), "mIoU": table["mIoU"].tolist(), "frames": table["frames"].tolist(),
+            "tp": table["tp"].tolist(), "union": table["union"].tolist()}
+
+
+class VIP(PropagationTask):
     """VIP part propagation, mIoU over 20 part classes."""
 
     meta = TaskMeta(
@@ -92,7 +102,11 @@ class VIP(Task):
         main_metric="mIoU",
         higher_is_better=True,
         protocol="VIP_Fine val, label propagation (T-CORE/CRW/DINO presets), eval_vip.py confusion mIoU",
+        sample_unit="video",
+        sample_metric="mIoU",
     )
+    version = 2  # 2: per-video samples; presets resolved into the stored config
+    score_split = "val"
 
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
         cfg, rule = resolve(self.config, "vip")
@@ -111,9 +125,33 @@ class VIP(Task):
                         write_mask(pred_dir / video.name / f"{video.frames[t].stem}.png", mask)
                 yield video.name, [(read_parts(video.labels[t]), preds[t]) for t in scored]
 
-        metrics, per_video, per_class = score_videos(items())
+        metrics, table, per_class = score_videos(items())
         return dense_output(self.config, cfg, rule, ctx.work_dir, metrics,
-                            {"per_video": (per_video, f"vip_per-video_results-{split}.csv"),
+                            {"per_video": (table.drop(columns=["tp", "union"]), f"vip_per-video_results-{split}.csv"),
                              "per_class": (per_class, f"vip_per-class_iou-{split}.csv")}, pred_dir,
-                            split=split, score_reference_frame=with_ref, videos=len(videos),
-                            scored_frames=int(per_video["frames"].sum()))
+                            per_video(table), split=split, score_reference_frame=with_ref, videos=len(videos),
+                            scored_frames=int(table["frames"].sum()))
+
+    @classmethod
+    def aggregate(cls, samples: dict[str, list]) -> float:
+        """Pooled mIoU of the rows: per class, summed true positives over summed unions (``eval_vip.py``)."""
+        tp, union = np.sum(samples["tp"], axis=0), np.sum(samples["union"], axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.nanmean(tp / union))
+
+    @classmethod
+    def score_folder(cls, data_root: Path, predictions: Path) -> tuple[dict[str, float], pd.DataFrame]:
+        """``<predictions>/<video>/<frame>.png`` part ids for the annotated frames after the first."""
+
+        def items() -> Iterable[tuple[str, list[tuple[np.ndarray, np.ndarray]]]]:
+            for video in load_vip(data_root, cls.score_split):
+                scored = [t for t in sorted(video.labels) if t > 0]
+                yield video.name, [
+                    (read_parts(video.labels[t]),
+                     read_mask(prediction_file(predictions / video.name / f"{video.frames[t].stem}.png", "VIP"),
+                               require_palette=False))
+                    for t in scored
+                ]
+
+        metrics, table, _ = score_videos(items())
+        return metrics, table.drop(columns=["tp", "union"])

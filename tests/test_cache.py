@@ -248,6 +248,28 @@ def _video(tmp_path: Path, seed: int = 0, name: str = "v.mp4") -> Path:
     return write_video(tmp_path / name, (rng.random((6, 24, 32, 3)) * 255).astype(np.uint8))
 
 
+def test_frame_resize_mode_is_part_of_the_source_key(tmp_path):
+    """cv2-style (no antialias) and antialiased resizing give other pixels when frames shrink: the dense
+    tasks' ``frame_resize`` must give two keys, so neither mode is ever served the other's tokens."""
+    from benchmark.data.frames import Preprocess, Video, load_frames
+    from tasks.dense import video_features
+
+    cache, b, path = FeatureCache(tmp_path / "c"), CountingBackbone(), _video(tmp_path)
+    keys = {cache.key(b, load_frames(path, [0, 2, 4], Preprocess((12, 16), antialias=a))) for a in (True, False)}
+    assert len(keys) == 2
+    method, rule = cached_method(tmp_path / "m"), ["fixed", 12, 16]  # 24x32 frames shrink to 12x16
+    cv2_feats, _ = video_features(method, Video(path), rule, "cv2")
+    aa_feats, _ = video_features(method, Video(path), rule, "antialias")
+    assert method.feature_cache.stats.misses == 2 and method.feature_cache.stats.hits == 0
+    pixels = np.asarray(Video(path))
+    for feats, antialias in ((cv2_feats, False), (aa_feats, True)):
+        exact = Frozen(CountingBackbone(), {}).frame_features(Preprocess((12, 16), antialias=antialias)(pixels))
+        assert torch.allclose(feats, exact, atol=1e-6)
+    assert not torch.allclose(cv2_feats, aa_feats, atol=1e-3)
+    again, _ = video_features(method, Video(path), rule, "cv2")  # the same mode hits and gets its own tokens
+    assert method.feature_cache.stats.hits == 1 and torch.equal(again, cv2_feats)
+
+
 def test_source_hit_reads_tokens_without_opening_the_video(tmp_path, monkeypatch):
     import benchmark.data.video as video_mod
     from benchmark.data.frames import Preprocess, load_frames

@@ -43,14 +43,17 @@ class Preprocess:
             (:func:`benchmark.data.video.to_tensor`).
         crop: side of the centre crop (:func:`benchmark.data.video.centre_crop`), or None.
         strict: refuse frames smaller than the crop instead of keeping the smaller side.
+        antialias: antialiased bilinear resizing (torchvision), else ``cv2.resize``'s INTER_LINEAR.
+            Part of the source's key: the two give different pixels, hence different tokens.
     """
 
     size: tuple[int, int] | int | None = None
     crop: int | None = None
     strict: bool = False
+    antialias: bool = True
 
     def __call__(self, frames: np.ndarray) -> torch.Tensor:
-        x = to_tensor(frames, self.size)
+        x = to_tensor(frames, self.size, self.antialias)
         if self.crop is None:
             return x
         h, w = x.shape[-2:]

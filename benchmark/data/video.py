@@ -257,11 +257,13 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float = 25.0) -> Path
     return path
 
 
-def to_tensor(frames: np.ndarray, size: tuple[int, int] | int | None = None) -> torch.Tensor:
+def to_tensor(frames: np.ndarray, size: tuple[int, int] | int | None = None, antialias: bool = True) -> torch.Tensor:
     """``uint8 (T,H,W,3)`` → float ``(T,3,H',W')`` in ``[0,1]``.
 
     ``size`` is ``(H', W')``, or an int for the short side (aspect kept), or None to keep the size.
-    Resizing is bilinear with antialiasing, as torchvision's ``Resize`` does on tensors.
+    Resizing is bilinear with antialiasing, as torchvision's ``Resize`` does on tensors; with
+    ``antialias=False`` it is ``cv2.resize``'s ``INTER_LINEAR`` (half-pixel centres, no prefilter),
+    what the label-propagation reference loaders call.
     """
     x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
     if size is None:
@@ -272,7 +274,7 @@ def to_tensor(frames: np.ndarray, size: tuple[int, int] | int | None = None) -> 
         size = (round(h * scale), round(w * scale))
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
+    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=antialias).clamp_(0, 1)
 
 def centre_crop(frames: torch.Tensor, size: int) -> torch.Tensor:
     """Centre ``size``×``size`` crop of ``(T,3,H,W)`` frames (the whole side where it is smaller)."""

@@ -36,10 +36,19 @@ def recall_at_k(queries: torch.Tensor, query_labels: torch.Tensor, gallery: torc
     Returns:
         ``{"R@1": …, "R@5": …}`` in [0, 1].
     """
+    return {key: float(sum(col)) / len(col) for key, col in query_hits(queries, query_labels, gallery, gallery_labels, ks).items()}
+
+
+def query_hits(queries: torch.Tensor, query_labels: torch.Tensor, gallery: torch.Tensor,
+               gallery_labels: torch.Tensor, ks: Sequence[int] = (1, 5, 10, 20)) -> dict[str, list[int]]:
+    """Per query, 1 if a same-class gallery item is among its k nearest, else 0: ``{"R@k": [...]}``.
+
+    Same arguments as :func:`recall_at_k`, whose values are the means of these columns.
+    """
     if queries.shape[0] == 0 or gallery.shape[0] == 0:
         raise UserError("retrieval needs at least one query (test) and one gallery (train) video: check the split files")
     if queries.shape[1] != gallery.shape[1]:
         raise UserError(f"query features have {queries.shape[1]} channels but gallery features {gallery.shape[1]}")
     top = cosine_topk(queries, gallery, max(ks))
     hits = gallery_labels.to(top.device)[top] == query_labels.to(top.device)[:, None]
-    return {f"R@{k}": hits[:, :k].any(dim=1).float().mean().item() for k in ks}
+    return {f"R@{k}": hits[:, :k].any(dim=1).int().tolist() for k in ks}

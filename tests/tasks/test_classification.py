@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from benchmark.errors import UserError
-from tasks.classification import knn_scores, linear_probe, top_k
+from tasks.classification import knn_scores, linear_probe, top1_predictions, top_k
 
 
 def test_top_k_exact():
@@ -34,10 +34,31 @@ def test_linear_probe_sweep_learns_and_selects_the_working_lr():
     xte, yte = _blobs(30, 1)
     cfg = {"learning_rates": [1e-7, 1.0], "iterations": 200, "linear_batch_size": 16, "lr_selection": "holdout",
            "holdout_fraction": 0.2}
-    out = linear_probe(xtr, ytr, xte, yte, 3, cfg, seed=0)
-    assert out["linear_best_lr"] == 1.0 and out["top1"] == 1.0
+    out, scores = linear_probe(xtr, ytr, xte, yte, 3, cfg, seed=0)
+    assert out["linear_best_lr"] == 1.0 and out["top1"] == 1.0 and scores.shape == (30, 3)
     with pytest.raises(UserError, match="lr_selection"):
         linear_probe(xtr, ytr, xte, yte, 3, {**cfg, "lr_selection": "val"}, seed=0)
+
+
+def test_tied_scores_predict_as_mmaction_counts_top1():
+    scores = torch.tensor([[0.5, 0.5, 0.1], [0.2, 0.7, 0.7]])  # ties: mmaction2's argsort takes the last
+    labels = torch.tensor([1, 2])
+    assert top1_predictions(scores).tolist() == [1, 2] and top_k(scores, labels, (1,))["top1"] == 1.0
+
+
+def test_ucf101_probe_per_video_samples_on_toy(toy_root, tmp_path):
+    from benchmark.backbones import build_backbone
+    from methods.frozen import Frozen
+    from tests.tasks.toy_setup import check_samples, toy_ctx, toy_task
+
+    task = toy_task("ucf101_cls", num_frames=4, iterations=200)
+    out = task.evaluate(Frozen(build_backbone("efficientnet_lite0"), {}), toy_ctx(toy_root, tmp_path))
+    check_samples(task, out, out.details["num_test"])
+    s = out.samples
+    assert s["correct"] == [int(p == y) for p, y in zip(s["predicted"], s["label"])]
+    assert all(i.endswith(".avi") and not i.startswith("/") for i in s["id"])
+    for k in task.config["knn_k"]:
+        assert sum(s[f"knn{k}_correct"]) / len(s["id"]) == pytest.approx(out.metrics[f"knn{k}_top1"])
 
 
 def test_advise_sees_temporal_order_that_mean_pooling_cannot_paired_ci(toy_root, tmp_path):

@@ -44,9 +44,17 @@ def test_map_perfect_and_empty_predictions():
 def test_thumos_localisation_end_to_end_on_toy(toy_root, tmp_path):
     from benchmark.backbones import build_backbone
     from methods.frozen import Frozen
-    from tests.tasks.toy_setup import toy_ctx, toy_task
+    from tests.tasks.toy_setup import check_samples, toy_ctx, toy_task
 
-    out = toy_task("thumos_loc").evaluate(Frozen(build_backbone("efficientnet_lite0"), {}), toy_ctx(toy_root, tmp_path))
+    task = toy_task("thumos_loc")
+    out = task.evaluate(Frozen(build_backbone("efficientnet_lite0"), {}), toy_ctx(toy_root, tmp_path))
+    check_samples(task, out, out.details["num_test"])
+    s = out.samples
+    assert sum(len(d) for d in s["detections"]) == out.details["num_detections"]
+    one = {k: v[:1] for k, v in s.items()}  # one video's own mAP is its per-video score
+    assert task.aggregate(one) == pytest.approx(s["mAP@0.5"][0])
+    twice = {k: v + v for k, v in s.items()}  # a video drawn twice counts as two videos: AP unchanged
+    assert task.aggregate(twice) == pytest.approx(out.metrics["mAP@0.5"])
     m = out.metrics
     assert set(m) >= {"mAP@0.3", "mAP@0.5", "mAP@0.7", "mAP_avg", "frame_accuracy"}
     assert m["mAP@0.3"] >= m["mAP@0.5"] >= m["mAP@0.7"]

@@ -43,3 +43,26 @@ def test_grid_mapping_uses_cell_centres():
     g = pixels_to_grid(px, (320, 320), (20, 20))
     assert g == pytest.approx(np.array([[0.0, 0.0], [19.0, 9.0]]))
     assert grid_to_pixels(g, (320, 320), (20, 20)) == pytest.approx(px)
+
+
+def test_crw_grid_mapping_is_consistent_over_the_round_trip():
+    # CRW: grid = x * 20 / 320 (pixel 16 -> cell 1.0), decoded with the inverse: no net shift
+    px = np.array([[16.0, 0.0], [311.5, 151.5]])
+    g = pixels_to_grid(px, (320, 320), (20, 20), "crw")
+    assert g == pytest.approx(px / 16)
+    assert grid_to_pixels(g, (320, 320), (20, 20), "crw") == pytest.approx(px)
+
+
+def test_crw_variant_leaves_lost_joints_out_fixed_counts_them_wrong():
+    gt = np.stack([pose(), pose()])
+    pred = gt.copy()
+    pred[1, 5] = np.nan  # lost
+    pred[1, 1] = np.nan  # the joint at (40, 60) that spans the box: CRW's box shrinks without it
+    fixed, _ = normalised_distances(pred, gt, "fixed")
+    crw, _ = normalised_distances(pred, gt, "crw")
+    assert np.isinf(fixed[0, 5]) and np.isnan(crw[0, 5])
+    assert pck(fixed)["PCK@0.1"] == pytest.approx(13 / 15)
+    assert pck(crw)["PCK@0.1"] == 1.0  # 13 scored joints, all exact; the 2 lost ones do not count
+    pred[1, 2, 0] += 2.9  # 2.9 px: within 0.1 x 30 for the full box, not for CRW's smaller one
+    small = 0.6 * np.linalg.norm(np.delete(gt[1], [1, 5], 0).max(0) - np.delete(gt[1], [1, 5], 0).min(0))
+    assert normalised_distances(pred, gt, "crw")[0][0, 2] == pytest.approx(2.9 / small)

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
+import numpy as np
 import pytest
 import torch
 
 from benchmark.errors import UserError
+from tasks.dense import video_features
 from tasks.propagation import (
     PRESETS,
     context_frames,
     decode_keypoints,
+    grid_to_labels,
     input_size,
     keypoint_heatmaps,
     labels_to_grid,
@@ -74,9 +78,22 @@ def test_translation_is_tracked():
         assert torch.equal(out[t][:, 3:], torch.roll(labels, t, dims=1)[:, 3:])
 
 
+def test_crw_heatmap_is_draw_labelmap_np():
+    """sigma 0.5: a 4x4 patch from int(p - 1.5), peak at patch index 2, offsets -2..+1."""
+    heat = keypoint_heatmaps(torch.tensor([[5.3, 2.7], [1.0, 0.4]]), (8, 12), 0.5, "crw")
+    j = heat[..., 1]
+    assert j[3, 5] == 1.0 and j.argmax() == 3 * 12 + 5  # peak on the rounded cell (x 5, y 3)
+    assert j[3, 6] == pytest.approx(math.exp(-2)) and j[3, 3] == pytest.approx(math.exp(-8))  # offsets +1, -2
+    assert j[3, 7] == 0 and j[0, 5] == 0 and (j > 0).sum() == 16  # offset +2 is outside the patch
+    # near the border int() truncates toward zero: x 1.0 -> int(-0.5) = 0, so the peak is cell 2, not 1
+    k = heat[..., 2]
+    # y 0.4: rows int(-1.1) = -1 .. int(2.9) = 2 (exclusive), so rows 0, 1; x: columns 0 .. int(3.5) = 3 (exclusive)
+    assert k[1, 2] == 1.0 and (k > 0).sum() == 2 * 3
+
+
 def test_keypoint_heatmap_round_trip():
     pts = torch.tensor([[3.0, 4.0], [10.25, 2.5], [0.0, 0.0]])
-    heat = keypoint_heatmaps(pts, (8, 12), 0.5)
+    heat = keypoint_heatmaps(pts, (8, 12), 0.5, "exact")
     assert heat.shape == (8, 12, 4)
     assert heat[4, 3, 1] == 1.0 and heat[7, 11, 0] == 1.0 and heat[4, 3, 0] == 0.0
     dec = decode_keypoints(heat, 1)
@@ -102,7 +119,42 @@ def test_resolve_presets_and_overrides():
     assert (cfg.topk, cfg.temperature, rule) == (3, 0.1, ["native"])
     with pytest.raises(UserError, match="unknown preset"):
         resolve({"preset": "dinov3"}, "davis")
-    with pytest.raises(UserError, match="number"):
+    with pytest.raises(UserError, match="must be an integer"):
         resolve({"preset": "crw", "propagation": {"topk": "ten"}}, "davis")
     with pytest.raises(UserError, match="temperature"):
         resolve({"preset": "crw", "propagation": {"temperature": 0}}, "davis")
+
+
+class _Recorder:
+    """A method that records the frames it is given and returns a 1-channel grid at stride 8."""
+
+    class backbone:  # noqa: N801  (what video_features reads: the stride)
+        stride = 8
+
+    def frame_features(self, x):
+        self.seen = x
+        return x[:, :1, ::8, ::8].permute(0, 2, 3, 1)
+
+
+@pytest.mark.parametrize("size", [(40, 64), (96, 160)])  # down- and upsampling of 64x104 frames
+def test_cv2_frame_resize_is_cv2_linear(size):
+    cv2 = pytest.importorskip("cv2")
+    frames = np.random.default_rng(0).integers(0, 256, (2, 64, 104, 3), dtype=np.uint8)
+    method = _Recorder()
+    feats, got = video_features(method, frames, ["fixed", *size], "cv2")
+    assert got == size and feats.shape[1:3] == (size[0] // 8, size[1] // 8)
+    ref = np.stack([cv2.resize(f.astype(np.float32) / 255, (size[1], size[0]), interpolation=cv2.INTER_LINEAR) for f in frames])
+    assert np.abs(method.seen.permute(0, 2, 3, 1).numpy() - ref).max() < 1e-5
+    video_features(method, frames, ["fixed", *size], "antialias")
+    assert (np.abs(method.seen.permute(0, 2, 3, 1).numpy() - ref).max() > 1e-3) == (size[0] < 64)  # antialias only shrinks
+
+
+def test_upsampling_via_the_frame_then_nearest_as_cv2():
+    cv2 = pytest.importorskip("cv2")
+    soft = torch.rand(3, 5, 4, generator=torch.Generator().manual_seed(0))
+    frame, size = (48, 80), (30, 52)
+    via = grid_to_labels(soft, size, False, frame)
+    at_frame = grid_to_labels(soft, frame, False)
+    ref = cv2.resize(at_frame.numpy().astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    assert np.array_equal(via.numpy(), ref)
+    assert torch.equal(grid_to_labels(soft, frame, False, frame), at_frame)

@@ -43,11 +43,14 @@ def test_recall_rejects_empty_and_mismatched_inputs():
 def test_hmdb51_retrieval_end_to_end_on_toy(toy_root, tmp_path):
     from benchmark.backbones import build_backbone
     from methods.frozen import Frozen
-    from tests.tasks.toy_setup import toy_ctx, toy_task
+    from tests.tasks.toy_setup import check_samples, toy_ctx, toy_task
 
     task = toy_task("hmdb51_retrieval", num_clips=1, num_frames=4, ks=[1, 5, 10, 20, 10000])
     out = task.evaluate(Frozen(build_backbone("efficientnet_lite0"), {}), toy_ctx(toy_root, tmp_path))
+    check_samples(task, out, out.details["num_queries"])
     r = out.metrics
+    for key in r:  # every Recall@k is the mean of its per-query hits
+        assert sum(out.samples[key]) / len(out.samples[key]) == pytest.approx(r[key])
     assert r["R@1"] <= r["R@5"] <= r["R@10"] <= r["R@20"] <= r["R@10000"]
     # every test class has train videos, so ranking the whole gallery always finds one
     assert r["R@10000"] == 1.0 and out.details["num_queries"] > 0 and out.details["num_gallery"] >= 5

@@ -1,0 +1,64 @@
+"""Presets resolved before hashing: no ``null`` reaches a stored config, and bad values are refused at
+resolve time, before any model is built."""
+from __future__ import annotations
+
+import pytest
+
+from benchmark.config import defaults, merge
+from benchmark.errors import UserError
+from benchmark.registry import TASKS
+from tasks.presets import PRESETS
+
+
+def _nulls(obj, path=""):
+    if obj is None:
+        return [path]
+    if isinstance(obj, dict):
+        return [p for k, v in obj.items() for p in _nulls(v, f"{path}.{k}")]
+    return []
+
+
+def resolved(name: str, **over):
+    cls = TASKS.get(name)
+    return cls.resolve_config(merge(defaults("task", name, cls), over, name))
+
+
+@pytest.mark.parametrize("name", ["davis", "vip", "jhmdb", "tradeoff", "ucf101_cls", "thumos_loc"])
+def test_resolved_default_configs_hold_no_null_and_are_idempotent(name):
+    cfg = resolved(name)
+    assert _nulls(cfg) == []
+    assert TASKS.get(name).resolve_config(cfg) == cfg
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("name", ["davis", "vip", "jhmdb"])
+def test_nulls_become_the_presets_values(name, preset):
+    engine, rule = PRESETS[preset][name]
+    cfg = resolved(name, preset=preset)
+    for key, value in cfg["propagation"].items():
+        assert value == getattr(engine, key) and type(value) is type(getattr(engine, key)) or key == "radius"
+    assert isinstance(cfg["propagation"]["radius"], float) and cfg["input_size"] == rule
+    # the placeholder and the value it stands for are one configuration (one hash)
+    assert resolved(name, preset=preset, propagation={"temperature": engine.temperature}) == cfg
+
+
+def test_an_override_survives_resolution():
+    cfg = resolved("davis", propagation={"topk": 5, "radius": 12.5}, input_size=["short", 480, 64])
+    assert cfg["propagation"]["topk"] == 5 and cfg["propagation"]["radius"] == 12.5
+    assert cfg["propagation"]["temperature"] == 0.7 and cfg["input_size"] == ["short", 480, 64]
+
+
+@pytest.mark.parametrize("over,needle", [
+    ({"propagation": {"temperature": "hot"}}, "davis.propagation.temperature must be a number, got 'hot'"),
+    ({"propagation": {"topk": 0}}, "topk must be >= 1, got 0"),
+    ({"propagation": {"topk": 2.5}}, "topk must be an integer, got 2.5"),
+    ({"propagation": {"long_memory": 1}}, "long_memory must be true or false"),
+    ({"propagation": {"radius_metric": "round"}}, "radius_metric must be 'euclidean' or 'square'"),
+    ({"input_size": ["fixed", 480]}, "davis.input_size ['fixed', 480]"),
+    ({"preset": "mine"}, "unknown preset 'mine'"),
+    ({"pck": "pck"}, "jhmdb.pck must be 'fixed' or 'crw'"),
+])
+def test_bad_values_are_one_line_errors_at_resolve_time(over, needle):
+    with pytest.raises(UserError) as e:
+        resolved("jhmdb" if "pck" in over else "davis", **over)
+    assert needle in str(e.value) and "\n" not in str(e.value)
