@@ -214,19 +214,5 @@ METHODS = Registry("method", "i2v_bench.methods", {}, scan=("methods", _ROOT / "
 BACKBONES = Registry("backbone", "i2v_bench.backbones", {},
                      scan=("benchmark.backbones", Path(__file__).resolve().parent / "backbones", "BACKBONES"))
 
-TASKS = Registry(
-    "task",
-    "i2v_bench.tasks",
-    {
-        "tradeoff": ("tasks.tradeoff:Tradeoff", "Co-Settle diagnostics: D_intra, D_inter, margin D, cycle accuracy, rank"),
-        "davis": ("tasks.davis:Davis", "DAVIS-2017 semi-supervised VOS by label propagation, J&F-Mean"),
-        "vip": ("tasks.vip:VIP", "VIP part propagation, mIoU over 20 part classes"),
-        "jhmdb": ("tasks.jhmdb:JHMDB", "JHMDB pose propagation, PCK@0.1 / PCK@0.2"),
-        "ucf101_cls": ("tasks.classification:UCF101Classification", "UCF101 linear probe + k-NN, top-1"),
-        "hmdb51_cls": ("tasks.classification:HMDB51Classification", "HMDB51 linear probe + k-NN, top-1"),
-        "ssv2_cls": ("tasks.classification:SSv2Classification", "Something-Something v2 linear probe + k-NN, top-1"),
-        "ucf101_retrieval": ("tasks.retrieval:UCF101Retrieval", "UCF101 video retrieval, Recall@1/5/10/20"),
-        "hmdb51_retrieval": ("tasks.retrieval:HMDB51Retrieval", "HMDB51 video retrieval, Recall@1/5/10/20"),
-        "thumos_loc": ("tasks.localisation:ThumosLocalisation", "THUMOS-14-style temporal action localisation, mAP@tIoU"),
-    },
-)
+# built-in tasks: the @TASKS.register decorators in tasks/<family>.py, scanned (one file per task family)
+TASKS = Registry("task", "i2v_bench.tasks", {}, scan=("tasks", _ROOT / "tasks", "TASKS"))

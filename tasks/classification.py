@@ -33,6 +33,7 @@ from benchmark.context import RunContext
 from benchmark.errors import UserError
 from tasks.base import TaskMeta, TaskOutput
 from tasks.video_features import LabelledVideoTask, video_embeddings
+from benchmark.registry import TASKS
 
 
 def top_k(scores: torch.Tensor, labels: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
@@ -154,6 +155,7 @@ def _add_predictions(samples: dict[str, list], scores: torch.Tensor) -> dict[str
             "correct": (predicted == np.asarray(samples["label"])).astype(int).tolist()}
 
 
+@TASKS.register("ucf101_cls", "UCF101 linear probe + k-NN, top-1")
 class UCF101Classification(VideoClassification):
     """UCF101 linear probe + k-NN, top-1."""
 
@@ -162,6 +164,7 @@ class UCF101Classification(VideoClassification):
     reader = "benchmark.data.ucf101:load_ucf101"
 
 
+@TASKS.register("hmdb51_cls", "HMDB51 linear probe + k-NN, top-1")
 class HMDB51Classification(VideoClassification):
     """HMDB51 linear probe + k-NN, top-1."""
 
@@ -170,6 +173,7 @@ class HMDB51Classification(VideoClassification):
     reader = "benchmark.data.hmdb51:load_hmdb51"
 
 
+@TASKS.register("ssv2_cls", "Something-Something v2 linear probe + k-NN, top-1")
 class SSv2Classification(VideoClassification):
     """Something-Something v2 linear probe + k-NN, top-1."""
 

@@ -32,6 +32,7 @@ from tasks.dense import PropagationTask, dense_output, video_features
 from tasks.metrics.davis import BOUND_TH, ObjectScore, evaluate_sequence, global_metrics
 from tasks.presets import PropagationConfig, resolve
 from tasks.propagation import grid_to_labels, labels_to_grid, propagate
+from benchmark.registry import TASKS
 
 VOID = 255  # DAVIS void label: background for propagation and scoring (davis2017 _get_all_elements)
 
@@ -95,6 +96,7 @@ def scorable(sequences: list[DavisSequence], split: str) -> list[DavisSequence]:
     return sequences
 
 
+@TASKS.register("davis", "DAVIS-2017 semi-supervised VOS by label propagation, J&F-Mean")
 class Davis(PropagationTask):
     """DAVIS-2017 semi-supervised VOS by label propagation, J&F-Mean."""
 

@@ -42,6 +42,7 @@ from tasks.davis import prediction_file
 from tasks.dense import PropagationTask, dense_output, video_features
 from tasks.presets import PropagationConfig, resolve
 from tasks.propagation import decode_keypoints, keypoint_heatmaps, propagate
+from benchmark.registry import TASKS
 
 
 def propagate_pose(method: Any, frames: np.ndarray, first: np.ndarray, cfg: PropagationConfig, rule: list) -> np.ndarray:
@@ -79,6 +80,7 @@ def score_videos(items: Iterable[tuple[str, np.ndarray, np.ndarray]], variant: s
     return metrics, pd.DataFrame(rows), skipped
 
 
+@TASKS.register("jhmdb", "JHMDB pose propagation, PCK@0.1 / PCK@0.2")
 class JHMDB(PropagationTask):
     """JHMDB pose propagation, PCK@0.1 / PCK@0.2."""
 

@@ -33,6 +33,7 @@ from tasks.classification import train_linear_classifiers
 from benchmark.data.types import LocalisationVideo
 from benchmark.data.video import centre_crop, read_video, to_tensor
 from tasks.metrics.localisation import Detection, map_at_tiou, segments_from_scores
+from benchmark.registry import TASKS
 
 
 def frame_labels(video: LocalisationVideo, frames: np.ndarray, background: int) -> torch.Tensor:
@@ -56,6 +57,7 @@ def per_frame_features(method: Any, video: LocalisationVideo, cfg: dict[str, Any
     return frames, torch.cat(feats)
 
 
+@TASKS.register("thumos_loc", "THUMOS-14-style temporal action localisation, mAP@tIoU")
 class ThumosLocalisation(Task):
     """THUMOS-14-style temporal action localisation, mAP@tIoU."""
 

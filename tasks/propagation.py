@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from benchmark.errors import UserError
 from tasks.presets import PRESETS, PropagationConfig, input_size, resolve  # noqa: F401  (engine constants; re-exported)
 
 MASKED = -1e10  # CRW/T-CORE add this to out-of-radius affinities before top-k (``D[D==0] = -1e10``)

@@ -21,6 +21,7 @@ from tasks.base import TaskMeta
 from tasks.base import TaskOutput
 from tasks.metrics.retrieval import query_hits
 from tasks.video_features import LabelledVideoTask, video_embeddings
+from benchmark.registry import TASKS
 
 
 class VideoRetrieval(LabelledVideoTask):
@@ -41,6 +42,7 @@ class VideoRetrieval(LabelledVideoTask):
         return TaskOutput(metrics=metrics, details=details, samples=samples)
 
 
+@TASKS.register("ucf101_retrieval", "UCF101 video retrieval, Recall@1/5/10/20")
 class UCF101Retrieval(VideoRetrieval):
     """UCF101 video retrieval, Recall@1/5/10/20."""
 
@@ -49,6 +51,7 @@ class UCF101Retrieval(VideoRetrieval):
     reader = "benchmark.data.ucf101:load_ucf101"
 
 
+@TASKS.register("hmdb51_retrieval", "HMDB51 video retrieval, Recall@1/5/10/20")
 class HMDB51Retrieval(VideoRetrieval):
     """HMDB51 video retrieval, Recall@1/5/10/20."""
 

@@ -56,6 +56,7 @@ from benchmark.data.frames import Preprocess, load_frames
 from benchmark.data.video import list_videos, video_length
 from benchmark.errors import UserError
 from tasks.base import Task, TaskMeta, TaskOutput, relative_id
+from benchmark.registry import TASKS
 
 EPS = 1e-6
 PROTOCOLS = ("cal_metric", "fair")
@@ -188,6 +189,7 @@ def diagnostics(videos: list[tuple[torch.Tensor, torch.Tensor]], c: dict[str, An
     return m, {"D_intra": intra, "D_intra_norm": intra_norm[p], "cycle_acc": cycles}
 
 
+@TASKS.register("tradeoff", "Co-Settle diagnostics: D_intra, D_inter, margin D, cycle accuracy, rank")
 class Tradeoff(Task):
     """Co-Settle diagnostics: D_intra, D_inter, their ratios and diameters, margin D, cycle accuracy, rank."""
 

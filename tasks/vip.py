@@ -41,6 +41,7 @@ from tasks.dense import PropagationTask, dense_output, video_features
 from tasks.metrics.vip import confusion, per_class_iou, scores
 from tasks.presets import PropagationConfig, resolve
 from tasks.propagation import grid_to_labels, labels_to_grid, propagate
+from benchmark.registry import TASKS
 
 
 def propagate_parts(method: Any, frames: np.ndarray, first: np.ndarray, wanted: list[int], cfg: PropagationConfig,
@@ -93,6 +94,7 @@ def per_video(table: pd.DataFrame) -> dict[str, list]:
             "tp": table["tp"].tolist(), "union": table["union"].tolist()}
 
 
+@TASKS.register("vip", "VIP part propagation, mIoU over 20 part classes")
 class VIP(PropagationTask):
     """VIP part propagation, mIoU over 20 part classes."""
 
