@@ -301,7 +301,7 @@ def train_data_missing(tmp, toy):
 @case
 def set_a_group_to_a_scalar(tmp, toy):  # was AttributeError inside the propagation engine
     _, args = davis(toy, tmp)
-    return [*args, "--set", "davis.propagation=5"], ["propagation is a group of keys", "topk", "propagation.label_downsample=VALUE"]
+    return [*args, "--set", "davis.propagation=5"], ["propagation is a group of keys", "topk", "set one of them, e.g. propagation."]
 
 
 @case

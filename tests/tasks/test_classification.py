@@ -69,13 +69,13 @@ def test_advise_sees_temporal_order_that_mean_pooling_cannot_paired_ci(toy_root,
     (shaken − original): clear of zero. (AdViSe's pretext is blind to direction — a reversed clip has
     the same rate — so nothing is asserted about left vs right; see methods/advise.py.)"""
     from benchmark.backbones import build_backbone
-    from benchmark.cache import FeatureCache
+    from benchmark.cache import install
     from benchmark.config import defaults, merge, suites
     from benchmark.data.toy.video import ssv2_order
     from benchmark.stats import paired
     from methods.advise import AdViSe
     from methods.frozen import Frozen
-    from tasks.video_features import load_clips, load_labelled_split
+    from tasks.video_features import load_clips
     from tests.tasks.toy_setup import toy_ctx, toy_task
 
     backbone = build_backbone("efficientnet_lite0")
@@ -84,11 +84,12 @@ def test_advise_sees_temporal_order_that_mean_pooling_cannot_paired_ci(toy_root,
     advise = AdViSe(backbone, merge(defaults("method", "advise"), suites()["toy"]["overrides"]["advise"], "toy.advise"))
     record = advise.fit(ctx)
     assert record["epoch_curve"][-1]["rate_acc"] > 0.5  # the rate pretext is learnt (chance 0.25)
-    _, test, classes = load_labelled_split("ssv2", ctx, task.config)
+    _, test, classes = task.load_split(ctx)
     sliding = [v for v in test if not classes[v.label].startswith("Shaking")]
     assert len(sliding) >= 150
     frozen, rates = Frozen(backbone, {}), torch.arange(len(advise.config["rates"]), dtype=torch.float32)
-    frozen.feature_cache = advise.feature_cache = FeatureCache(tmp_path / "features")  # one encoder pass per clip
+    for method in (frozen, advise):  # one cache: one encoder pass per clip
+        install(method, tmp_path / "features")
     original, shaken = [], []
     with torch.inference_mode():
         for v in sliding:
