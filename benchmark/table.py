@@ -140,6 +140,14 @@ def _has_samples(record: ResultRecord) -> bool:
     return isinstance(record.samples, dict) and bool(record.samples.get("id"))
 
 
+def _column_is_headline(record: ResultRecord) -> bool:
+    """Whether the paired column is a per-sample form of the headline metric, not another reported metric
+    (tradeoff pairs per-video cycle accuracy; its margin D is pairwise over videos and has no per-video
+    value, so a CI of cycle accuracy beside D would mislead)."""
+    column = record.sample_metric or record.main_metric
+    return column == record.main_metric or column not in record.metrics
+
+
 def significance(df: pd.DataFrame, baselines: pd.Index, holm: bool = True, resamples: int = RESAMPLES, seed: int = 0,
                  confidence: float = CONFIDENCE) -> dict[tuple, dict]:
     """The paired test of every Δ of :func:`summarise`: (backbone, method, variant, task, metric) → the
@@ -160,7 +168,7 @@ def significance(df: pd.DataFrame, baselines: pd.Index, holm: bool = True, resam
         if meth == BASELINE or (b, t, m, c) not in baselines:  # no Δ (no frozen, or frozen in several variants)
             continue
         ref = refs[b, t, m, c]
-        if all(_has_samples(r) and m == r.main_metric for r in ref + recs):
+        if all(_has_samples(r) and m == r.main_metric and _column_is_headline(r) for r in ref + recs):
             pairs[b, meth, v, t, m] = (ref, recs)
         else:
             untestable.append((b, meth, v, t, m))
@@ -175,7 +183,7 @@ def sample_notes(df: pd.DataFrame) -> dict[str, str]:
     """task → "per-<unit> <column>" for tasks whose paired column is not the headline metric itself."""
     out = {}
     for r in df["record"] if "record" in df.columns else []:
-        if _has_samples(r) and r.sample_metric and r.sample_metric != r.main_metric:
+        if _has_samples(r) and r.sample_metric and r.sample_metric != r.main_metric and _column_is_headline(r):
             out.setdefault(r.task, f"per-{r.sample_unit or 'sample'} {r.sample_metric} vs {r.main_metric}")
     return out
 
@@ -259,7 +267,7 @@ def legend_items(summary: pd.DataFrame, fmt: str, ci: bool = False) -> list[str]
             items.append(f"[signed interval] after Δ: paired {CONFIDENCE:.0%} bootstrap CI of the per-sample Δ")
     untested = int((deltas & ~_bool(summary, "testable")).sum())
     if untested:
-        items.append(f"{untested} Δ without {MARK} test: no per-sample scores (or no partner sample for each)")
+        items.append(f"{untested} Δ without {MARK} test: no per-sample scores of the headline metric, or no partner sample for each")
     return items
 
 
