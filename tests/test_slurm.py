@@ -56,6 +56,19 @@ def sweep_args(toy_root: Path, res: Path, cfg: Path, methods: str, backbones: st
             "--results", str(res), "--executor-config", str(cfg), *FAST, *extra]
 
 
+def gated_method(folder: Path, gate: Path) -> Path:
+    """A plugin method ``gated_frozen`` whose ``fit`` waits (up to 5 min) for the file ``gate``: a job that is
+    surely still running when the test acts on it, however fast the machine."""
+    path = folder / "gated_method.py"
+    path.write_text(
+        "import time\nfrom pathlib import Path\n\nfrom benchmark.registry import METHODS\nfrom methods.frozen import Frozen\n\n\n"
+        "@METHODS.register('gated_frozen')\nclass GatedFrozen(Frozen):\n"
+        "    def fit(self, ctx):\n        deadline = time.time() + 300\n"
+        f"        while not Path({str(gate)!r}).exists() and time.time() < deadline:\n            time.sleep(0.2)\n"
+        "        return super().fit(ctx)\n")
+    return path
+
+
 def start_sweep(args: list[str], log: Path) -> subprocess.Popen:
     """The sweep in its own process, as a user starts it in a shell (the test then acts on its jobs)."""
     with open(log, "w") as out:
@@ -177,13 +190,13 @@ def test_job_at_its_time_limit_is_requeued_and_resumes(slurm, toy_root, tmp_path
 def test_node_down_mid_job_leaves_a_failure_the_next_run_retries(slurm, toy_root, tmp_path, capsys):
     """A job not requeued by Slurm (``no_requeue``) dies with its node: one failure record names the state
     and the log; after the node is resumed, the rerun retries exactly that and writes the result."""
-    res, log = tmp_path / "res", tmp_path / "sweep.log"
+    res, log, gate = tmp_path / "res", tmp_path / "sweep.log", tmp_path / "gate"
     args = sweep_args(toy_root, res, executor_config(tmp_path, ", additional: {no_requeue: true}"),
-                      "frozen", "efficientnet_lite0")
+                      "gated_frozen", "efficientnet_lite0", "--plugin", str(gated_method(tmp_path, gate)))
     proc = start_sweep(args, log)
     (job,) = ledger_jobs(res, slurm).values()
     slurm.wait(lambda: state(slurm, job["job_id"]) == "RUNNING", 120, "the job to run")
-    slurm.run("scontrol", "update", f"nodename={slurm.host}", "state=down", "reason=i2v-bench test")
+    slurm.run("scontrol", "update", f"nodename={slurm.host}", "state=down", "reason=i2v-bench test")  # job still gated
     out = finish(proc, log)
     assert proc.returncode == 1, out
     (record,) = results(res).values()
@@ -191,6 +204,7 @@ def test_node_down_mid_job_leaves_a_failure_the_next_run_retries(slurm, toy_root
 
     slurm.run("scontrol", "update", f"nodename={slurm.host}", "state=resume")
     slurm.wait(lambda: slurm.node_state() == "idle", 60, "the node to be idle again")
+    gate.touch()
     assert main(args) == 0
     assert "(1 retries of failures)" in capsys.readouterr().err
     assert [r["status"] for r in results(res).values()] == ["ok"]
