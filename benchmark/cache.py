@@ -43,7 +43,6 @@ import logging
 import operator
 import os
 import re
-import tempfile
 import time
 import weakref
 from collections.abc import Callable
@@ -57,6 +56,7 @@ import xxhash
 
 from benchmark.backbones.base import Backbone
 from benchmark.data.frames import LazyFrames, materialize
+from benchmark.atomic import write_atomic
 from benchmark.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -306,22 +306,10 @@ def _touch(path: Path) -> None:
 
 
 def _write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
-    """Write ``path`` through a unique temp file and ``os.replace``; log (never raise) an OS error.
-
-    A rename within one folder is atomic on local and network file systems (NFS included), and no
-    lock is taken: racing writers of one key write the same bytes.
-    """
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except OSError as e:
-        log.warning("feature cache: cannot write %s (%s); continuing without caching it", path, e)
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    """:func:`benchmark.atomic.write_atomic`, logging (never raising) an OS error: a lost entry costs speed."""
+    error = write_atomic(path, write)
+    if error is not None:
+        log.warning("feature cache: cannot write %s (%s); continuing without caching it", path, error)
 
 
 def _sidecar(npy: Path) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -24,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from benchmark.atomic import write_atomic
 from benchmark.errors import UserError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".mkv", ".mov", ".gif", ".m4v", ".mpg", ".mpeg")
@@ -140,14 +140,7 @@ def video_length(path: str | Path) -> int:
         count = _pyav_frames(path, wanted=set())[1]
     if count == 0:
         raise UserError(f"video {path} has no decodable frames: the file is truncated or not a video")
-    try:  # through a unique temp file and an atomic rename (safe on NFS, no lock); a failure only costs speed
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{memo.name}.", suffix=".tmp", dir=memo.parent)
-        with os.fdopen(fd, "w") as f:
-            f.write(str(count))
-        os.replace(tmp, memo)
-    except OSError:
-        pass
+    write_atomic(memo, lambda f: f.write(str(count).encode()))  # a failed memo write only costs speed
     return count
 
 
