@@ -25,6 +25,8 @@ from slurm_cluster import SlurmCluster, running_cluster
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["--tasks", "tradeoff", "--set", "tradeoff.num_frames=8", "--set", "tradeoff.resize_short=64",
         "--set", "tradeoff.crop=64", "--no-progress", "--executor", "slurm"]
+# the toy suite's `cosettle` settings (configs/suites.yaml), which a plugin method of another name does not get
+TOY_COSETTLE = ("train_batch_size=4", "input_size=112", "pre_resize=128", "warmup_epochs=1", "lr=1.0e-3", "num_workers=0")
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +59,22 @@ def sweep_args(toy_root: Path, res: Path, cfg: Path, methods: str, backbones: st
 
 
 def gated_method(folder: Path, gate: Path) -> Path:
-    """A plugin method ``gated_frozen`` whose ``fit`` waits (up to 5 min) for the file ``gate``: a job that is
-    surely still running when the test acts on it, however fast the machine."""
+    """Plugin methods that wait (up to 5 min) for the file ``gate``, so a job is surely still running, and
+    surely mid-training, when the test acts on it, however fast the machine: ``gated_frozen`` waits in
+    ``fit``; ``gated_cosettle`` waits before its second training step, after the first checkpoint is saved.
+    They replace (``override``) an earlier test's copy registered in this process by an in-process rerun."""
     path = folder / "gated_method.py"
     path.write_text(
-        "import time\nfrom pathlib import Path\n\nfrom benchmark.registry import METHODS\nfrom methods.frozen import Frozen\n\n\n"
-        "@METHODS.register('gated_frozen')\nclass GatedFrozen(Frozen):\n"
-        "    def fit(self, ctx):\n        deadline = time.time() + 300\n"
-        f"        while not Path({str(gate)!r}).exists() and time.time() < deadline:\n            time.sleep(0.2)\n"
-        "        return super().fit(ctx)\n")
+        "import time\nfrom pathlib import Path\n\nfrom benchmark.config import defaults\nfrom benchmark.registry import METHODS\n"
+        "from methods.cosettle import CoSettle\nfrom methods.frozen import Frozen\n\n\n"
+        "def wait():\n    deadline = time.time() + 300\n"
+        f"    while not Path({str(gate)!r}).exists() and time.time() < deadline:\n        time.sleep(0.2)\n\n\n"
+        "@METHODS.register('gated_frozen', override=True)\nclass GatedFrozen(Frozen):\n"
+        "    def fit(self, ctx):\n        wait()\n        return super().fit(ctx)\n\n\n"
+        "@METHODS.register('gated_cosettle', override=True)\nclass GatedCoSettle(CoSettle):\n"
+        "    default_config = defaults('method', 'cosettle')\n    steps = 0\n\n"
+        "    def training_step(self, batch, rng):\n        if self.steps:\n            wait()\n"
+        "        self.steps += 1\n        return super().training_step(batch, rng)\n")
     return path
 
 
@@ -108,9 +117,9 @@ def results(res: Path) -> dict[str, dict]:
 def test_bounded_array_status_and_a_rerun_that_submits_nothing(slurm, toy_root, tmp_path, capsys):
     """Two jobs in one array with parallelism 1: never both running; `--status` shows one running and one
     queued with their Slurm ids and logs; the partition-fit and accounting notes come once; rerun submits nothing."""
-    res, log = tmp_path / "res", tmp_path / "sweep.log"
-    args = sweep_args(toy_root, res, executor_config(tmp_path), "frozen", "efficientnet_lite0,vit_tiny_random",
-                      "--max-parallel", "1")
+    res, log, gate = tmp_path / "res", tmp_path / "sweep.log", tmp_path / "gate"
+    args = sweep_args(toy_root, res, executor_config(tmp_path), "gated_frozen", "efficientnet_lite0,vit_tiny_random",
+                      "--max-parallel", "1", "--plugin", str(gated_method(tmp_path, gate)))
     proc = start_sweep(args, log)
     jobs = ledger_jobs(res, slurm)
     ids = sorted(j["job_id"] for j in jobs.values())
@@ -123,6 +132,7 @@ def test_bounded_array_status_and_a_rerun_that_submits_nothing(slurm, toy_root, 
         row = next(line for line in shown.splitlines() if line.startswith(key))
         assert job["job_id"] in row and job["stderr"] in row
 
+    gate.touch()  # the first job waited in `fit` until now, so the status above saw it running
     out = finish(proc, log)
     assert proc.returncode == 0, out
     assert out.count("no GPU GRES") == 1 and out.count("accounting storage is off") == 1, out
@@ -143,33 +153,39 @@ def test_bounded_array_status_and_a_rerun_that_submits_nothing(slurm, toy_root, 
 
 def test_preempted_training_job_resumes_from_its_checkpoint_to_one_result(slurm, toy_root, tmp_path):
     """`scancel --signal=USR2` mid-training: submitit checkpoints and requeues, the requeued job resumes
-    the training from its saved state, and one result holds every iteration exactly once."""
-    res, log = tmp_path / "res", tmp_path / "sweep.log"
-    args = sweep_args(toy_root, res, executor_config(tmp_path), "cosettle", "efficientnet_lite0",
-                      "--set", "cosettle.epochs=5", "--set", "cosettle.checkpoint_every_iters=1")
+    the training from its saved state, and one result holds every iteration exactly once. The training
+    waits after its first checkpoint until the signal is sent, so the signal cannot come after the end."""
+    res, log, gate = tmp_path / "res", tmp_path / "sweep.log", tmp_path / "gate"
+    args = sweep_args(toy_root, res, executor_config(tmp_path), "gated_cosettle", "efficientnet_lite0",
+                      "--plugin", str(gated_method(tmp_path, gate)),
+                      *(f"--set=gated_cosettle.{kv}" for kv in TOY_COSETTLE), "--set", "gated_cosettle.epochs=5",
+                      "--set", "gated_cosettle.checkpoint_every_iters=1")
     proc = start_sweep(args, log)
     (job,) = ledger_jobs(res, slurm).values()
     slurm.wait(lambda: any(res.glob("checkpoints/**/state.pt")), 180, "the first training checkpoint")
     slurm.run("scancel", "--signal=USR2", job["job_id"])
+    slurm.wait(lambda: int(slurm.job(job["job_id"])["Restarts"]) >= 1, 120, "the signal to requeue the job")
+    gate.touch()
     out = finish(proc, log)
     assert proc.returncode == 0, out
-    assert int(slurm.job(job["job_id"])["Restarts"]) >= 1
     (record,) = results(res).values()
     training = record["training"]
     assert record["status"] == "ok" and 1 <= training["resumed_from_iteration"] < training["iterations"]
     assert [c["iteration"] for c in training["curve"]] == list(range(1, training["iterations"] + 1))
 
 
-@pytest.mark.slow  # races Slurm's time-limit check (~30 s period) against training speed: run with `-m slow`
+@pytest.mark.slow  # waits on Slurm's time-limit check (~30 s period), about a minute: run with `-m slow`
 def test_job_at_its_time_limit_is_requeued_and_resumes(slurm, toy_root, tmp_path):
     """A job submitted with a 2-minute limit and the USR2 warning 110 s before it: the test holds the limit
-    off until training has a checkpoint, then puts it back; Slurm sends the warning, submitit sees a
-    time-out, checkpoints and requeues. Slurm gives the requeued run the same limit, so the test lifts it
-    again, and the run resumes to one result."""
-    res, log = tmp_path / "res", tmp_path / "sweep.log"
+    off until training has a checkpoint, then puts it back while training waits after that checkpoint; Slurm
+    sends the warning, submitit sees a time-out, checkpoints and requeues. Slurm gives the requeued run the
+    same limit, so the test lifts it again, and the run resumes to one result."""
+    res, log, gate = tmp_path / "res", tmp_path / "sweep.log", tmp_path / "gate"
     cfg = executor_config(tmp_path, ", timeout_min: 2, signal_delay_s: 110")
-    args = sweep_args(toy_root, res, cfg, "cosettle", "efficientnet_lite0",
-                      "--set", "cosettle.epochs=5", "--set", "cosettle.checkpoint_every_iters=1")
+    args = sweep_args(toy_root, res, cfg, "gated_cosettle", "efficientnet_lite0",
+                      "--plugin", str(gated_method(tmp_path, gate)),
+                      *(f"--set=gated_cosettle.{kv}" for kv in TOY_COSETTLE), "--set", "gated_cosettle.epochs=5",
+                      "--set", "gated_cosettle.checkpoint_every_iters=1")
     proc = start_sweep(args, log)
     (job,) = ledger_jobs(res, slurm).values()
     limit = ("scontrol", "update", f"jobid={job['job_id']}")
@@ -178,6 +194,7 @@ def test_job_at_its_time_limit_is_requeued_and_resumes(slurm, toy_root, tmp_path
     slurm.run(*limit, "timelimit=2")
     slurm.wait(lambda: int(slurm.job(job["job_id"])["Restarts"]) >= 1, 120, "the time-limit warning to requeue the job")
     slurm.run(*limit, "timelimit=60")
+    gate.touch()
     out = finish(proc, log)
     assert proc.returncode == 0, out
     assert "this job is timed-out" in Path(job["stderr"]).read_text()
@@ -213,18 +230,19 @@ def test_node_down_mid_job_leaves_a_failure_the_next_run_retries(slurm, toy_root
 def test_cancelled_sweep_reruns_to_every_result_exactly_once(slurm, toy_root, tmp_path, capsys):
     """`scancel` of the whole array while its first job runs: the sweep records each job as failed and ends;
     the rerun submits them again and every result exists once, complete."""
-    res, log = tmp_path / "res", tmp_path / "sweep.log"
-    args = sweep_args(toy_root, res, executor_config(tmp_path), "frozen", "efficientnet_lite0,vit_tiny_random",
-                      "--max-parallel", "1")
+    res, log, gate = tmp_path / "res", tmp_path / "sweep.log", tmp_path / "gate"
+    args = sweep_args(toy_root, res, executor_config(tmp_path), "gated_frozen", "efficientnet_lite0,vit_tiny_random",
+                      "--max-parallel", "1", "--plugin", str(gated_method(tmp_path, gate)))
     proc = start_sweep(args, log)
     jobs = ledger_jobs(res, slurm)
     first = min((j["job_id"] for j in jobs.values()), key=lambda i: int(i.split("_")[1]))
-    # the first job may already have finished on a fast machine: the array is cancelled either way
-    slurm.wait(lambda: state(slurm, first) not in ("", "PENDING"), 120, "the first job to start")
+    slurm.wait(lambda: state(slurm, first) == "RUNNING", 120, "the first job to run")  # gated: still running
     slurm.run("scancel", first.split("_")[0])
     out = finish(proc, log)
     cancelled = out.count("ended CANCELLED without a result")
     assert proc.returncode == 1 and cancelled >= 1, out
+
+    gate.touch()
 
     assert main([a for a in args if a not in ("--max-parallel", "1")]) == 0  # what is missing, at once this time
     assert f"{cancelled} to submit" in capsys.readouterr().err
