@@ -28,11 +28,11 @@ frozen's 0.613. Not a misalignment (a one-token change moves the output only in 
 it: ``tests/tasks/test_advise_dense.py``), and not the learnt weights: on 16 toy sequences, the TMM
 never run on data keeps 0.526 of frozen's 0.603, training at lr 1e-12 (weights at initialisation,
 BatchNorm statistics from the training clips) falls to 0.089 and the full training to 0.084 (paired
-CIs in that test). With data statistics each block's random residual branch weighs as much as its
-shortcut and the per-token similarity structure is lost; the rate loss on pooled clips never asks
-for it back. Neither a 1×1 spatial kernel (0.054 untrained, 0.085 trained), kernel 1 in time (0.165), 128-px training crops
-(0.046) nor 8-frame evaluation windows (0.128) restore it on the toy suite, so it is inherent to
-using this module's tokens as dense features, and reported as such.
+CIs in that test). Our reading, not measured further: with data statistics each block's random
+residual branch weighs as much as its shortcut, and the per-token similarity structure is lost; the
+rate loss on pooled clips never asks for it back. Neither a 1×1 spatial kernel (0.054 untrained,
+0.085 trained), kernel 1 in time (0.165), 128-px training crops (0.046) nor 8-frame evaluation
+windows (0.128) restore it on the toy suite, so it is inherent to using this module's tokens as dense features, and reported as such.
 """
 from __future__ import annotations
 
