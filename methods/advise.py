@@ -32,7 +32,8 @@ CIs in that test). Our reading, not measured further: with data statistics each 
 residual branch weighs as much as its shortcut, and the per-token similarity structure is lost; the
 rate loss on pooled clips never asks for it back. Neither a 1×1 spatial kernel (0.054 untrained,
 0.085 trained), kernel 1 in time (0.165), 128-px training crops (0.046) nor 8-frame evaluation
-windows (0.128) restore it on the toy suite, so it is inherent to using this module's tokens as dense features, and reported as such.
+windows (0.128) restore it on the toy suite, so it is inherent to using this module's tokens as
+dense features, and reported as such.
 """
 from __future__ import annotations
 
