@@ -72,7 +72,7 @@ def grid_to_labels(soft: torch.Tensor, size: tuple[int, int], norm_mask: bool,
         hi = (up - lo).amax(dim=(1, 2), keepdim=True)
         keep = up.amax(dim=(1, 2), keepdim=True) > 0
         up = torch.where(keep, (up - lo) / hi.clamp_min(1e-12), up)
-    labels = up.argmax(dim=0)
+    labels = up.permute(1, 2, 0).contiguous().argmax(dim=-1)  # same first-max ties; ~8x faster on CPU than dim 0
     if frame == tuple(size):
         return labels
     rows, cols = (_cv2_nearest(src, dst, labels.device) for src, dst in zip(frame, size))
