@@ -22,6 +22,7 @@ from benchmark import distributed
 from benchmark.errors import UserError
 from benchmark.results import iter_results
 from methods.training import epoch_batches
+from tests.gated_plugin import TOY_COSETTLE, gated_method
 
 REPO = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("ddp_worker", REPO / "tests" / "ddp_worker.py")
@@ -78,19 +79,23 @@ def test_two_task_slurm_job_trains_with_ddp_resumes_and_writes_one_result(slurm,
     """A Co-Settle job with ``tasks_per_node: 2`` on the CPU partition: 2 gloo ranks train, a pre-emption
     (``scancel --signal=USR2``) requeues the job, both ranks resume from the checkpoint and rank 0 alone
     writes the one result, its curve holding every iteration once."""
-    res, log = tmp_path / "res", tmp_path / "sweep.log"
+    res, log, gate = tmp_path / "res", tmp_path / "sweep.log", tmp_path / "gate"
     (tmp_path / "executor.yaml").write_text("slurm: {cpus_per_task: 1, tasks_per_node: 2, mem_gb: 4}\n")
-    args = ["sweep", "--methods", "cosettle", "--backbones", "efficientnet_lite0", "--suite", "toy", "--data-root",
-            str(toy_root), "--results", str(res), "--executor-config", str(tmp_path / "executor.yaml"), "--tasks",
-            "tradeoff", "--set", "tradeoff.num_frames=8", "--set", "tradeoff.resize_short=64", "--set", "tradeoff.crop=64",
-            "--set", "cosettle.epochs=5", "--set", "cosettle.checkpoint_every_iters=1", "--no-progress", "--executor", "slurm"]
+    args = ["sweep", "--methods", "gated_cosettle", "--backbones", "efficientnet_lite0", "--suite", "toy",
+            "--data-root", str(toy_root), "--results", str(res), "--executor-config", str(tmp_path / "executor.yaml"),
+            "--plugin", str(gated_method(tmp_path, gate)), "--tasks", "tradeoff", "--set", "tradeoff.num_frames=8",
+            "--set", "tradeoff.resize_short=64", "--set", "tradeoff.crop=64",
+            *(f"--set=gated_cosettle.{kv}" for kv in TOY_COSETTLE), "--set", "gated_cosettle.epochs=5",
+            "--set", "gated_cosettle.checkpoint_every_iters=1", "--no-progress", "--executor", "slurm"]
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", *args], stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, cwd=REPO, env={**slurm.env(), "PYTHONPATH": str(REPO)})
-    try:
+    try:  # the ranks wait after the first checkpoint until the pre-emption has requeued the job
         slurm.wait(lambda: any(res.glob("checkpoints/**/state.pt")), 240, "the first training checkpoint")
         (job,) = json.loads(max((res / "jobs").glob("sweep-*.json")).read_text())["jobs"].values()
         slurm.run("scancel", "--signal=USR2", job["job_id"])
+        slurm.wait(lambda: int(slurm.job(job["job_id"])["Restarts"]) >= 1, 120, "the signal to requeue the job")
+        gate.touch()
         proc.wait(300)
     finally:
         proc.kill()

@@ -21,12 +21,11 @@ from benchmark.slurm import Partition, fit_to_partition, gpu_count
 
 sys.path.insert(0, str(Path(__file__).parent))
 from slurm_cluster import SlurmCluster, running_cluster
+from tests.gated_plugin import TOY_COSETTLE, gated_method
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = ["--tasks", "tradeoff", "--set", "tradeoff.num_frames=8", "--set", "tradeoff.resize_short=64",
         "--set", "tradeoff.crop=64", "--no-progress", "--executor", "slurm"]
-# the toy suite's `cosettle` settings (configs/suites.yaml), which a plugin method of another name does not get
-TOY_COSETTLE = ("train_batch_size=4", "input_size=112", "pre_resize=128", "warmup_epochs=1", "lr=1.0e-3", "num_workers=0")
 
 
 @pytest.fixture(scope="module")
@@ -56,26 +55,6 @@ def executor_config(tmp_path: Path, extra: str = "") -> Path:
 def sweep_args(toy_root: Path, res: Path, cfg: Path, methods: str, backbones: str, *extra: str) -> list[str]:
     return ["sweep", "--methods", methods, "--backbones", backbones, "--suite", "toy", "--data-root", str(toy_root),
             "--results", str(res), "--executor-config", str(cfg), *FAST, *extra]
-
-
-def gated_method(folder: Path, gate: Path) -> Path:
-    """Plugin methods that wait (up to 5 min) for the file ``gate``, so a job is surely still running, and
-    surely mid-training, when the test acts on it, however fast the machine: ``gated_frozen`` waits in
-    ``fit``; ``gated_cosettle`` waits before its second training step, after the first checkpoint is saved.
-    They replace (``override``) an earlier test's copy registered in this process by an in-process rerun."""
-    path = folder / "gated_method.py"
-    path.write_text(
-        "import time\nfrom pathlib import Path\n\nfrom benchmark.config import defaults\nfrom benchmark.registry import METHODS\n"
-        "from methods.cosettle import CoSettle\nfrom methods.frozen import Frozen\n\n\n"
-        "def wait():\n    deadline = time.time() + 300\n"
-        f"    while not Path({str(gate)!r}).exists() and time.time() < deadline:\n        time.sleep(0.2)\n\n\n"
-        "@METHODS.register('gated_frozen', override=True)\nclass GatedFrozen(Frozen):\n"
-        "    def fit(self, ctx):\n        wait()\n        return super().fit(ctx)\n\n\n"
-        "@METHODS.register('gated_cosettle', override=True)\nclass GatedCoSettle(CoSettle):\n"
-        "    default_config = defaults('method', 'cosettle')\n    steps = 0\n\n"
-        "    def training_step(self, batch, rng):\n        if self.steps:\n            wait()\n"
-        "        self.steps += 1\n        return super().training_step(batch, rng)\n")
-    return path
 
 
 def start_sweep(args: list[str], log: Path) -> subprocess.Popen:
