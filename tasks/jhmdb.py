@@ -29,7 +29,7 @@ from tqdm import tqdm
 from benchmark.context import RunContext
 from benchmark.errors import UserError
 from tasks.base import TaskMeta, TaskOutput
-from benchmark.data.davis import read_frame
+from benchmark.data.frames import Video
 from benchmark.data.jhmdb import load_jhmdb
 from tasks.metrics.pck import (
     THRESHOLDS,
@@ -45,7 +45,7 @@ from tasks.propagation import decode_keypoints, keypoint_heatmaps, propagate
 from benchmark.registry import TASKS
 
 
-def propagate_pose(method: Any, frames: np.ndarray, first: np.ndarray, cfg: PropagationConfig, rule: list) -> np.ndarray:
+def propagate_pose(method: Any, frames: np.ndarray | Video, first: np.ndarray, cfg: PropagationConfig, rule: list) -> np.ndarray:
     """Keypoints ``(T, 15, 2)`` in pixels of every frame, propagated from frame 0's ``(15, 2)`` pose."""
     feats, _ = video_features(method, frames, rule, cfg.frame_resize)
     image, grid = frames.shape[1:3], tuple(feats.shape[1:3])
@@ -104,7 +104,7 @@ class JHMDB(PropagationTask):
 
         def items() -> Iterable[tuple[str, np.ndarray, np.ndarray]]:
             for video in tqdm(videos, desc="jhmdb", disable=not ctx.progress, leave=False):
-                frames = np.stack([read_frame(p) for p in video.frames])
+                frames = Video(video.frames[0].parent, video.frames)  # decoded on a feature-cache miss only
                 pred = propagate_pose(method, frames, video.keypoints[0], cfg, rule)
                 if pred_dir is not None:
                     save_pose(pred_dir / video.action / f"{video.name}.npy", pred)

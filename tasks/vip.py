@@ -28,7 +28,8 @@ from tqdm import tqdm
 from benchmark.context import RunContext
 from benchmark.errors import UserError
 from tasks.base import TaskMeta, TaskOutput
-from benchmark.data.davis import read_frame, read_mask, write_mask
+from benchmark.data.davis import read_mask, write_mask
+from benchmark.data.frames import Video
 from benchmark.data.vip import (
     IGNORE_LABEL,
     VIP_CLASSES,
@@ -44,7 +45,7 @@ from tasks.propagation import grid_to_labels, labels_to_grid, propagate
 from benchmark.registry import TASKS
 
 
-def propagate_parts(method: Any, frames: np.ndarray, first: np.ndarray, wanted: list[int], cfg: PropagationConfig,
+def propagate_parts(method: Any, frames: np.ndarray | Video, first: np.ndarray, wanted: list[int], cfg: PropagationConfig,
                     rule: list) -> dict[int, np.ndarray]:
     """Part classes ``uint8 (H, W)`` for the frames in ``wanted``, propagated from frame 0's labels.
 
@@ -120,7 +121,8 @@ class VIP(PropagationTask):
         def items() -> Iterable[tuple[str, list[tuple[np.ndarray, np.ndarray]]]]:
             for video in tqdm(videos, desc="vip", disable=not ctx.progress, leave=False):
                 scored = [t for t in sorted(video.labels) if t > 0 or with_ref]
-                frames = np.stack([read_frame(p) for p in video.frames[: max(scored, default=0) + 1]])
+                files = video.frames[: max(scored, default=0) + 1]
+                frames = Video(files[0].parent, files)  # decoded on a feature-cache miss only
                 preds = propagate_parts(method, frames, read_parts(video.labels[0]), scored, cfg, rule)
                 if pred_dir is not None:
                     for t, mask in preds.items():

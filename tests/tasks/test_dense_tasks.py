@@ -103,3 +103,28 @@ def test_vip_jhmdb_scorers_match_tasks(runs, toy_root, capsys, name):
     assert score(name, toy_root, out.artifacts["predictions"], as_json=True) == 0
     printed = json.loads(capsys.readouterr().out)["global"]
     assert printed[MAIN[name]] == pytest.approx(out.metrics[MAIN[name]])
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_a_warm_feature_cache_never_decodes_a_frame(toy_root, tmp_path, monkeypatch, name):
+    """The frames of DAVIS, VIP and JHMDB are keyed on their files (benchmark.data.frames.Video): a second
+    evaluation through a warm cache reads tokens and the annotations, never a frame image, and scores the same."""
+    from PIL import ImageFile
+
+    from benchmark.cache import install
+
+    def run():
+        method = Frozen(build_backbone("efficientnet_lite0"), {"batch_size": 16})
+        install(method, tmp_path / "features")
+        return toy_task(name).evaluate(method, toy_ctx(toy_root, tmp_path / "work"))
+
+    cold = run()
+    decode = ImageFile.ImageFile.load
+
+    def annotations_only(image):  # reading a header (the frame size) is fine; decoding pixels is not
+        if re.search(r"/(JPEGImages|Images|Rename_Images)/", str(image.filename)):
+            raise AssertionError(f"a warm cache decoded {image.filename}")
+        return decode(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", annotations_only)
+    assert run().metrics == cold.metrics
