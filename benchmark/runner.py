@@ -262,6 +262,7 @@ class BenchJob:
         from benchmark import distributed, provenance
         from benchmark.backbones import build_backbone
         from benchmark.context import RunContext
+        from benchmark.registry import BACKBONES
         from benchmark.results import artifacts_dir
 
         spec = self.spec
@@ -275,6 +276,9 @@ class BenchJob:
         seed_everything(spec.seed)
         t0 = time.time()
         backbone = build_backbone(spec.backbone, spec.weights, device, **(resolved["backbone_options"] or {}))
+        if any(p.parts["weights_digest"] is None for p in resolved["tasks"].values()) and weights_file(
+                spec, BACKBONES.get(spec.backbone)):
+            resolved = resolve(spec)  # the weights were fetched on demand: their digest joins every identity
         method = resolved["method_cls"](backbone, resolved["method_config"])
         if distributed.is_main():  # one lock per job: rank 0 holds it, the other ranks wait for rank 0
             lock()  # taken once the backbone loaded: a refused checkpoint leaves no lock file behind

@@ -8,6 +8,7 @@ are exercised for real.
 from __future__ import annotations
 
 import hashlib
+import json
 import io
 import re
 import threading
@@ -194,6 +195,22 @@ def test_run_fetches_on_demand(server, checkpoint, tmp_path, capsys):
     backbone = build_backbone("mae")
     assert backbone.weights_id == f"{FILE}@sha256:{hashlib.sha256(checkpoint).hexdigest()[:12]}"
     assert "fetched mae" in capsys.readouterr().err and len(server.requests) == 1
+
+
+def test_a_run_that_fetches_its_weights_records_their_digest(server, checkpoint, toy_root, tmp_path, capsys):
+    """The identity is resolved before the backbone is built; weights fetched while building it must still
+    join it, or the next run would find its own record stale and recompute it."""
+    args = ["run", "--method", "frozen", "--backbone", "mae", "--tasks", "tradeoff", "--data-root", str(toy_root),
+            "--results", str(tmp_path / "results"), "--set", "tradeoff.num_frames=8", "--set", "tradeoff.resize_short=64",
+            "--set", "tradeoff.crop=64", "--no-progress"]
+    assert main(args) == 0 and len(server.requests) == 1
+    (path,) = (tmp_path / "results").glob("frozen/mae/tradeoff/*/seed0.json")
+    assert json.loads(path.read_text())["weights_digest"] == hashlib.sha256(checkpoint).hexdigest()
+    before = path.read_bytes()
+    capsys.readouterr()
+    assert main(args) == 0 and "present" in capsys.readouterr().err
+    assert path.read_bytes() == before and main(["list", "results", "--stale", "--results", str(tmp_path / "results")]) == 0
+    assert "frozen" not in capsys.readouterr().out
 
 
 def test_verify_reports_a_changed_file(server, tmp_path, capsys):
