@@ -66,7 +66,7 @@ def test_advise_sees_temporal_order_that_mean_pooling_cannot_paired_ci(toy_root,
     "Shaking" order, 0, 4, 1, 5, …): the frozen mean-pooled embedding is identical for the two, while
     AdViSe, trained with the toy suite's own settings, perceives the shaken clip as faster. Asserted
     on the 95 % paired-bootstrap CI of the per-video Δ of AdViSe's expected playback-rate index
-    (shaken − original): clear of zero. (AdViSe's pretext is blind to direction — a reversed clip has
+    (shaken − original): clear of zero; and the probe's per-video top-1 Δ over frozen, clear of zero. (AdViSe's pretext is blind to direction — a reversed clip has
     the same rate — so nothing is asserted about left vs right; see methods/advise.py.)"""
     from benchmark.backbones import build_backbone
     from benchmark.cache import install
@@ -101,3 +101,8 @@ def test_advise_sees_temporal_order_that_mean_pooling_cannot_paired_ci(toy_root,
                 out.append((advise.rate_logits(t[None]).softmax(-1)[0] @ rates).item())
     result = paired(original, shaken, resamples=10_000, seed=0)
     assert result.ci_low > 0, result.describe()
+
+    # and so the task itself: AdViSe's top-1 over frozen mean pooling, paired over the 240 test videos
+    top1 = paired(task.evaluate(frozen, ctx).samples["correct"], task.evaluate(advise, ctx).samples["correct"],
+                  resamples=10_000, seed=0)
+    assert top1.ci_low > 0, top1.describe()
