@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 
 from benchmark.cli import main
-from benchmark.report import bar_figure, build, cost_table, tradeoff_figure, tradeoff_points
+from benchmark.report import bar_figure, build, cost_table
 from benchmark.results import SCHEMA_VERSION, iter_results, result_path, write_json_atomic
 from benchmark.table import frame, summarise
+from tasks.tradeoff import tradeoff_figure, tradeoff_points
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "results" / "test-artifacts"
