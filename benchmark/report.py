@@ -163,7 +163,8 @@ def significance_sentences(summary: pd.DataFrame, digits: int = 3) -> list[str]:
 def task_figures(records: list[ResultRecord]) -> str:
     """The figures the tasks of ``records`` draw themselves (:meth:`tasks.base.Task.report_figure`), in
     task-name order. Task classes are reached through the registry, as everywhere in the core; a task
-    that is not registered here (a plugin's, reported without its ``--plugin`` file) draws nothing."""
+    that is not registered here (a plugin's, reported without its ``--plugin`` file) draws nothing, and
+    so does a page none of whose tasks has a figure (no empty heading)."""
     from benchmark.registry import TASKS
 
     known = set(TASKS.names())
@@ -172,7 +173,7 @@ def task_figures(records: list[ResultRecord]) -> str:
         fragment = TASKS.get(task).report_figure([r for r in records if r.task == task])
         if fragment:
             parts.append(f'<section class="task-figure" id="figure-{html.escape(task)}">\n{fragment}\n</section>')
-    return "\n".join(parts) or '<p class="note">No task of these results draws a figure of its own.</p>'
+    return "\n".join(parts)
 
 
 def cost_table(records: list[ResultRecord]) -> pd.DataFrame:

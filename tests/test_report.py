@@ -232,4 +232,6 @@ def test_mean_interval_is_clipped_at_zero(tmp_path):
         write(tmp_path, "frozen", "mae", "ssv2_cls", seed, {"top1": v}, "top1")
     summary = summarise(frame(iter_results(tmp_path)))
     assert summary.loc[0, "ci_low"] == 0.0 and summary.loc[0, "ci_clipped"]
-    assert "clipped at 0 where every value of the metric is ≥ 0 (ssv2_cls top1)" in build(tmp_path)
+    page = build(tmp_path)
+    assert "clipped at 0 where every value of the metric is ≥ 0 (ssv2_cls top1)" in page
+    assert "task-figure" not in page and 'id="tradeoff"' not in page  # no tradeoff records: no empty plot section

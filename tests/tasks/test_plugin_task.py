@@ -117,9 +117,11 @@ def test_one_file_task_runs_end_to_end_is_scored_and_reported(toy_root, tmp_path
     assert "did you mean 'mytask'?" in capsys.readouterr().err
     fresh_tasks()
     page = tmp_path / "report.html"
+    assert main(["report", "--results", str(tmp_path / "r"), "--out", str(tmp_path / "bare.html")]) == 0
+    assert "mytask" in (tmp_path / "bare.html").read_text() and "Nearest-centroid" not in (tmp_path / "bare.html").read_text()
     assert main(["report", "--results", str(tmp_path / "r"), "--out", str(page), "--plugin", str(plugin)]) == 0
     text = page.read_text()
     bar = f'<rect y="0" width="{100 * accuracy:.1f}" height="10"/>'
-    assert f'<section class="task-figure" id="figure-mytask">\n<h2 id="mytask-plot">Nearest-centroid accuracy</h2>' in text
+    assert '<section class="task-figure" id="figure-mytask">\n<h2 id="mytask-plot">Nearest-centroid accuracy</h2>' in text
     assert bar in text and "<p>1 mytask records</p>" in text
     assert text.index("Nearest-centroid accuracy") < text.index('<h2 id="tasks">Per-task results</h2>')
