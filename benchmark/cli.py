@@ -224,10 +224,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    """Plugins first: a plugin task that scores its predictions is a valid ``TASK`` like the built-ins."""
+    from benchmark.runner import load_plugins
     from tasks.scoring import score
 
+    load_plugins(args.plugin)
     out = args.out or args.predictions.with_name(f"{args.predictions.name}-scores")  # the predictions stay untouched
-    return score(args.dataset, args.data_root, args.predictions, args.json, out)
+    return score(args.task, args.data_root, args.predictions, args.json, out)
 
 
 def _add_run_arguments(r: argparse.ArgumentParser) -> None:
@@ -318,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parsers(command, debug)
 
     s = command("score", "score a folder of predictions against a data set")
-    s.add_argument("dataset", choices=["davis", "vip", "jhmdb"], help="the data set the predictions are for")
+    s.add_argument("task", metavar="TASK", type=ca.name("TASK"),
+                   help="a task that scores saved predictions (e.g. davis, or a --plugin task's; a wrong name lists them)")
     s.add_argument("--data-root", required=True, type=ca.existing_dir("--data-root", "the folder that holds the data set"),
                    help="folder holding the data set (or the data set itself)")
     s.add_argument("--predictions", required=True, type=ca.existing_dir("--predictions", "the folder your method wrote"),
@@ -326,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=ca.writable_dir("--out"),
                    help="folder for the score CSVs (default: <predictions>-scores beside the predictions folder)")
     s.add_argument("--json", action="store_true", help="print the scores as JSON")
+    s.add_argument("--plugin", action="append", default=[], type=ca.plugin_file,
+                   help="Python file registering extra tasks (repeatable)")
     s.set_defaults(func=cmd_score)
     return p
 

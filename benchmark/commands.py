@@ -17,7 +17,9 @@ from benchmark.errors import EXIT_USER_ERROR, UserError
 
 def cmd_report(args: argparse.Namespace) -> int:
     from benchmark.report import write
+    from benchmark.runner import load_plugins
 
+    load_plugins(args.plugin)  # a plugin task's records get its own figure (Task.report_figure)
     print(f"report written to {write(Path(args.results), Path(args.out), args.title, holm=not args.no_holm)}")
     return 0
 
@@ -143,6 +145,7 @@ def add_parsers(command: Callable[[str, str], argparse.ArgumentParser], debug: a
     rep.add_argument("--title", default="i2v-bench report", type=ca.text("--title"), help="the page's title")
     rep.add_argument("--no-holm", action="store_true",
                      help="judge significance on unadjusted p-values (default: Holm-adjusted across the leaderboard)")
+    rep.add_argument("--plugin", **plugins)
     rep.set_defaults(func=cmd_report)
 
     ls = command("list", "list methods, backbones, tasks, suites or results")

@@ -11,9 +11,9 @@ by parsing the files with :mod:`ast`, so the list costs no import and cannot dri
 Third-party entries arrive through Python entry points (group ``i2v_bench.methods`` etc.) or
 through a plugin file loaded with ``--plugin path.py`` that calls ``METHODS.register``.
 
-A name is registered once: a plugin reusing a built-in or already registered name is refused unless
-it says ``override=True`` (otherwise a plugin called ``frozen`` would silently become the baseline
-every Δ column is measured against).
+A name is registered once: a plugin (a file or an entry point) reusing a built-in or already
+registered name is refused unless it says ``override=True`` (otherwise a plugin called ``frozen``
+would silently become the baseline every Δ column is measured against).
 """
 from __future__ import annotations
 
@@ -126,8 +126,42 @@ class Registry:
         if self._scan is not None:
             for key, entry in scan(*self._scan).items():
                 self._lazy.setdefault(key, entry)
-        for ep in entry_points(group=self.group):
-            self._lazy.setdefault(ep.name, (ep.value, f"(plugin {ep.dist.name if ep.dist else ep.value})"))
+        before = dict(self._lazy), dict(self._loaded), dict(self._overridden)
+        try:
+            for ep in entry_points(group=self.group):
+                if ep.name in self._lazy:
+                    self._clashing_entry_point(ep)
+                else:
+                    self._lazy[ep.name] = (ep.value, f"(plugin {ep.dist.name if ep.dist else ep.value})")
+        except UserError:  # nothing of the refused package stays registered; refused again on the next use
+            self._lazy, self._loaded, self._overridden = before
+            self._discovered = False
+            raise
+
+    def _clashing_entry_point(self, ep: Any) -> None:
+        """An entry point reusing a taken name (a built-in, or another package's entry point).
+
+        Accepted only where importing it registers the object it names with ``override=True`` (its
+        module runs ``@METHODS.register(name, override=True)``), exactly as a ``--plugin`` file must say so;
+        otherwise one line naming the entry point, its package and the fix. Only a clashing entry
+        point is imported here: the others stay lazy.
+        """
+        taken = self._lazy[ep.name][0]
+        if taken == ep.value:  # the same object listed twice is no clash
+            return
+        where = f"entry point {ep.name} = {ep.value} (group {self.group}, package {ep.dist.name if ep.dist else '?'})"
+        prior = self._loaded.get(ep.name)
+        try:
+            obj = ep.load()
+        except UserError as e:  # its own decorator refused the name (no override=True)
+            raise UserError(f"{where}: {e}") from None
+        except Exception as e:  # noqa: BLE001 - a broken third-party package is named, not a traceback
+            raise UserError(f"{where} raised {type(e).__name__} on import: "
+                            f"{_first_line(str(e)) or 'no message'}: fix or uninstall that package") from None
+        now = self._loaded.get(ep.name)
+        if ep.name not in self._overridden or now is prior or (ep.attr and now is not obj):
+            raise UserError(f"{where} reuses the {self.kind} name {ep.name!r} of {taken}: rename it, or register it "
+                            f"with {self.kind.upper()}S.register({ep.name!r}, override=True) in its module")
 
     def names(self) -> list[str]:
         """All registered names, sorted, without importing any of them."""

@@ -1,10 +1,11 @@
 """``bench report``: one self-contained HTML page of a results folder.
 
-The page holds the leaderboard (:mod:`benchmark.table`), the consistency/separability trade-off plot,
-per-task bar charts with 95 % confidence intervals, the cost of every (method, backbone) and the
-provenance of every record, plus the failures a sweep left. Plots are drawn with matplotlib's Agg
-canvas (no display, no global pyplot state) and embedded as base64 PNG, and the CSS is inline, so the
-file can be mailed or archived and opens offline exactly as it was written.
+The page holds the leaderboard (:mod:`benchmark.table`), the figures tasks draw themselves (such as
+tradeoff's consistency/separability plot), per-task bar charts with 95 % confidence intervals, the
+cost of every (method, backbone) and the provenance of every record, plus the failures a sweep left.
+Plots are drawn with matplotlib's Agg canvas (no display, no global pyplot state) and embedded as
+base64 PNG, and the CSS is inline, so the file can be mailed or archived and opens offline exactly as
+it was written.
 
 Each task's chart has two panels: the metric per (backbone, method), with the 95 % t-interval of the
 mean over seeds where there are several (clipped at 0 for a metric whose values are all ≥ 0, as the
@@ -13,11 +14,9 @@ as a line (no caps: it is an interval, not a ± spread). Under the charts one se
 whose change is significant, Holm-adjusted across the leaderboard's comparisons by default. A
 RANDOM-INIT backbone is never ranked (see :mod:`benchmark.table`); a NaN metric is no bar and no point.
 
-The trade-off plot follows Figure 1 of Co-Settle (Liu et al., CVPR 2026): each (method, backbone) is a
-point at (D_intra, D_inter) (a method run in several variants is one point per variant, labelled
-``method [variant]``; nothing is averaged across variants), both normalised by the feature-space diameter (``tasks/tradeoff.py``), and
-an arrow goes from each frozen backbone to each of its adapted versions. Down is more temporally
-consistent, up is more separable; the dashed lines are levels of the margin D = D_inter - γ·D_intra.
+A task's own figure comes from its class (:meth:`tasks.base.Task.report_figure`, reached through the
+task registry), so a task added in one file, a plugin's included, brings its plot with it; the
+trade-off plot (Co-Settle's Figure 1) lives in ``tasks/tradeoff.py`` that way.
 """
 from __future__ import annotations
 
@@ -70,74 +69,6 @@ def png(fig: Figure) -> str:
     data = base64.b64encode(buf.getvalue()).decode("ascii")
     title = fig.axes[0].get_title() if fig.axes else "plot"
     return f'<img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
-
-
-def tradeoff_points(records: list[ResultRecord]) -> pd.DataFrame:
-    """Mean and std over seeds of (D_intra_norm, D_inter_norm) per (backbone, method label), at the margin percentile."""
-    rows = []
-    records = [r for r in records if r.task == "tradeoff"]
-    label = labels((r.method, r.variant) for r in records)
-    for r in records:
-        p = r.details.get("margin_percentile", 95)
-        x, y = r.metrics.get(f"D_intra_norm{p}"), r.metrics.get(f"D_inter_norm{p}")
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (x, y)):
-            rows.append({"backbone": r.backbone_label, "method": label[r.method, r.variant], "x": x, "y": y,
-                         "percentile": p, "gamma": r.details.get("gamma", 1.0)})
-    if not rows:
-        return pd.DataFrame(columns=["backbone", "method", "x", "y", "x_std", "y_std", "percentile", "gamma"])
-    df = pd.DataFrame(rows)
-    g = df.groupby(["backbone", "method"], sort=True)
-    out = g[["x", "y"]].mean().join(g[["x", "y"]].std().add_suffix("_std")).join(g[["percentile", "gamma"]].first())
-    return out.reset_index()
-
-
-def tradeoff_figure(points: pd.DataFrame) -> Figure:
-    """Co-Settle Figure 1: D_intra vs D_inter, arrows from each frozen backbone to its adapted versions."""
-    fig = Figure(figsize=(7, 5.5))
-    ax = fig.add_subplot()
-    backbones = sorted(points["backbone"].unique())
-    methods = sorted(points["method"].unique(), key=lambda m: (m != BASELINE, m))
-    colours = {b: f"C{i % 10}" for i, b in enumerate(backbones)}
-    markers = {m: "osD^v<>ph*"[i % 10] for i, m in enumerate(methods)}
-    for _, p in points.iterrows():
-        xerr, yerr = np.nan_to_num(p["x_std"]), np.nan_to_num(p["y_std"])
-        ax.errorbar(p["x"], p["y"], xerr=xerr or None, yerr=yerr or None, fmt=markers[p["method"]],
-                    color=colours[p["backbone"]], markersize=9, capsize=3 if xerr or yerr else 0,
-                    mfc="white" if p["method"] == BASELINE else colours[p["backbone"]])
-        ax.annotate(f"{p['method']}", (p["x"], p["y"]), textcoords="offset points", xytext=(7, 5), fontsize=8)
-    for backbone in backbones:
-        rows = points[points["backbone"] == backbone].set_index("method")
-        if BASELINE not in rows.index:
-            continue
-        x0, y0 = rows.loc[BASELINE, ["x", "y"]]
-        for method in rows.index.drop(BASELINE):
-            ax.annotate("", xy=(rows.loc[method, "x"], rows.loc[method, "y"]), xytext=(x0, y0),
-                        arrowprops={"arrowstyle": "->", "color": colours[backbone], "lw": 1.5, "shrinkA": 6, "shrinkB": 6})
-    gamma = float(points["gamma"].iloc[0])
-    ax.margins(0.12)  # room for the labels beside the outermost points
-    xs = np.array(ax.get_xlim())
-    for level in np.linspace(*_margin_range(points, gamma), 5):
-        ax.plot(xs, level + gamma * xs, ls="--", lw=0.6, color="0.75", zorder=0)
-    ax.set_xlim(*xs)
-    for b in backbones:
-        ax.plot([], [], "s", color=colours[b], label=b)
-    for m in methods:
-        ax.plot([], [], markers[m], color="0.3", mfc="white" if m == BASELINE else "0.3", label=m)
-    ax.plot([], [], ls="--", lw=0.6, color="0.6", label=f"D = D_inter − {gamma:g}·D_intra")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)  # beside, never over points
-    p = int(points["percentile"].iloc[0])
-    ax.set_xlabel(f"D_intra (normalised, p{p})  ← more temporally consistent")
-    ax.set_ylabel(f"D_inter (normalised, p{p})  → more separable")
-    ax.set_title("Consistency / separability trade-off")
-    ax.grid(alpha=0.3)
-    return fig
-
-
-def _margin_range(points: pd.DataFrame, gamma: float) -> tuple[float, float]:
-    margins = points["y"] - gamma * points["x"]
-    lo, hi = float(margins.min()), float(margins.max())
-    pad = (hi - lo) * 0.5 or abs(hi) * 0.2 or 0.1
-    return lo - pad, hi + pad
 
 
 def _legend_beside(ax, source=None) -> None:
@@ -229,6 +160,22 @@ def significance_sentences(summary: pd.DataFrame, digits: int = 3) -> list[str]:
     return out
 
 
+def task_figures(records: list[ResultRecord]) -> str:
+    """The figures the tasks of ``records`` draw themselves (:meth:`tasks.base.Task.report_figure`), in
+    task-name order. Task classes are reached through the registry, as everywhere in the core; a task
+    that is not registered here (a plugin's, reported without its ``--plugin`` file) draws nothing, and
+    so does a page none of whose tasks has a figure (no empty heading)."""
+    from benchmark.registry import TASKS
+
+    known = set(TASKS.names())
+    parts = []
+    for task in sorted({r.task for r in records} & known):
+        fragment = TASKS.get(task).report_figure([r for r in records if r.task == task])
+        if fragment:
+            parts.append(f'<section class="task-figure" id="figure-{html.escape(task)}">\n{fragment}\n</section>')
+    return "\n".join(parts)
+
+
 def cost_table(records: list[ResultRecord]) -> pd.DataFrame:
     """Per (backbone, method label): trainable parameters, training time and memory, evaluation time and memory."""
     rows = []
@@ -303,11 +250,6 @@ def build(results: Path, title: str = "i2v-bench report", digits: int = 3, holm:
     if not ok:
         raise UserError(f"no complete results under {results}: run `bench run` or `bench sweep` first")
     summary = summarise(frame(ok, where=str(results)), holm=holm)
-    points = tradeoff_points(ok)
-    if len(points):
-        tradeoff = png(tradeoff_figure(points))
-    else:
-        tradeoff = '<p class="note">No <code>tradeoff</code> results: add the task to the sweep to draw this plot.</p>'
     bars = "".join(png(bar_figure(summary, t, m)) for t, m in dict.fromkeys(zip(summary["task"], summary["metric"])))
     seeds = int(summary["n"].max())
     prov = provenance_table(ok)
@@ -320,8 +262,7 @@ def build(results: Path, title: str = "i2v-bench report", digits: int = 3, holm:
 generated {generated}.</p>
 <h2 id="leaderboard">Leaderboard</h2>
 {render_summary(summary, "html", digits)}
-<h2 id="tradeoff">Consistency / separability trade-off</h2>
-{tradeoff}
+{task_figures(ok)}
 <h2 id="tasks">Per-task results</h2>
 <p class="note">Left: mean over seeds{f"; error bars: {CONFIDENCE:.0%} CI of the mean (t-distribution, clipped at 0 for a metric whose values are all ≥ 0)" if seeds > 1 else ""}.
 Right: Δ vs {BASELINE} of the same backbone; the black line is the paired {CONFIDENCE:.0%} bootstrap CI of the per-sample Δ

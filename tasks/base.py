@@ -7,8 +7,9 @@ A task declares its metadata (data set, main metric and its direction, protocol)
 Everything the rest of the harness needs to know about a task lives on its class, so a new task is
 one file (a plugin included): :meth:`Task.resolve_config` fills preset values before the runner
 hashes the config, :meth:`Task.aggregate` recomputes the main metric from any subset of per-sample
-rows (what a bootstrap over samples draws), and :meth:`Task.score_folder` (optional) scores a folder
-of saved predictions for ``bench score``.
+rows (what a bootstrap over samples draws), :meth:`Task.score_folder` (optional) scores a folder
+of saved predictions for ``bench score``, and :meth:`Task.report_figure` (optional) draws the task's
+own figure in ``bench report``.
 """
 from __future__ import annotations
 
@@ -107,6 +108,19 @@ class Task(abc.ABC):
         """Score a folder of saved predictions against ``data_root``: ``(global metrics, per-sample
         DataFrame)``. Offered by the tasks that save predictions (``score_split`` set)."""
         raise NotImplementedError(f"task {cls.meta.name} does not score saved predictions")
+
+    @classmethod
+    def report_figure(cls, records: list[Any]) -> str | None:
+        """This task's own figure for ``bench report``, drawn from its complete records
+        (:class:`benchmark.record.ResultRecord`, every method, backbone, variant and seed), or None.
+
+        An HTML fragment that ``bench report`` places, as is, between the leaderboard and the per-task
+        charts: an ``<h2>`` heading, then the figure as inline SVG or an ``<img>`` whose source is a
+        data URI (:func:`benchmark.report.png` turns a matplotlib ``Figure`` into one), so the page stays
+        self-contained; escape any text taken from records. A task whose story a bar chart of its main
+        metric tells needs none (the default: None); tradeoff draws Co-Settle's Figure 1 this way.
+        """
+        return None
 
 
 def relative_id(path: Any, root: Path, fallback: str) -> str:

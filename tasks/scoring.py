@@ -1,7 +1,8 @@
-"""``bench score davis|vip|jhmdb``: score a folder of predictions on its own, like the official tools.
+"""``bench score TASK``: score a folder of predictions on its own, like the official tools.
 
 Each task scores its own folders (:meth:`tasks.base.Task.score_folder`, offered where ``score_split``
-is set), so a task added in one file (a plugin included) is scored here with no edit:
+is set), so a task added in one file (a ``--plugin`` file included) is scored here with no edit; the
+names ``bench score`` accepts are :func:`scorable_tasks`. The built-ins:
 
 - ``davis``: a DAVIS result folder ``<predictions>/<seq>/<frame>.png`` (indexed or grey id maps, the
   layout davis2017-evaluation reads and ``save_predictions`` writes), scored on the val split with
@@ -46,12 +47,15 @@ def score(dataset: str, data_root: Path, predictions: Path, as_json: bool, out: 
     Raises:
         UserError: unknown task, missing folders or files, malformed predictions.
     """
+    from benchmark.config import suggest
     from benchmark.context import RunContext
     from benchmark.registry import TASKS
 
     names = scorable_tasks()
     if dataset not in names:
-        raise UserError(f"cannot score {dataset!r}: choose one of {', '.join(names)}")
+        why = "does not score saved predictions" if dataset in TASKS.names() else "is not a known task"
+        raise UserError(f"cannot score {dataset!r}: it {why}: {suggest(dataset, names)}choose one of {', '.join(names)} "
+                        f"(a plugin's task: pass --plugin FILE)")
     cls = TASKS.get(dataset)
     data_root, predictions = Path(data_root), Path(predictions)
     if not predictions.is_dir():

@@ -248,3 +248,100 @@ class Tradeoff(Task):
         details = {"protocol": c["protocol"], "videos": len(videos), "skipped": len(paths) - len(videos),
                    "cls_token": cls_kept == {True}, "gamma": c["gamma"], "margin_percentile": c["margin_percentile"]}
         return TaskOutput(metrics, details=details, samples={"id": ids, **per_video})
+
+    @classmethod
+    def report_figure(cls, records: list[Any]) -> str | None:
+        """Co-Settle's Figure 1 for ``bench report`` (see :func:`tradeoff_figure`), or a note where no
+        record has a finite (D_intra, D_inter) pair."""
+        from benchmark.report import png
+
+        points = tradeoff_points(records)
+        body = (png(tradeoff_figure(points)) if len(points) else
+                '<p class="note">No tradeoff record has a finite (D_intra, D_inter) pair: nothing to plot.</p>')
+        return f'<h2 id="tradeoff">Consistency / separability trade-off</h2>\n{body}'
+
+
+def tradeoff_points(records: list[Any]) -> Any:
+    """Mean and std over seeds of (D_intra_norm, D_inter_norm) per (backbone, method label), at the
+    margin percentile: a DataFrame ``backbone, method, x, y, x_std, y_std, percentile, gamma``.
+
+    A method run in several variants is one point per variant, labelled ``method [variant]``
+    (:func:`benchmark.report.labels`); nothing is averaged across variants. NaN points are left out.
+    """
+    import math
+
+    import pandas as pd
+
+    from benchmark.report import labels
+
+    rows = []
+    records = [r for r in records if r.task == "tradeoff"]
+    label = labels((r.method, r.variant) for r in records)
+    for r in records:
+        p = r.details.get("margin_percentile", 95)
+        x, y = r.metrics.get(f"D_intra_norm{p}"), r.metrics.get(f"D_inter_norm{p}")
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (x, y)):
+            rows.append({"backbone": r.backbone_label, "method": label[r.method, r.variant], "x": x, "y": y,
+                         "percentile": p, "gamma": r.details.get("gamma", 1.0)})
+    if not rows:
+        return pd.DataFrame(columns=["backbone", "method", "x", "y", "x_std", "y_std", "percentile", "gamma"])
+    df = pd.DataFrame(rows)
+    g = df.groupby(["backbone", "method"], sort=True)
+    out = g[["x", "y"]].mean().join(g[["x", "y"]].std().add_suffix("_std")).join(g[["percentile", "gamma"]].first())
+    return out.reset_index()
+
+
+def tradeoff_figure(points: Any) -> Any:
+    """Co-Settle Figure 1 (Liu et al., CVPR 2026) as a matplotlib ``Figure``: each (method, backbone) a
+    point at (D_intra, D_inter), both normalised by the feature-space diameter, an arrow from each
+    frozen backbone to each of its adapted versions. Down is more temporally consistent, up more
+    separable; the dashed lines are levels of the margin D = D_inter - γ·D_intra."""
+    from matplotlib.figure import Figure
+
+    from benchmark.table import BASELINE
+
+    fig = Figure(figsize=(7, 5.5))
+    ax = fig.add_subplot()
+    backbones = sorted(points["backbone"].unique())
+    methods = sorted(points["method"].unique(), key=lambda m: (m != BASELINE, m))
+    colours = {b: f"C{i % 10}" for i, b in enumerate(backbones)}
+    markers = {m: "osD^v<>ph*"[i % 10] for i, m in enumerate(methods)}
+    for _, p in points.iterrows():
+        xerr, yerr = np.nan_to_num(p["x_std"]), np.nan_to_num(p["y_std"])
+        ax.errorbar(p["x"], p["y"], xerr=xerr or None, yerr=yerr or None, fmt=markers[p["method"]],
+                    color=colours[p["backbone"]], markersize=9, capsize=3 if xerr or yerr else 0,
+                    mfc="white" if p["method"] == BASELINE else colours[p["backbone"]])
+        ax.annotate(f"{p['method']}", (p["x"], p["y"]), textcoords="offset points", xytext=(7, 5), fontsize=8)
+    for backbone in backbones:
+        rows = points[points["backbone"] == backbone].set_index("method")
+        if BASELINE not in rows.index:
+            continue
+        x0, y0 = rows.loc[BASELINE, ["x", "y"]]
+        for method in rows.index.drop(BASELINE):
+            ax.annotate("", xy=(rows.loc[method, "x"], rows.loc[method, "y"]), xytext=(x0, y0),
+                        arrowprops={"arrowstyle": "->", "color": colours[backbone], "lw": 1.5, "shrinkA": 6, "shrinkB": 6})
+    gamma = float(points["gamma"].iloc[0])
+    ax.margins(0.12)  # room for the labels beside the outermost points
+    xs = np.array(ax.get_xlim())
+    for level in np.linspace(*_margin_range(points, gamma), 5):
+        ax.plot(xs, level + gamma * xs, ls="--", lw=0.6, color="0.75", zorder=0)
+    ax.set_xlim(*xs)
+    for b in backbones:
+        ax.plot([], [], "s", color=colours[b], label=b)
+    for m in methods:
+        ax.plot([], [], markers[m], color="0.3", mfc="white" if m == BASELINE else "0.3", label=m)
+    ax.plot([], [], ls="--", lw=0.6, color="0.6", label=f"D = D_inter − {gamma:g}·D_intra")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)  # beside, never over points
+    p = int(points["percentile"].iloc[0])
+    ax.set_xlabel(f"D_intra (normalised, p{p})  ← more temporally consistent")
+    ax.set_ylabel(f"D_inter (normalised, p{p})  → more separable")
+    ax.set_title("Consistency / separability trade-off")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _margin_range(points: Any, gamma: float) -> tuple[float, float]:
+    margins = points["y"] - gamma * points["x"]
+    lo, hi = float(margins.min()), float(margins.max())
+    pad = (hi - lo) * 0.5 or abs(hi) * 0.2 or 0.1
+    return lo - pad, hi + pad

@@ -156,7 +156,8 @@ def catalogue(box: Path) -> dict[tuple[str, str], st.SearchStrategy[str]]:
     out |= {("bench report", "--results"): not_a_dir(box), ("bench report", "--out"): st.one_of(
         not_writable(box), st.just(str(box / "data")), NAME.map(lambda n: str(box / f"{n}.pdf")),
         NAME.map(lambda n: str(box / "nope" / f"{n}.html"))), ("bench report", "--title"): BAD_TEXT,
-        ("bench report", "--debug"): FLAG_VALUE, ("bench report", "--no-holm"): FLAG_VALUE}
+        ("bench report", "--debug"): FLAG_VALUE, ("bench report", "--no-holm"): FLAG_VALUE,
+        ("bench report", "--plugin"): not_a_file(box, ".py")}
     out |= {("bench list", "what"): not_a_choice(["methods", "backbones", "tasks", "suites", "results"]),
             ("bench list", "--results"): st.sampled_from(["", "a\0b", str(box / "nope"), str(box / "file.txt")]),
             ("bench list", "--plugin"): not_a_file(box, ".py"), ("bench list", "--stale"): FLAG_VALUE,
@@ -186,8 +187,8 @@ def catalogue(box: Path) -> dict[tuple[str, str], st.SearchStrategy[str]]:
         "--out": not_writable(box), "--seed": ints_outside(0, cliargs.SEED_MAX), "--size": not_a_choice(["small", "medium"]),
         "--debug": FLAG_VALUE}.items()}
     out |= {("bench score", k): v for k, v in {
-        "dataset": not_a_choice(["davis", "vip", "jhmdb"]), "--data-root": not_a_dir(box), "--predictions": not_a_dir(box),
-        "--out": not_writable(box), "--json": FLAG_VALUE, "--debug": FLAG_VALUE}.items()}
+        "TASK": st.one_of(names, st.just("tradeoff")), "--data-root": not_a_dir(box), "--predictions": not_a_dir(box),
+        "--out": not_writable(box), "--json": FLAG_VALUE, "--plugin": not_a_file(box, ".py"), "--debug": FLAG_VALUE}.items()}
     return out
 
 
@@ -212,7 +213,7 @@ def with_value(argv: list[str], option: str, value: str, action: argparse.Action
             i = out.index(option)
             del out[i:i + (1 if action.nargs == 0 else 2)]
         return [*out, f"{option}={value}"]
-    positionals = {"COMMAND": 0, "what": 1, "action": 1, "table": 1, "a": 1, "b": 2, "dataset": 1, "KIND": 1, "BACKBONE": 2}
+    positionals = {"COMMAND": 0, "what": 1, "action": 1, "table": 1, "a": 1, "b": 2, "TASK": 1, "KIND": 1, "BACKBONE": 2}
     i = positionals[option]
     return [*argv[:i], value, *argv[i + (0 if option == "BACKBONE" else 1):]]  # BACKBONE: none in the base
 

@@ -158,3 +158,62 @@ def test_plugin_backbone_variant_runs_end_to_end(toy_root, tmp_path, monkeypatch
     (record,) = [r for r in records if isinstance(r, dict) and r.get("task") == "tradeoff"]
     assert record["status"] == "ok" and record["backbone"] == "my_vit"
     assert "my_vit.pth@sha256:" in json.dumps(record)
+
+
+EP_MODULE = '''
+import i2v_test_registry_holder as holder
+
+
+class Plain:
+    """a baseline listed by an entry point, registered by nothing"""
+
+
+@holder.REG.register("frozen", override=True)
+class Mine:
+    """my baseline, said so"""
+'''
+
+
+@pytest.fixture
+def fake_entry_points(tmp_path, monkeypatch):
+    """A package's entry points for a fresh registry (holder.REG): ``set_points([(name, value), ...])``."""
+    import types
+    from importlib.metadata import EntryPoint
+
+    from benchmark import registry
+
+    (tmp_path / "i2v_test_ep_pkg.py").write_text(EP_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "i2v_test_ep_pkg", raising=False)
+    holder = types.ModuleType("i2v_test_registry_holder")
+    holder.REG = Registry("method", "i2v_bench.test_eps", {"frozen": ("methods.frozen:Frozen", "baseline")})
+    monkeypatch.setitem(sys.modules, holder.__name__, holder)
+    points: list = []
+    monkeypatch.setattr(registry, "entry_points",
+                        lambda group: [EntryPoint(n, v, group) for n, v in points] if group == "i2v_bench.test_eps" else [])
+    return holder.REG, points
+
+
+def test_an_entry_point_reusing_a_builtin_name_is_refused(fake_entry_points, monkeypatch, capsys):
+    reg, points = fake_entry_points
+    points += [("frozen", "i2v_test_ep_pkg:Plain"), ("extra", "i2v_test_ep_pkg:Plain")]
+    with pytest.raises(UserError, match=r"^entry point frozen = i2v_test_ep_pkg:Plain \(group i2v_bench.test_eps, "
+                                        r"package \?\) reuses the method name 'frozen' of methods.frozen:Frozen: rename "
+                                        r"it, or register it with METHODS.register\('frozen', override=True\)"):
+        reg.names()
+    with pytest.raises(UserError, match="entry point frozen"):  # refused on every use, never dropped silently
+        reg.get("frozen")
+    from benchmark import registry
+
+    monkeypatch.setattr(registry, "METHODS", reg)
+    assert main(["list", "methods"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "entry point frozen" in err and "override=True" in err
+
+
+def test_an_entry_point_registering_with_override_replaces_the_builtin(fake_entry_points):
+    reg, points = fake_entry_points
+    points += [("frozen", "i2v_test_ep_pkg:Mine"), ("extra", "i2v_test_ep_pkg:Plain")]
+    mine = reg.get("frozen")
+    assert mine.__name__ == "Mine" and mine.name == "frozen" and reg.summary("frozen") == "my baseline, said so"
+    assert reg.names() == ["extra", "frozen"] and reg.summary("extra") == "(plugin i2v_test_ep_pkg:Plain)"

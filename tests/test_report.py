@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 
 from benchmark.cli import main
-from benchmark.report import bar_figure, build, cost_table, tradeoff_figure, tradeoff_points
+from benchmark.report import bar_figure, build, cost_table
 from benchmark.results import SCHEMA_VERSION, iter_results, result_path, write_json_atomic
 from benchmark.table import frame, summarise
+from tasks.tradeoff import tradeoff_figure, tradeoff_points
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "results" / "test-artifacts"
@@ -231,4 +232,6 @@ def test_mean_interval_is_clipped_at_zero(tmp_path):
         write(tmp_path, "frozen", "mae", "ssv2_cls", seed, {"top1": v}, "top1")
     summary = summarise(frame(iter_results(tmp_path)))
     assert summary.loc[0, "ci_low"] == 0.0 and summary.loc[0, "ci_clipped"]
-    assert "clipped at 0 where every value of the metric is ≥ 0 (ssv2_cls top1)" in build(tmp_path)
+    page = build(tmp_path)
+    assert "clipped at 0 where every value of the metric is ≥ 0 (ssv2_cls top1)" in page
+    assert "task-figure" not in page and 'id="tradeoff"' not in page  # no tradeoff records: no empty plot section
