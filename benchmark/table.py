@@ -173,7 +173,7 @@ def _untested(record: ResultRecord, metric: str) -> str:
     if metric != record.main_metric:
         return f"{metric} is not the headline metric, whose per-sample column the test pairs"
     if not _has_samples(record):
-        return "no per-sample scores in the records"
+        return "no per-sample scores"
     if not _column_is_headline(record):
         return (f"the headline {record.main_metric} has no per-{record.sample_unit or 'sample'} form "
                 f"(the records' per-sample {record.sample_metric} is another metric)")
@@ -200,7 +200,7 @@ def significance(df: pd.DataFrame, baselines: pd.Index, holm: bool = True, resam
         if meth == reference or (b, t, m, c) not in baselines:  # no Δ (no reference, or it in several variants)
             continue
         ref = refs[b, t, m, c]
-        why = next((w for w in map(lambda r: _untested(r, m), ref + recs) if w), "")
+        why = next((w for w in (_untested(r, m) for r in ref + recs) if w), "")
         if why:
             untestable[b, meth, v, t, m] = why
         else:

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
-from benchmark.stats import holm
 from benchmark.results import SCHEMA_VERSION, result_path, write_json_atomic
+from benchmark.stats import holm
 from benchmark.table import load_frame, render, summarise
 from tests.test_table import cells, record
 

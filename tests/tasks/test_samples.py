@@ -18,7 +18,6 @@ from benchmark.table import headline_is_mean
 from tasks.base import Task
 from tests.tasks.toy_setup import check_samples, frozen_run, sample_count
 
-
 # the package's tasks (a new task file in tasks/ included); not the plugin tasks other test modules register
 # at import, which read data of their own, not the toy suite
 BUILT_IN = [n for n in TASKS.names() if TASKS.get(n).__module__.split(".")[0] == "tasks"]
