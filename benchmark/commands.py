@@ -64,8 +64,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_table(args: argparse.Namespace) -> int:
     if args.published is None and args.published_tol is not None:
         raise UserError("--published-tol applies to --published: add --published (all tables) or --published NAME")
-    if args.published is not None and (args.ci or args.no_holm):
-        raise UserError("--ci and --no-holm apply to the leaderboard alone: run `bench table --ci` without --published")
+    if args.published is not None and (args.ci or args.no_holm or args.reference):
+        raise UserError("--ci, --no-holm and --reference apply to the leaderboard alone: run `bench table --ci` without --published")
     if args.published is not None:  # the leaderboard, then ours beside the papers' own numbers
         from benchmark.published import render as render_published
 
@@ -75,7 +75,7 @@ def cmd_table(args: argparse.Namespace) -> int:
     from benchmark.table import render
 
     print(render(Path(args.results), args.format, args.tasks, args.metric, args.methods, args.backbones, args.digits,
-                 ci=args.ci, holm=not args.no_holm))
+                 ci=args.ci, holm=not args.no_holm, reference=args.reference))
     return 0
 
 
@@ -168,6 +168,8 @@ def add_parsers(command: Callable[[str, str], argparse.ArgumentParser], debug: a
     t.add_argument("--ci", action="store_true", help="print the paired 95%% CI of each tested Δ after it")
     t.add_argument("--no-holm", action="store_true",
                    help="judge the † marks on unadjusted p-values (default: Holm-adjusted across the table)")
+    t.add_argument("--reference", type=ca.name("--reference"), metavar="METHOD",
+                   help="the method Δ and the † tests compare with (default: frozen); it must have results in the table")
     t.add_argument("--published", nargs="?", const=[], metavar="TABLES", type=ca.names("--published", "--published cosettle"),
                    help="add ours beside the published values (configs/published/; all tables, or these comma-separated)")
     t.add_argument("--published-tol", type=ca.float_range(0, 1, "--published-tol"),

@@ -197,11 +197,34 @@ def _name(record: Any) -> str:
     return field(record, "method") if variant == "default" else f"{field(record, 'method')}@{variant}"
 
 
-def select(results: Path, a: str, b: str, task: str, backbone: str | None = None) -> tuple[str, list[Any], list[Any]]:
-    """The backbone, then the records of A and of B (``METHOD`` or ``METHOD@VARIANT``) on ``task``, one per seed."""
+def common_variant(records: list[Any], a: str, b: str, task: str, backbone: str | None) -> tuple[str, str, str]:
+    """``(a, b, note)``: two plain method names that do not both have a default result on ``task`` (and
+    ``backbone``) turned into ``METHOD@V`` for the one variant V both have, with a note saying so.
+
+    A run with ``--suite toy`` is the variant ``toy``, so ``bench compare frozen advise`` on toy runs means
+    their one shared variant; with several shared variants, which one is the user's choice (a UserError
+    listing them). Names with ``@``, or no shared variant, are returned unchanged."""
+    if "@" in a or "@" in b:
+        return a, b, ""
+    have = [{field(r, "variant") or "default" for r in records
+             if field(r, "method") == m and (not backbone or field(r, "backbone") == backbone)} for m in (a, b)]
+    shared = sorted(have[0] & have[1])
+    if "default" in shared or not shared:
+        return a, b, ""
+    if len(shared) > 1:
+        raise UserError(f"{a} and {b} on {task} have no default result but several shared variants ({', '.join(shared)}): "
+                        f"name one, e.g. `bench compare {a}@{shared[0]} {b}@{shared[0]} --task {task}`")
+    v = shared[0]
+    return f"{a}@{v}", f"{b}@{v}", f"note: {a} and {b} have no default result on {task}: comparing their one shared variant {v!r}"
+
+
+def select(results: Path, a: str, b: str, task: str, backbone: str | None = None) -> tuple[str, str, str, str, list[Any], list[Any]]:
+    """The names compared (:func:`common_variant`), a note on them ("" if as given), the backbone, then the
+    records of A and of B (``METHOD`` or ``METHOD@VARIANT``) on ``task``, one per seed."""
     records = [r for r in iter_results(results) if field(r, "task") == task]
+    a, b, note = common_variant(records, a, b, task, backbone)
     bb = _backbone(records, a, b, task, backbone, results)
-    return bb, *([r for r in records if _name(r) == m and field(r, "backbone") == bb] for m in (a, b))
+    return a, b, note, bb, *([r for r in records if _name(r) == m and field(r, "backbone") == bb] for m in (a, b))
 
 
 def diff_rows(pair: Aligned) -> list[tuple[str, float, float, float]]:
@@ -244,9 +267,9 @@ def compare(results: Path, a: str, b: str, task: str, backbone: str | None = Non
         raise UserError(f"--top {top} must be ≥ 0 (0 shows every sample)")
     if kwargs.get("resamples", 1) < 1:
         raise UserError(f"--resamples {kwargs['resamples']} must be ≥ 1, e.g. 10000")
-    bb, recs_a, recs_b = select(Path(results), a, b, task, backbone)
+    a, b, note, bb, recs_a, recs_b = select(Path(results), a, b, task, backbone)
     try:
         pair, result = compare_records(recs_a, recs_b, **kwargs)
     except ValueError as e:  # an option these records cannot take (BCa with several seeds)
         raise UserError(f"{e}") from None
-    return render(a, b, task, bb, pair, result, top)
+    return (f"{note}\n" if note else "") + render(a, b, task, bb, pair, result, top)

@@ -149,7 +149,7 @@ def significance_sentences(summary: pd.DataFrame, digits: int = 3) -> list[str]:
             who = f"{label[r['method'], r['variant']]} on {r['backbone']}"
             d = f"Δ = {r['delta']:+.{digits}f}"
             if not r["testable"]:
-                parts.append(f"{who} ({d}) cannot be tested (no per-sample scores)")
+                parts.append(f"{who} ({d}) cannot be tested ({r['untested'] or 'no per-sample scores'})")
                 continue
             change = "no change" if r["delta"] == 0 else "a gain" if (r["delta"] > 0) == bool(r["higher_is_better"]) else "a loss"
             ci = f"CI [{r['delta_ci_low']:+.{digits}f}, {r['delta_ci_high']:+.{digits}f}]"

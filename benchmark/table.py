@@ -18,11 +18,15 @@ distances) is clipped at 0, and the legend says where: the symmetric interval ca
 (:func:`benchmark.compare.compare_many`: paired bootstrap CI, hierarchical over seeds, sign-flip
 permutation or bootstrap test), Holm-adjusted across every comparison of the table by default. The
 cell keeps Δ of the official metric and is marked † when the paired CI excludes 0 *and* the
-(adjusted) p is below α, so a mark never sits beside an interval that spans 0. The paired Δ is the
-mean of the per-sample differences; it equals the cell's Δ only where the headline metric is the
-mean of the per-sample column (DAVIS J&F-Mean averages over objects, its per-sequence column over
-sequences), and the legend names such tasks. A cell whose records carry no per-sample scores is
-left unmarked and counted in the legend.
+(adjusted) p is below α, so a mark never sits beside an interval that spans 0. The paired Δ, its CI
+and its test are of the *mean* of the per-sample column; that is the headline metric only where the
+headline is that mean (top-1 is the mean of ``correct``, R@k of the per-query hits). Where a record's
+headline pools or weights the samples otherwise (DAVIS J&F-Mean averages over objects, VIP's mIoU
+and THUMOS's mAP pool over videos), the legend names the task: it is judged on the records
+themselves (headline vs mean of the column), so a plugin task needs no declaration. A cell whose Δ
+cannot be tested is left unmarked, and its reason (``untested``) is counted in the legend.
+
+The reference method is ``frozen`` unless ``reference`` (``bench table --reference M``) names another.
 """
 from __future__ import annotations
 
@@ -49,7 +53,8 @@ MISSING = {"markdown": "–", "html": "–", "latex": "--"}
 MARK = "†"
 RANDOM_INIT = "(RANDOM INIT)"
 STAT_COLUMNS = {"paired_delta": math.nan, "delta_ci_low": math.nan, "delta_ci_high": math.nan, "p": math.nan,
-                "p_holm": math.nan, "test": "", "n_paired": 0, "marked": False, "testable": False}
+                "p_holm": math.nan, "test": "", "n_paired": 0, "marked": False, "testable": False, "untested": ""}
+NO_PARTNER = "the records' samples could not be paired (see the warning above the table)"
 
 
 def load_frame(results: Path, tasks: list[str] | None = None, metric: str | None = None,
@@ -99,12 +104,12 @@ def ci_halfwidth(std: float, n: int, confidence: float = CONFIDENCE) -> float:
 
 
 def summarise(df: pd.DataFrame, confidence: float = CONFIDENCE, holm: bool = True, resamples: int = RESAMPLES,
-              seed: int = 0) -> pd.DataFrame:
+              seed: int = 0, reference: str = BASELINE) -> pd.DataFrame:
     """Per (backbone, method, variant, task, metric): n, mean, std, CI bounds (``ci_clipped`` where clipped at
-    0), Δ vs frozen, rank and entries in its column, ``preset``, ``random_init``, and the columns of
-    :func:`significance` (``holm``, ``resamples`` and ``seed`` go there). Δ compares with the frozen entry
-    of the same backbone, task and ``setting``; where frozen was run in more than one variant of that
-    setting, Δ is left empty rather than guessed."""
+    0), Δ vs ``reference``, rank and entries in its column, ``preset``, ``random_init``, the columns of
+    :func:`significance` (``holm``, ``resamples`` and ``seed`` go there) and ``reference``. Δ compares with
+    the reference entry of the same backbone, task and ``setting``; where the reference was run in more than
+    one variant of that setting, Δ is left empty rather than guessed."""
     keys = ["backbone", "method", "variant", "task", "metric"]
     g = df.groupby(keys, sort=False)
     s = g["value"].agg(["count", "mean", "std"]).reset_index().rename(columns={"count": "n"})
@@ -115,23 +120,24 @@ def summarise(df: pd.DataFrame, confidence: float = CONFIDENCE, holm: bool = Tru
     low = s["mean"] - half
     s["ci_clipped"] = [bool(bounded.get((t, m), False)) and lo < 0 for t, m, lo in zip(s["task"], s["metric"], low)]
     s["ci_low"], s["ci_high"] = low.where(~s["ci_clipped"], 0.0), s["mean"] + half
-    frozen = s[s["method"] == BASELINE].groupby(["backbone", "task", "metric", "setting"])["mean"]
-    base = frozen.first()[frozen.size() == 1]
+    ref = s[s["method"] == reference].groupby(["backbone", "task", "metric", "setting"])["mean"]
+    base = ref.first()[ref.size() == 1]
     s["delta"] = [
-        mean - base.get((b, t, m, c), math.nan) if meth != BASELINE else math.nan
+        mean - base.get((b, t, m, c), math.nan) if meth != reference else math.nan
         for meth, b, t, m, c, mean in zip(s["method"], s["backbone"], s["task"], s["metric"], s["setting"], s["mean"])
     ]
     ranked = ~s["random_init"].astype(bool)  # a test encoder with random weights is never "best"
     signed = s["mean"].where(s["higher_is_better"], -s["mean"])[ranked]
     s["rank"] = signed.groupby([s["task"], s["metric"]]).rank(method="min", ascending=False)  # NaN: not ranked
     s["entries"] = ranked.groupby([s["task"], s["metric"]]).transform("sum").astype(int)
-    tested = significance(df, base.index, holm, resamples, seed, confidence) if "record" in df.columns else {}
+    tested = significance(df, base.index, holm, resamples, seed, confidence, reference) if "record" in df.columns else {}
     cells = [tested.get(key, {}) for key in zip(*(s[k] for k in keys))]
     for col, empty in STAT_COLUMNS.items():
         s[col] = [c.get(col, empty) for c in cells]
     notes = sample_notes(df)
     s["sample_note"] = [notes.get(t, "") for t in s["task"]]
-    s["_order"] = s["method"].ne(BASELINE)
+    s["reference"] = reference
+    s["_order"] = s["method"].ne(reference)
     s = s.sort_values(["backbone", "_order", "method", "variant", "task", "metric"]).drop(columns=["_order", "setting"])
     return s.reset_index(drop=True)
 
@@ -148,43 +154,73 @@ def _column_is_headline(record: ResultRecord) -> bool:
     return column == record.main_metric or column not in record.metrics
 
 
+def headline_is_mean(record: ResultRecord) -> bool:
+    """Whether the record's headline metric is the plain mean of its paired per-sample column (up to float
+    rounding), i.e. whether the paired Δ and its CI are those of the headline. False for a headline that
+    pools or weights the samples otherwise (objects, pixels, detections: ``Task.aggregate`` overridden)."""
+    values = record.samples.get(record.sample_metric or record.main_metric)
+    headline = record.metrics.get(record.main_metric)
+    if not values or not isinstance(headline, (int, float)):
+        return False
+    try:
+        return math.isclose(math.fsum(values) / len(values), headline, rel_tol=1e-9, abs_tol=1e-12)
+    except TypeError:  # a column that is not numbers
+        return False
+
+
+def _untested(record: ResultRecord, metric: str) -> str:
+    """Why a Δ on ``record`` cannot be tested, "" if it can (as far as one record can tell)."""
+    if metric != record.main_metric:
+        return f"{metric} is not the headline metric, whose per-sample column the test pairs"
+    if not _has_samples(record):
+        return "no per-sample scores"
+    if not _column_is_headline(record):
+        return (f"the headline {record.main_metric} has no per-{record.sample_unit or 'sample'} form "
+                f"(the records' per-sample {record.sample_metric} is another metric)")
+    return ""
+
+
 def significance(df: pd.DataFrame, baselines: pd.Index, holm: bool = True, resamples: int = RESAMPLES, seed: int = 0,
-                 confidence: float = CONFIDENCE) -> dict[tuple, dict]:
+                 confidence: float = CONFIDENCE, reference: str = BASELINE) -> dict[tuple, dict]:
     """The paired test of every Δ of :func:`summarise`: (backbone, method, variant, task, metric) → the
     :data:`STAT_COLUMNS` of its cell.
 
-    Pairs exactly what Δ pairs (the one frozen variant of the same backbone, task, metric and setting in
-    ``baselines``), and only records whose shown metric is their headline metric, since the per-sample
-    column stands for that metric and no other. Records without per-sample scores give a row with
-    ``testable`` False (as does a pair that cannot be paired); :func:`benchmark.compare.compare_many`
-    Holm-adjusts across all the others.
+    Pairs exactly what Δ pairs (the one ``reference`` variant of the same backbone, task, metric and setting
+    in ``baselines``), and only records whose shown metric is their headline metric, since the per-sample
+    column stands for that metric and no other. A Δ that cannot be tested gives a row with ``testable``
+    False and the reason in ``untested`` (:func:`_untested`, or :data:`NO_PARTNER`);
+    :func:`benchmark.compare.compare_many` Holm-adjusts across all the others.
     """
     groups: dict[tuple, list[ResultRecord]] = {}
     for row in df.itertuples(index=False):
         groups.setdefault((row.backbone, row.method, row.variant, row.task, row.metric, row.setting), []).append(row.record)
-    refs = {(b, t, m, c): recs for (b, meth, _, t, m, c), recs in groups.items() if meth == BASELINE}
-    pairs, untestable = {}, []
+    refs = {(b, t, m, c): recs for (b, meth, _, t, m, c), recs in groups.items() if meth == reference}
+    pairs, untestable = {}, {}
     for (b, meth, v, t, m, c), recs in groups.items():
-        if meth == BASELINE or (b, t, m, c) not in baselines:  # no Δ (no frozen, or frozen in several variants)
+        if meth == reference or (b, t, m, c) not in baselines:  # no Δ (no reference, or it in several variants)
             continue
         ref = refs[b, t, m, c]
-        if all(_has_samples(r) and m == r.main_metric and _column_is_headline(r) for r in ref + recs):
-            pairs[b, meth, v, t, m] = (ref, recs)
+        why = next((w for w in (_untested(r, m) for r in ref + recs) if w), "")
+        if why:
+            untestable[b, meth, v, t, m] = why
         else:
-            untestable.append((b, meth, v, t, m))
+            pairs[b, meth, v, t, m] = (ref, recs)
     results = compare_many(pairs, correct=holm, resamples=resamples, seed=seed, confidence=confidence) if pairs else {}
     rows = {key: {"paired_delta": r.delta, "delta_ci_low": r.ci_low, "delta_ci_high": r.ci_high, "p": r.p_value,
                   "p_holm": r.p_adjusted if r.correction == "Holm" else math.nan, "test": r.test, "n_paired": r.n_samples,
                   "marked": r.significant and r.ci_excludes_zero, "testable": True} for key, r in results.items()}
-    return {**{key: {"testable": False} for key in untestable}, **rows}
+    dropped = {key: {"testable": False, "untested": NO_PARTNER} for key in pairs if key not in rows}
+    return {**{key: {"testable": False, "untested": why} for key, why in untestable.items()}, **dropped, **rows}
 
 
 def sample_notes(df: pd.DataFrame) -> dict[str, str]:
-    """task → "per-<unit> <column>" for tasks whose paired column is not the headline metric itself."""
+    """task → "<headline> vs the mean per-<unit> <column>" for tasks where some record's headline is not the
+    mean of its paired column (:func:`headline_is_mean`), so the tested Δ is not exactly the cell's Δ."""
     out = {}
     for r in df["record"] if "record" in df.columns else []:
-        if _has_samples(r) and r.sample_metric and r.sample_metric != r.main_metric and _column_is_headline(r):
-            out.setdefault(r.task, f"per-{r.sample_unit or 'sample'} {r.sample_metric} vs {r.main_metric}")
+        if _has_samples(r) and _column_is_headline(r) and not headline_is_mean(r):
+            column = r.sample_metric or r.main_metric
+            out.setdefault(r.task, f"{r.main_metric} vs the mean per-{r.sample_unit or 'sample'} {column}")
     return out
 
 
@@ -241,7 +277,7 @@ def legend_items(summary: pd.DataFrame, fmt: str, ci: bool = False) -> list[str]
     deltas = summary["delta"].notna()
     if deltas.any():
         where = "in brackets" if fmt == "markdown" else "subscript"
-        items.append(f"Δ ({where}) vs the {BASELINE} row of the same backbone and task setting")
+        items.append(f"Δ ({where}) vs the {_reference(summary)} row of the same backbone and task setting")
     if summary["variant"].ne("default").any():
         items.append("each variant (configuration) is its own row, never averaged with another")
     seeds = sorted(set(summary["n"]))
@@ -261,14 +297,21 @@ def legend_items(summary: pd.DataFrame, fmt: str, ci: bool = False) -> list[str]
                      " headline metric")
         notes = {t: n for t, n in zip(tested["task"], tested.get("sample_note", [""] * len(tested))) if n}
         if notes:
-            items.append("the test pairs a per-sample column whose mean is not exactly the headline metric, so the "
-                         "paired Δ can differ slightly from the cell's Δ: " + ", ".join(f"{t} ({n})" for t, n in notes.items()))
+            items.append("the test pairs a per-sample column whose mean is not exactly the headline metric (the headline "
+                         "pools or weights the samples otherwise), so the tested Δ and its CI are of that mean and can "
+                         "differ from the cell's Δ: " + ", ".join(f"{t} ({n})" for t, n in notes.items()))
         if ci:
             items.append(f"[signed interval] after Δ: paired {CONFIDENCE:.0%} bootstrap CI of the per-sample Δ")
-    untested = int((deltas & ~_bool(summary, "testable")).sum())
-    if untested:
-        items.append(f"{untested} Δ without {MARK} test: no per-sample scores of the headline metric, or no partner sample for each")
+    untested = summary[deltas & ~_bool(summary, "testable")]
+    if len(untested):
+        why = untested.get("untested", pd.Series("", index=untested.index)).replace("", "no per-sample scores")
+        reasons = "; ".join(f"{w} ({', '.join(dict.fromkeys(t))})" for w, t in untested["task"].groupby(why))
+        items.append(f"{len(untested)} Δ without {MARK} test: {reasons}")
     return items
+
+
+def _reference(summary: pd.DataFrame) -> str:
+    return str(summary["reference"].iloc[0]) if "reference" in summary.columns and len(summary) else BASELINE
 
 
 def wide(summary: pd.DataFrame, fmt: str, digits: int = 3, tasks: list[str] | None = None, ci: bool = False) -> pd.DataFrame:
@@ -314,7 +357,7 @@ def _html(table: pd.DataFrame, note: str) -> str:
 
 
 CSV_NAMES = {"ci_low": f"ci{CONFIDENCE * 100:.0f}_low", "ci_high": f"ci{CONFIDENCE * 100:.0f}_high",
-             "delta": f"delta_vs_{BASELINE}", "delta_ci_low": f"delta_ci{CONFIDENCE * 100:.0f}_low",
+             "delta_ci_low": f"delta_ci{CONFIDENCE * 100:.0f}_low",
              "delta_ci_high": f"delta_ci{CONFIDENCE * 100:.0f}_high", "marked": "significant"}
 
 
@@ -325,7 +368,8 @@ def render_summary(summary: pd.DataFrame, fmt: str = "markdown", digits: int = 3
     if fmt not in FORMATS:
         raise UserError(f"unknown table format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if fmt == "csv":
-        return summary.drop(columns=["sample_note"], errors="ignore").rename(columns=CSV_NAMES).to_csv(index=False)
+        names = {**CSV_NAMES, "delta": f"delta_vs_{_reference(summary)}"}
+        return summary.drop(columns=["sample_note"], errors="ignore").rename(columns=names).to_csv(index=False)
     table = wide(summary, fmt, digits, tasks, ci)
     items = legend_items(summary, fmt, ci)
     note = "; ".join(items) + "." if items else ""
@@ -340,12 +384,17 @@ def render_summary(summary: pd.DataFrame, fmt: str = "markdown", digits: int = 3
 
 def render(results: Path, fmt: str = "markdown", tasks: list[str] | None = None, metric: str | None = None,
            methods: list[str] | None = None, backbones: list[str] | None = None, digits: int = 3, ci: bool = False,
-           holm: bool = True) -> str:
+           holm: bool = True, reference: str | None = None) -> str:
     """The leaderboard of the records under ``results`` as text in ``fmt`` (markdown, latex, csv or html);
-    ``ci`` prints each tested Δ's paired interval, ``holm`` (default) adjusts the tests' p across the table."""
+    ``ci`` prints each tested Δ's paired interval, ``holm`` (default) adjusts the tests' p across the table.
+    ``reference`` (default ``frozen``) is the method Δ compares with; named explicitly, it must have results
+    among those shown (a UserError listing the methods there otherwise)."""
     if fmt not in FORMATS:
         raise UserError(f"unknown table format {fmt!r}: choose one of {', '.join(FORMATS)}")
     if digits < 0 or digits > 10:
         raise UserError(f"--digits {digits} is out of range: choose 0..10")
-    return render_summary(summarise(load_frame(results, tasks, metric, methods, backbones), holm=holm), fmt, digits,
-                          tasks, ci)
+    df = load_frame(results, tasks, metric, methods, backbones)
+    if reference is not None and reference not in set(df["method"]):
+        raise UserError(f"--reference {reference}: no complete result of that method among those shown under {results} "
+                        f"(methods there: {', '.join(sorted(set(df['method'])))}): choose one of them")
+    return render_summary(summarise(df, holm=holm, reference=reference or BASELINE), fmt, digits, tasks, ci)

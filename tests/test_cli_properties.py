@@ -168,7 +168,7 @@ def catalogue(box: Path) -> dict[tuple[str, str], st.SearchStrategy[str]]:
         "--published": st.one_of(BAD_LIST, UNKNOWN_NAMES), "--published-tol": st.one_of(
             st.floats(max_value=-1e-9).map(str), st.floats(min_value=1.0001).map(str),
             st.sampled_from(["nan", "inf", "-inf", "x", ""])), "--debug": FLAG_VALUE, "--ci": FLAG_VALUE,
-        "--no-holm": FLAG_VALUE}.items()}
+        "--no-holm": FLAG_VALUE, "--reference": names}.items()}
     out |= {("bench compare", k): v for k, v in {
         "a": BAD_TEXT, "b": BAD_TEXT, "--task": names, "--results": not_a_dir(box), "--backbone": names,
         "--top": ints_outside(0, 1_000_000), "--resamples": ints_outside(1, 1_000_000), "--seed": ints_outside(0, cliargs.SEED_MAX),

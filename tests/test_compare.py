@@ -113,6 +113,29 @@ def test_method_at_variant_picks_a_variant(tmp_path, capsys):
     assert code == 2 and "no complete result of advise@lr1 on davis" in err and "(there: advise, advise@lr0.1, frozen)" in err
 
 
+def test_plain_names_take_the_one_shared_variant_and_say_so(tmp_path, capsys):
+    """Runs made with `--suite toy` are the variant `toy`: `bench compare frozen advise` means them."""
+    write(tmp_path, "frozen", FROZEN, variant="toy")
+    write(tmp_path, "advise", ADVISE, variant="toy")
+    write(tmp_path, "advise", FROZEN, variant="lr0.1")  # advise alone: not shared, so no ambiguity
+    code, lines, err = run(capsys, "frozen", "advise", "--task", "davis", "--results", str(tmp_path))
+    assert code == 0 and err == ""
+    assert lines[0] == "note: frozen and advise have no default result on davis: comparing their one shared variant 'toy'"
+    assert lines[1].startswith("advise@toy vs frozen@toy on davis") and "better with advise@toy: 3 sequences" in lines
+    write(tmp_path, "frozen", FROZEN, variant="lr0.1")  # now two shared variants: the user chooses
+    code, lines, err = run(capsys, "frozen", "advise", "--task", "davis", "--results", str(tmp_path))
+    assert code == 2 and lines == [] and err.count("\n") == 1
+    assert "several shared variants (lr0.1, toy): name one, e.g. `bench compare frozen@lr0.1 advise@lr0.1" in err
+
+
+def test_default_variants_are_compared_when_both_have_one(tmp_path, capsys):
+    for variant in ("default", "toy"):
+        write(tmp_path, "frozen", FROZEN, variant=variant)
+        write(tmp_path, "advise", ADVISE if variant == "default" else FROZEN, variant=variant)
+    code, lines, _ = run(capsys, "frozen", "advise", "--task", "davis", "--results", str(tmp_path))
+    assert code == 0 and lines[0].startswith("advise vs frozen on davis") and "better with advise: 3 sequences" in lines
+
+
 def test_backbone_option_picks_one(tmp_path, capsys):
     for b in ("b1", "b2"):
         write(tmp_path, "frozen", FROZEN, backbone=b)

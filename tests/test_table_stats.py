@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
+from benchmark.results import SCHEMA_VERSION, result_path, write_json_atomic
 from benchmark.stats import holm
-from benchmark.table import render
+from benchmark.table import load_frame, render, summarise
 from tests.test_table import cells, record
 
 N = 40
@@ -101,13 +102,38 @@ def test_holm_takes_a_mark_away_that_no_holm_keeps(tmp_path, capsys):
     assert all("†" in cells(render(tmp_path, "markdown", holm=False))[("mae", m)][0] for m in "abc")
 
 
-def test_legend_names_tasks_whose_column_is_not_the_headline_metric(tmp_path):
-    """DAVIS: J&F-Mean averages over objects, the paired column is J&F per sequence."""
+@pytest.mark.parametrize("task, main_metric, column, unit, pooled", [
+    ("davis", "J&F-Mean", "J&F", "sequence", True),  # J&F-Mean averages objects; the column is per sequence
+    ("vip", "mIoU", "mIoU", "video", True),  # same name, but mIoU pools tp/union over videos
+    ("ssv2_cls", "top1", "correct", "video", False),  # top-1 IS the mean of `correct`: nothing to note
+    ("ucf101_retrieval", "R@1", "", "query", False),
+])
+def test_legend_names_the_tasks_whose_headline_is_not_the_mean_of_the_column(tmp_path, task, main_metric, column, unit,
+                                                                              pooled):
+    """Keyed on the records (headline vs mean of the paired column), not on the column's name."""
     for method, scores in (("frozen", BASE), ("advise", BASE + SHIFT)):
-        record(tmp_path, method, "mae", "davis", 0, "J&F-Mean", float(np.mean(scores)) + 0.01,
-               samples={"id": IDS, "J&F": list(map(float, scores))}, sample_metric="J&F", sample_unit="sequence")
+        record(tmp_path, method, "mae", task, 0, main_metric, float(np.mean(scores)) + (0.01 if pooled else 0.0),
+               samples={"id": IDS, column or main_metric: list(map(float, scores))}, sample_metric=column, sample_unit=unit)
     text = render(tmp_path, "markdown")
-    assert "(+0.100†)" in text and "davis (per-sequence J&F vs J&F-Mean)" in text
+    assert "(+0.100†)" in text
+    note = f"{task} ({main_metric} vs the mean per-{unit} {column or main_metric})"
+    assert (note in text) == pooled and ("whose mean is not exactly the headline metric" in text) == pooled
+
+
+def test_a_headline_without_a_per_sample_form_is_untested_and_says_why(tmp_path):
+    """tradeoff: per-video cycle accuracy is recorded, but the margin D is pairwise over videos."""
+    for method, scores in (("frozen", BASE), ("advise", BASE + SHIFT)):
+        write_json_atomic(result_path(tmp_path, method, "mae", "tradeoff", "default", 0), {
+            "schema_version": SCHEMA_VERSION, "method": method, "backbone": "mae", "backbone_label": "mae",
+            "task": "tradeoff", "seed": 0, "status": "ok", "main_metric": "D_margin", "higher_is_better": True,
+            "metrics": {"D_margin": float(scores[0]), "cycle_acc": float(np.mean(scores))}, "variant": "default",
+            "config": {"task": {}}, "samples": {"id": IDS, "cycle_acc": list(map(float, scores))},
+            "sample_metric": "cycle_acc", "sample_unit": "video"})
+    text = render(tmp_path, "markdown")
+    assert "†" not in cells(text)[("mae", "advise")][0]
+    assert "1 Δ without † test: the headline D_margin has no per-video form" in text and "(tradeoff)" in text
+    summary = summarise(load_frame(tmp_path))
+    assert summary.set_index("method").loc["advise", "untested"].startswith("the headline D_margin has no per-video form")
 
 
 def test_a_single_run_prints_no_legend_items_that_do_not_apply(tmp_path):
@@ -133,4 +159,27 @@ def test_a_nan_record_is_no_cell_and_breaks_nothing(results, tmp_path):
 
 def test_ci_with_published_is_refused_not_ignored(results, capsys):
     assert main(["table", "--results", str(results), "--published", "--ci"]) == 2
-    assert "--ci and --no-holm apply to the leaderboard alone" in capsys.readouterr().err
+    assert "--ci, --no-holm and --reference apply to the leaderboard alone" in capsys.readouterr().err
+
+
+def test_reference_option_takes_deltas_and_tests_against_another_method(results, capsys):
+    """advise as the reference: frozen is 0.1 below it on every sample, cosettle about 0.1 below."""
+    assert main(["table", "--results", str(results), "--reference", "advise"]) == 0
+    text = capsys.readouterr().out
+    got = cells(text)
+    assert got[("mae", "frozen")] == ["0.500 (-0.100†)"] and "(" not in got[("mae", "advise")][0]
+    assert "Δ (in brackets) vs the advise row" in text and "vs the frozen row" not in text
+    assert main(["table", "--results", str(results), "--reference", "advise", "--format", "csv"]) == 0
+    df = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index("method")
+    assert df.loc["frozen", "delta_vs_advise"] == pytest.approx(-SHIFT) and df.loc["frozen", "significant"]
+    assert (df["reference"] == "advise").all() and math.isnan(df.loc["advise", "delta_vs_advise"])
+
+
+@pytest.mark.parametrize("value, message", [
+    ("nosuch", "--reference nosuch: no complete result of that method among those shown"),
+    ("a,b", "--reference takes one name"),
+])
+def test_unknown_reference_is_one_line_and_exit_2(results, capsys, value, message):
+    assert main(["table", "--results", str(results), "--reference", value]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and message in out.err and out.err.count("\n") == 1

@@ -47,12 +47,9 @@ def test_tied_scores_predict_as_mmaction_counts_top1():
 
 
 def test_ucf101_probe_per_video_samples_on_toy(toy_root, tmp_path):
-    from benchmark.backbones import build_backbone
-    from methods.frozen import Frozen
-    from tests.tasks.toy_setup import check_samples, toy_ctx, toy_task
+    from tests.tasks.toy_setup import check_samples, frozen_run
 
-    task = toy_task("ucf101_cls", num_frames=4, iterations=200)
-    out = task.evaluate(Frozen(build_backbone("efficientnet_lite0"), {}), toy_ctx(toy_root, tmp_path))
+    task, out = frozen_run(toy_root, "ucf101_cls", tmp_path)  # 4 frames, 200 probe steps (toy_setup.QUICK)
     check_samples(task, out, out.details["num_test"])
     s = out.samples
     assert s["correct"] == [int(p == y) for p, y in zip(s["predicted"], s["label"])]

@@ -15,7 +15,7 @@ from benchmark.backbones import build_backbone
 from benchmark.errors import UserError
 from methods.frozen import Frozen
 from tasks.scoring import score
-from tests.tasks.toy_setup import check_samples, toy_ctx, toy_task
+from tests.tasks.toy_setup import check_samples, frozen_run, toy_ctx, toy_task
 
 TASKS = ("davis", "vip", "jhmdb")
 MAIN = {"davis": "J&F-Mean", "vip": "mIoU", "jhmdb": "PCK@0.1"}
@@ -24,14 +24,15 @@ MARGIN = {"davis": 0.1, "vip": 0.1, "jhmdb": 0.3}  # measured on toy small-seed0
 
 @pytest.fixture(scope="module")
 def runs(toy_root, tmp_path_factory):
-    """Both backbones on the three tasks; the pretrained run also saves its predictions."""
+    """Both backbones on the three tasks; the pretrained run (shared with tests/tasks/test_samples.py) also
+    saves its predictions."""
     out = {}
-    for backbone in ("efficientnet_lite0", "vit_tiny_random"):
-        method = Frozen(build_backbone(backbone), {"batch_size": 16})
-        work = tmp_path_factory.mktemp(backbone)
-        for name in TASKS:
-            task = toy_task(name, save_predictions=backbone == "efficientnet_lite0")
-            out[backbone, name] = task.evaluate(method, toy_ctx(toy_root, work))
+    work = tmp_path_factory.mktemp("efficientnet_lite0")
+    for name in TASKS:
+        out["efficientnet_lite0", name] = frozen_run(toy_root, name, work)[1]
+    method, work = Frozen(build_backbone("vit_tiny_random"), {"batch_size": 16}), tmp_path_factory.mktemp("random")
+    for name in TASKS:
+        out["vit_tiny_random", name] = toy_task(name).evaluate(method, toy_ctx(toy_root, work))
     return out
 
 

@@ -42,12 +42,9 @@ def test_map_perfect_and_empty_predictions():
 
 
 def test_thumos_localisation_end_to_end_on_toy(toy_root, tmp_path):
-    from benchmark.backbones import build_backbone
-    from methods.frozen import Frozen
-    from tests.tasks.toy_setup import check_samples, toy_ctx, toy_task
+    from tests.tasks.toy_setup import check_samples, frozen_run
 
-    task = toy_task("thumos_loc")
-    out = task.evaluate(Frozen(build_backbone("efficientnet_lite0"), {}), toy_ctx(toy_root, tmp_path))
+    task, out = frozen_run(toy_root, "thumos_loc", tmp_path)
     check_samples(task, out, out.details["num_test"])
     s = out.samples
     assert sum(len(d) for d in s["detections"]) == out.details["num_detections"]

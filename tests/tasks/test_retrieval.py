@@ -41,12 +41,9 @@ def test_recall_rejects_empty_and_mismatched_inputs():
 
 
 def test_hmdb51_retrieval_end_to_end_on_toy(toy_root, tmp_path):
-    from benchmark.backbones import build_backbone
-    from methods.frozen import Frozen
-    from tests.tasks.toy_setup import check_samples, toy_ctx, toy_task
+    from tests.tasks.toy_setup import check_samples, frozen_run
 
-    task = toy_task("hmdb51_retrieval", num_clips=1, num_frames=4, ks=[1, 5, 10, 20, 10000])
-    out = task.evaluate(Frozen(build_backbone("efficientnet_lite0"), {}), toy_ctx(toy_root, tmp_path))
+    task, out = frozen_run(toy_root, "hmdb51_retrieval", tmp_path)  # ks 1, 5, 10, 20, 10000 (toy_setup.QUICK)
     check_samples(task, out, out.details["num_queries"])
     r = out.metrics
     for key in r:  # every Recall@k is the mean of its per-query hits

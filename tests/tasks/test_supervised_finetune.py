@@ -10,7 +10,7 @@ from benchmark.errors import UserError
 def test_finetune_mode_trains_a_copy_of_the_encoder(toy_root, tmp_path):
     from benchmark.backbones import build_backbone
     from methods.frozen import Frozen
-    from tests.tasks.toy_setup import toy_ctx, toy_task
+    from tests.tasks.toy_setup import check_samples, toy_ctx, toy_task
 
     backbone = build_backbone("efficientnet_lite0")
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
@@ -21,6 +21,8 @@ def test_finetune_mode_trains_a_copy_of_the_encoder(toy_root, tmp_path):
     assert out.details["mode"] == "finetune" and 0.0 <= out.metrics["top1"] <= out.metrics["top5"] <= 1.0
     assert record["trainable_params"] > 4_000_000  # the whole encoder plus the head trains
     assert record["curve"][-1]["loss"] < record["curve"][0]["loss"]  # it learns the training videos
+    check_samples(task, out, out.details["num_test"])  # per-video correct and predicted label, as the probe's
+    assert out.samples["correct"] == [int(p == y) for p, y in zip(out.samples["predicted"], out.samples["label"])]
     # the method's own (frozen) encoder is untouched: fine-tuning works on a copy
     assert all(torch.equal(v, before[k]) for k, v in backbone.state_dict().items())
 
