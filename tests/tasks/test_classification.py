@@ -63,8 +63,9 @@ def test_advise_sees_temporal_order_that_mean_pooling_cannot_paired_ci(toy_root,
     "Shaking" order, 0, 4, 1, 5, …): the frozen mean-pooled embedding is identical for the two, while
     AdViSe, trained with the toy suite's own settings, perceives the shaken clip as faster. Asserted
     on the 95 % paired-bootstrap CI of the per-video Δ of AdViSe's expected playback-rate index
-    (shaken − original): clear of zero; and the probe's per-video top-1 Δ over frozen, clear of zero. (AdViSe's pretext is blind to direction — a reversed clip has
-    the same rate — so nothing is asserted about left vs right; see methods/advise.py.)"""
+    (shaken − original): clear of zero; and the probe's per-video top-1 Δ over frozen, clear of zero.
+    (AdViSe's pretext is blind to direction — a reversed clip has the same rate — so nothing is
+    asserted about left vs right; see methods/advise.py.)"""
     from benchmark.backbones import build_backbone
     from benchmark.cache import install
     from benchmark.config import defaults, merge, suites
