@@ -233,6 +233,10 @@ def load_plugin(path: str | Path) -> None:
     except UserError as e:
         sys.modules.pop(mod_name, None)
         raise UserError(f"plugin file {path}{_plugin_line(path, e)}: {e}") from None
+    except SystemExit as e:  # a plugin may not end the process on import (a script's `sys.exit()` left in)
+        sys.modules.pop(mod_name, None)
+        raise UserError(f"plugin file {path}{_plugin_line(path, e)} called sys.exit({e.code!r}) on import: "
+                        "a plugin registers classes; move the script code under `if __name__ == \"__main__\":`") from None
     except Exception as e:  # whatever the user's code raises at import is theirs to fix: name file and line
         sys.modules.pop(mod_name, None)
         raise UserError(f"plugin file {path}{_plugin_line(path, e)} raised {type(e).__name__}: "

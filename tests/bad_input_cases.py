@@ -198,6 +198,13 @@ def plugin_with_syntax_error(tmp, toy):  # was SyntaxError
 
 
 @case
+def plugin_that_exits_on_import(tmp, toy):  # was exit code 3 and nothing on stderr
+    plugin = tmp / "mine.py"
+    plugin.write_text("import sys\n\nsys.exit(3)\n")
+    return ["--tasks", "tradeoff", "--plugin", str(plugin)], [str(plugin), "line 3", "sys.exit(3)", "__main__"]
+
+
+@case
 def plugin_not_python(tmp, toy):
     plugin = tmp / "mine.txt"
     plugin.write_text("X = 1\n")
