@@ -97,6 +97,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from benchmark.cache import default_root
     from benchmark.cache_admin import report
 
+    if args.dir and args.action in ("clear", "prune") and not Path(args.dir).exists():  # a typo must not look done
+        raise UserError(f"--dir {args.dir}: no such folder, so no feature cache to {args.action}: check the path")
     print(report(args.action, Path(args.dir) if args.dir else default_root(args.results), args.backbone, args.max_size))
     return 0
 

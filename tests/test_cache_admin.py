@@ -59,7 +59,8 @@ def test_clear_removes_only_recognised_entries(tmp_path, capsys):
     assert "removed 2 entries" in capsys.readouterr().out
     assert not list(entries(root)) and all(p.read_text() == "user data" for p in stray)
     assert (root / ".i2v-bench-feature-cache").is_file()
-    assert main(["cache", "clear", "--dir", str(tmp_path / "absent")]) == 0  # nothing there: nothing to do
+    assert main(["cache", "clear", "--dir", str(tmp_path / "absent")]) == 2  # a mistyped path is not "done"
+    assert "no such folder" in capsys.readouterr().err
 
 
 def test_prune_removes_least_recently_used_first(tmp_path, capsys):
