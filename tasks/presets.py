@@ -26,8 +26,9 @@ means "the preset's value") and the resolution rule under ``input_size``:
     the long side floored to a multiple of 64. DINO publishes no VIP/JHMDB protocol: the same
     constants are used there, with CRW's 3-cell pose decoding and 320×320 JHMDB frames.
 
-:func:`resolve` turns a config into the engine constants and the resolution rule, type-checking every
-override; :func:`resolved_config` writes them back into the config so that the stored, hashed config
+:func:`resolve` turns a config into the engine constants and the resolution rule, checking every value
+against :data:`FIELDS` (the one statement of what each constant may hold, also the type of each task's
+``propagation`` block, :func:`overrides_model`); :func:`resolved_config` writes them back into the config so that the stored, hashed config
 holds no ``null`` placeholder (the same config with ``temperature: null`` and ``temperature: 0.7``
 under the ``cosettle`` preset is one configuration).
 """

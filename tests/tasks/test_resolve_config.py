@@ -79,3 +79,12 @@ def test_the_engine_checks_a_config_that_skipped_validation(over, needle):
     with pytest.raises(UserError) as e:
         resolve(cfg, "davis")
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_every_engine_constant_has_one_typed_field():
+    """`FIELDS` types every `PropagationConfig` constant (and only those), so no constant goes unchecked."""
+    import dataclasses
+
+    from tasks.presets import FIELDS, PropagationConfig
+
+    assert list(FIELDS) == [f.name for f in dataclasses.fields(PropagationConfig)]
