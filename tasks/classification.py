@@ -23,16 +23,19 @@ the fine-tuned model's), and ``knn<k>_correct`` for each k-NN.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 from benchmark.context import RunContext
 from benchmark.errors import UserError
+from benchmark.schemas import Pos, PosFloat, Strict
 from tasks.base import TaskMeta, TaskOutput
-from tasks.video_features import LabelledVideoTask, video_embeddings
+from tasks.supervised_finetune import FineTuneConfig, finetune_classify
+from tasks.video_features import ClipSampling, LabelledVideoTask, SplitClipSampling, video_embeddings
 from benchmark.registry import TASKS
 
 
@@ -115,11 +118,35 @@ def knn_scores(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, num_clas
     return votes.sum(1)
 
 
+class LinearProbeConfig(Strict):
+    """The schedule of :func:`train_linear_classifiers`, for every task that trains a linear probe."""
+
+    iterations: Pos
+    linear_batch_size: Pos
+
+
+class ClassificationConfig(ClipSampling, LinearProbeConfig):
+    """The keys of every classification task's YAML (configs/tasks/*_cls.yaml)."""
+
+    learning_rates: Annotated[list[PosFloat], Field(min_length=1)]
+    lr_selection: Literal["test", "holdout"]
+    holdout_fraction: Annotated[float, Field(gt=0, lt=1)]
+    knn_k: Annotated[list[Pos], Field(min_length=1)]
+    knn_temperature: PosFloat
+    mode: Literal["probe", "finetune"]
+    finetune: FineTuneConfig
+
+
+class SplitClassificationConfig(ClassificationConfig, SplitClipSampling):
+    """UCF101 and HMDB51: the classification keys plus the split number."""
+
+
 class VideoClassification(LabelledVideoTask):
     """Linear probe + k-NN top-1/top-5 on one data set's train → test split."""
 
     meta: ClassVar[TaskMeta]
     version = 2  # 2: per-video samples
+    Config = ClassificationConfig
 
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
         cfg = self.config
@@ -128,8 +155,6 @@ class VideoClassification(LabelledVideoTask):
         samples: dict[str, list] = {"id": self.sample_ids(test, ctx.dataset_path(self.meta.dataset)),
                                     "label": yte.tolist()}
         if cfg["mode"] == "finetune":
-            from tasks.supervised_finetune import finetune_classify
-
             logits, record = finetune_classify(method, train, test, len(classes), cfg, ctx)
             details = {"mode": "finetune", "num_train": len(train), "num_test": len(test),
                        "num_classes": len(classes), "finetune": record}
@@ -162,6 +187,7 @@ class UCF101Classification(VideoClassification):
     meta = TaskMeta(name="ucf101_cls", dataset="ucf101", main_metric="top1", sample_metric="correct",
                     protocol="UCF101 split 1; DINOv2 linear eval (lr sweep) + weighted k-NN (k 10/20, T 0.07)")
     reader = "benchmark.data.ucf101:load_ucf101"
+    Config = SplitClassificationConfig
 
 
 @TASKS.register("hmdb51_cls", "HMDB51 linear probe + k-NN, top-1")
@@ -171,6 +197,7 @@ class HMDB51Classification(VideoClassification):
     meta = TaskMeta(name="hmdb51_cls", dataset="hmdb51", main_metric="top1", sample_metric="correct",
                     protocol="HMDB51 split 1; DINOv2 linear eval (lr sweep) + weighted k-NN (k 10/20, T 0.07)")
     reader = "benchmark.data.hmdb51:load_hmdb51"
+    Config = SplitClassificationConfig
 
 
 @TASKS.register("ssv2_cls", "Something-Something v2 linear probe + k-NN, top-1")

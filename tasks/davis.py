@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
 from tqdm import tqdm
 
 from benchmark.context import RunContext
@@ -28,7 +29,7 @@ from benchmark.errors import UserError
 from benchmark.data.davis import DavisSequence, load_davis, read_mask, write_mask
 from benchmark.data.frames import Video
 from tasks.base import TaskMeta, TaskOutput
-from tasks.dense import PropagationTask, dense_output, video_features
+from tasks.dense import PropagationTask, SegmentationConfig, dense_output, video_features
 from tasks.metrics.davis import BOUND_TH, ObjectScore, evaluate_sequence, global_metrics
 from tasks.presets import PropagationConfig, resolve
 from tasks.propagation import grid_to_labels, labels_to_grid, propagate
@@ -112,6 +113,14 @@ class Davis(PropagationTask):
     )
     version = 2  # 2: per-sequence samples; presets resolved into the stored config
     score_split = "val"
+
+    class Config(SegmentationConfig):
+        """configs/tasks/davis.yaml."""
+
+        split: Annotated[str, Field(min_length=1)]  # ImageSets/2017/<split>.txt
+        resolution: Literal["480p", "Full-Resolution"]  # the release's two folders
+        bound_th: Annotated[float, Field(gt=0, lt=1)]  # fraction of the diagonal
+        sequences: list[Annotated[str, Field(min_length=1)]]
 
     @staticmethod
     def check_data(config: dict[str, Any], ctx: RunContext) -> list[DavisSequence]:

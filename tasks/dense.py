@@ -21,8 +21,28 @@ import numpy as np
 import torch
 
 from benchmark.data.frames import Preprocess, Video
+from benchmark.schemas import Strict
 from tasks.base import Task, TaskOutput
-from tasks.presets import PropagationConfig, input_size, resolved_config
+from tasks.presets import PresetName, PropagationConfig, Rule, input_size, overrides_model, resolved_config
+
+#: the ``propagation`` keys every dense task's YAML lists
+ENGINE_KEYS = "topk temperature radius radius_metric n_context long_memory mask_long_memory repeat_first frame_resize tile"
+SegmentationPropagation = overrides_model("SegmentationPropagation", f"{ENGINE_KEYS} label_downsample norm_mask upsample")
+
+
+class DenseConfig(Strict):
+    """Keys every propagation task's YAML holds; ``null`` under ``propagation`` and in ``input_size``
+    means the preset's value, filled in by :meth:`PropagationTask.resolve_config` after validation."""
+
+    preset: PresetName
+    input_size: Rule
+    save_predictions: bool
+
+
+class SegmentationConfig(DenseConfig):
+    """What DAVIS and VIP share: a segmentation map propagated (labels downsampled, masks upsampled)."""
+
+    propagation: SegmentationPropagation
 
 
 class PropagationTask(Task):

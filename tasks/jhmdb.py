@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -39,8 +39,8 @@ from tasks.metrics.pck import (
     pixels_to_grid,
 )
 from tasks.davis import prediction_file
-from tasks.dense import PropagationTask, dense_output, video_features
-from tasks.presets import PropagationConfig, resolve
+from tasks.dense import ENGINE_KEYS, DenseConfig, PropagationTask, dense_output, video_features
+from tasks.presets import PropagationConfig, overrides_model, resolve
 from tasks.propagation import decode_keypoints, keypoint_heatmaps, propagate
 from benchmark.registry import TASKS
 
@@ -80,6 +80,9 @@ def score_videos(items: Iterable[tuple[str, np.ndarray, np.ndarray]], variant: s
     return metrics, pd.DataFrame(rows), skipped
 
 
+PosePropagation = overrides_model("PosePropagation", f"{ENGINE_KEYS} pose_topk pose_sigma pose_heatmap pose_coords")
+
+
 @TASKS.register("jhmdb", "JHMDB pose propagation, PCK@0.1 / PCK@0.2")
 class JHMDB(PropagationTask):
     """JHMDB pose propagation, PCK@0.1 / PCK@0.2."""
@@ -96,6 +99,14 @@ class JHMDB(PropagationTask):
     version = 2  # 2: per-video samples (ids <action>/<video>); CRW heatmap and coordinates by default
     score_split = "split1"
 
+    class Config(DenseConfig):
+        """configs/tasks/jhmdb.yaml."""
+
+        propagation: PosePropagation
+        pck: Literal["fixed", "crw"]  # tasks/metrics/pck.py
+        split: Literal[1, 2, 3]  # splits/<class>_test_split<k>.txt
+        subset: Literal["test", "train"]  # lines marked 2 | 1
+
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
         cfg, rule = resolve(self.config, "jhmdb")
         split = int(self.config.get("split", 1))
@@ -110,20 +121,13 @@ class JHMDB(PropagationTask):
                     save_pose(pred_dir / video.action / f"{video.name}.npy", pred)
                 yield f"{video.action}/{video.name}", video.keypoints, pred
 
-        variant = self.resolve_config(self.config)["pck"]
+        variant = self.config["pck"]
         metrics, table, degenerate = score_videos(items(), variant)
         scored = table[table["frames"] > 0]  # a video without a scorable frame weighs nothing in PCK
         samples = {"id": scored["Video"].tolist(), **{k: scored[k].tolist() for k in ("PCK@0.1", "PCK@0.2", "frames")}}
         return dense_output(self.config, cfg, rule, ctx.work_dir, metrics,
                             {"per_video": (table, f"jhmdb_per-video_results-split{split}.csv")}, pred_dir,
                             samples, split=split, pck=variant, videos=len(videos), degenerate_frames=degenerate)
-
-    @classmethod
-    def resolve_config(cls, cfg: dict[str, Any]) -> dict[str, Any]:
-        """The preset filled in (:class:`~tasks.dense.PropagationTask`) and the PCK variant checked."""
-        if cfg.get("pck", "fixed") not in ("fixed", "crw"):
-            raise UserError(f"jhmdb.pck must be 'fixed' or 'crw', got {cfg.get('pck')!r}")
-        return {**super().resolve_config(cfg), "pck": cfg.get("pck", "fixed")}
 
     @classmethod
     def aggregate(cls, samples: dict[str, list]) -> float:

@@ -21,15 +21,17 @@ detection, else 0, so the column stays finite), ``frame_accuracy`` and ``frames`
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
 from benchmark.context import RunContext
 from benchmark.errors import UserError
+from benchmark.schemas import Pos, PosFloat, Prob
 from tasks.base import Task, TaskMeta, TaskOutput, relative_id
-from tasks.classification import train_linear_classifiers
+from tasks.classification import LinearProbeConfig, train_linear_classifiers
 from benchmark.data.types import LocalisationVideo
 from benchmark.data.video import centre_crop, read_video, to_tensor
 from tasks.metrics.localisation import Detection, map_at_tiou, segments_from_scores
@@ -65,6 +67,20 @@ class ThumosLocalisation(Task):
                     protocol="THUMOS-14 validation → test; linear per-frame probe, thresholded segments, "
                              "ActivityNet/THUMOS mAP at tIoU 0.3:0.7", sample_metric="mAP@0.5")
     version = 2  # 2: per-video samples (AP inputs)
+
+    class Config(LinearProbeConfig):
+        """configs/tasks/thumos_loc.yaml."""
+
+        train_subset: Literal["validation", "test"]  # THUMOS-14's subsets (benchmark/data/thumos.py)
+        test_subset: Literal["validation", "test"]
+        tiou_thresholds: Annotated[list[Annotated[float, Field(gt=0, le=1)]], Field(min_length=1)]
+        frame_stride: Pos
+        chunk_frames: Pos
+        short_side: Pos
+        crop: Pos
+        score_threshold: Prob
+        min_frames: Pos
+        lr: PosFloat
 
     def _features(self, method: Any, videos: list[LocalisationVideo], background: int, ctx: RunContext, desc: str):
         it = videos

@@ -26,8 +26,9 @@ means "the preset's value") and the resolution rule under ``input_size``:
     the long side floored to a multiple of 64. DINO publishes no VIP/JHMDB protocol: the same
     constants are used there, with CRW's 3-cell pose decoding and 320×320 JHMDB frames.
 
-:func:`resolve` turns a config into the engine constants and the resolution rule, type-checking every
-override; :func:`resolved_config` writes them back into the config so that the stored, hashed config
+:func:`resolve` turns a config into the engine constants and the resolution rule, checking every value
+against :data:`FIELDS` (the one statement of what each constant may hold, also the type of each task's
+``propagation`` block, :func:`overrides_model`); :func:`resolved_config` writes them back into the config so that the stored, hashed config
 holds no ``null`` placeholder (the same config with ``temperature: null`` and ``temperature: 0.7``
 under the ``cosettle`` preset is one configuration).
 """
@@ -36,9 +37,35 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 
 from benchmark.errors import UserError
+from benchmark.schemas import NonNeg, Pos, PosFloat, Strict
+
+#: What each engine constant may hold: one place, read by :class:`PropagationConfig`'s check (a preset
+#: or a resolved config) and by the tasks' ``propagation`` models (:func:`overrides_model`, a user's value).
+FIELDS: dict[str, Any] = {
+    "topk": Pos,
+    "temperature": PosFloat,
+    "radius": float,  # <= 0 disables the restriction
+    "radius_metric": Literal["euclidean", "square"],
+    "n_context": NonNeg,
+    "long_memory": bool,
+    "mask_long_memory": bool,
+    "repeat_first": bool,
+    "label_downsample": Literal["bilinear", "nearest"],
+    "norm_mask": bool,
+    "pose_topk": Pos,
+    "pose_sigma": PosFloat,
+    "pose_heatmap": Literal["crw", "exact"],
+    "pose_coords": Literal["crw", "centre"],
+    "frame_resize": Literal["cv2", "antialias"],
+    "upsample": Literal["frame", "direct"],
+    "tile": NonNeg,  # 0: automatic
+}
+_ADAPTERS = {key: TypeAdapter(kind, config=ConfigDict(strict=True, allow_inf_nan=False)) for key, kind in FIELDS.items()}
 
 
 @dataclass(frozen=True)
@@ -93,25 +120,14 @@ class PropagationConfig:
     tile: int = 0
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.topk >= 1, "topk must be >= 1"),
-            (self.temperature > 0, "temperature must be > 0"),
-            (self.radius_metric in ("euclidean", "square"), "radius_metric must be 'euclidean' or 'square'"),
-            (self.n_context >= 0, "n_context must be >= 0"),
-            (self.long_memory or self.n_context > 0, "n_context must be > 0 when long_memory is false"),
-            (self.label_downsample in ("bilinear", "nearest"), "label_downsample must be 'bilinear' or 'nearest'"),
-            (self.pose_topk >= 1, "pose_topk must be >= 1"),
-            (self.pose_sigma > 0, "pose_sigma must be > 0"),
-            (self.pose_heatmap in ("crw", "exact"), "pose_heatmap must be 'crw' or 'exact'"),
-            (self.pose_coords in ("crw", "centre"), "pose_coords must be 'crw' or 'centre'"),
-            (self.frame_resize in ("cv2", "antialias"), "frame_resize must be 'cv2' or 'antialias'"),
-            (self.upsample in ("frame", "direct"), "upsample must be 'frame' or 'direct'"),
-            (self.tile >= 0, "tile must be >= 0 (0: automatic)"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                key = msg.split()[0]
-                raise UserError(f"propagation.{msg}, got {getattr(self, key)!r}")
+        for key, adapter in _ADAPTERS.items():
+            try:
+                adapter.validate_python(getattr(self, key))
+            except ValidationError as e:
+                msg = e.errors()[0]["msg"]
+                raise UserError(f"propagation.{key}={getattr(self, key)!r} is refused: {msg[:1].lower()}{msg[1:]}") from None
+        if not (self.long_memory or self.n_context > 0):
+            raise UserError(f"propagation.n_context must be > 0 when long_memory is false, got {self.n_context}")
 
 
 _COSETTLE = PropagationConfig(
@@ -164,15 +180,39 @@ def _typed(key: str, kind: type, value: Any, where: str) -> Any:
     return kind(value)
 
 
+RULE_HELP = ("use [fixed, H, W], [short, S, M], [long, L, M] or [native] with positive integers, "
+             "or null for the preset's rule")
+
+
+def _is_rule(rule: Any) -> bool:
+    arity = {"fixed": 2, "short": 2, "long": 2, "native": 0}
+    return (isinstance(rule, (list, tuple)) and len(rule) > 0 and rule[0] in arity and len(rule) == 1 + arity[rule[0]]
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in rule[1:]))
+
+
 def check_rule(rule: Any, where: str) -> list:
     """A resolution rule checked for shape: ``[fixed, H, W]``, ``[short, S, M]``, ``[long, L, M]``, ``[native]``."""
-    arity = {"fixed": 2, "short": 2, "long": 2, "native": 0}
-    ok = (isinstance(rule, (list, tuple)) and len(rule) > 0 and rule[0] in arity and len(rule) == 1 + arity[rule[0]]
-          and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in rule[1:]))
-    if not ok:
-        raise UserError(f"{where}.input_size {rule!r}: use [fixed, H, W], [short, S, M], [long, L, M] or [native] "
-                        "with positive integers, or null for the preset's rule")
+    if not _is_rule(rule):
+        raise UserError(f"{where}.input_size {rule!r}: {RULE_HELP}")
     return list(rule)
+
+
+def _rule_value(rule: list) -> list:
+    if not _is_rule(rule):
+        raise ValueError(RULE_HELP)
+    return rule
+
+
+#: a task config's ``input_size``: a resolution rule, or null for the preset's
+Rule = Optional[Annotated[list, AfterValidator(_rule_value)]]
+PresetName = Literal[tuple(PRESETS)]  # type: ignore[valid-type]
+
+
+def overrides_model(name: str, keys: str) -> type[BaseModel]:
+    """The typed model of a task's ``propagation`` block: the (space-separated) ``keys`` its YAML lists,
+    each ``null`` (the preset's value) or a value :data:`FIELDS` allows; every key required, as the YAML
+    holds every value."""
+    return create_model(name, __base__=Strict, **{key: (Optional[FIELDS[key]], ...) for key in keys.split()})
 
 
 def resolve(config: dict[str, Any], dataset: str) -> tuple[PropagationConfig, list]:

@@ -12,15 +12,17 @@ is 1 when the query is retrieved at k, so the mean of each column is the reporte
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import Field
 
 from benchmark.context import RunContext
+from benchmark.schemas import Pos
 from tasks.base import TaskMeta
 from tasks.base import TaskOutput
 from tasks.metrics.retrieval import query_hits
-from tasks.video_features import LabelledVideoTask, video_embeddings
+from tasks.video_features import LabelledVideoTask, SplitClipSampling, video_embeddings
 from benchmark.registry import TASKS
 
 
@@ -28,6 +30,11 @@ class VideoRetrieval(LabelledVideoTask):
     """Test videos as queries against train videos, Recall@k."""
 
     version = 2  # 2: per-query samples
+
+    class Config(SplitClipSampling):
+        """configs/tasks/{ucf101,hmdb51}_retrieval.yaml."""
+
+        ks: Annotated[list[Pos], Field(min_length=1)]  # Recall@k
 
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
         cfg = self.config

@@ -13,15 +13,27 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 from benchmark.context import RunContext
 from benchmark.errors import UserError
 from benchmark.data.types import LabelledVideo
+from benchmark.schemas import NonNegFloat, Pos, PosFloat, Strict
 from tasks.video_features import load_clips
+
+
+class FineTuneConfig(Strict):
+    """The ``finetune`` block of a classification task's YAML."""
+
+    epochs: Pos
+    lr: PosFloat
+    weight_decay: NonNegFloat
+    batch_size: Pos
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)]
 
 
 def _logits(encoder: torch.nn.Module, head: torch.nn.Linear, clips: torch.Tensor) -> torch.Tensor:

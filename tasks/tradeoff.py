@@ -44,22 +44,53 @@ and have no per-video value.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 from tqdm import tqdm
 
 from benchmark.context import RunContext
 from benchmark.data.frames import Preprocess, load_frames
 from benchmark.data.video import list_videos, video_length
 from benchmark.errors import UserError
+from benchmark.schemas import NonNeg, NonNegFloat, Pos, PosFloat, Prob, Strict
 from tasks.base import Task, TaskMeta, TaskOutput, relative_id
 from benchmark.registry import TASKS
 
 EPS = 1e-6
-PROTOCOLS = ("cal_metric", "fair")
+Percentile = Annotated[int, Field(gt=0, le=100)]
+
+
+class TradeoffConfig(Strict):
+    """configs/tasks/tradeoff.yaml (each key's source is commented there)."""
+
+    protocol: Literal["cal_metric", "fair"]
+    num_frames: Pos
+    resize_short: Pos
+    crop: Pos
+    edge_skip: NonNeg
+    nearest_fraction: Annotated[float, Field(gt=0, le=1)]
+    inter_num_patches: Pos
+    inter_patch_seed: NonNeg
+    percentiles: Annotated[list[Percentile], Field(min_length=1)]
+    margin_percentile: Percentile
+    gamma: NonNegFloat  # D = D_inter - gamma * D_intra: a negative gamma would reward inconsistency
+    cycle_time_pairs: Annotated[list[Annotated[list[Prob], Field(min_length=2, max_length=2)]], Field(min_length=1)]
+    cycle_temperature: PosFloat
+    cycle_pool: Pos
+    batch_size: Pos
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Any:
+        if self.margin_percentile not in self.percentiles:
+            raise ValueError(f"margin_percentile {self.margin_percentile} must be one of percentiles {self.percentiles}")
+        if self.num_frames < 2 * self.edge_skip + 2:  # D_intra needs an adjacent pair between the skipped edges
+            raise ValueError(f"num_frames ({self.num_frames}) must be at least 2 x edge_skip + 2 "
+                             f"({2 * self.edge_skip + 2}): raise num_frames or lower edge_skip")
+        return self
 
 
 def intra_distance(feats: torch.Tensor, edge_skip: int, fraction: float) -> torch.Tensor:
@@ -204,16 +235,7 @@ class Tradeoff(Task):
         sample_metric="cycle_acc",
     )
     version = 2  # 2: protocols cal_metric (new default) and fair; ratios, raw diameters; per-video samples
-
-    @classmethod
-    def resolve_config(cls, cfg: dict[str, Any]) -> dict[str, Any]:
-        """Refuses an unknown protocol, or a margin percentile that is not computed, before anything runs."""
-        if cfg.get("protocol") not in PROTOCOLS:
-            raise UserError(f"tradeoff.protocol {cfg.get('protocol')!r}: choose one of {', '.join(PROTOCOLS)}")
-        if cfg["margin_percentile"] not in cfg["percentiles"]:
-            raise UserError(f"tradeoff.margin_percentile {cfg['margin_percentile']} must be one of "
-                            f"tradeoff.percentiles {cfg['percentiles']}")
-        return cfg
+    Config = TradeoffConfig
 
     def _video(self, method: Any, path: Any) -> tuple[torch.Tensor, torch.Tensor, bool] | None:
         """``(tokens, grid, CLS kept)`` of one video, or None when ``cal_metric`` skips it."""
@@ -231,7 +253,7 @@ class Tradeoff(Task):
         return tokens, grid, with_cls
 
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
-        c = self.resolve_config(self.config)
+        c = self.config
         root = ctx.dataset_path(self.meta.dataset)
         ids, videos, cls_kept = [], [], set()
         paths = list_videos(root)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -24,9 +24,26 @@ from benchmark.data.types import LabelledVideo
 from benchmark.data import frames
 from benchmark.data.frames import LazyFrames, Preprocess
 from benchmark.data.video import video_length
+from benchmark.schemas import Pos, Strict
 from tasks.base import Task, relative_id
 
 SAMPLING_KEYS = ("num_frames", "stride", "num_clips", "short_side", "crop")
+
+
+class ClipSampling(Strict):
+    """The clip-sampling keys (:data:`SAMPLING_KEYS`) of every task that embeds whole videos."""
+
+    num_frames: Pos
+    stride: Pos
+    num_clips: Pos
+    short_side: Pos
+    crop: Pos
+
+
+class SplitClipSampling(ClipSampling):
+    """Clip sampling on a data set with numbered splits (UCF101, HMDB51: 1, 2 or 3)."""
+
+    split: Literal[1, 2, 3]
 
 
 def lazy_clips(path: Any, cfg: dict[str, Any]) -> list[LazyFrames]:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
 from tqdm import tqdm
 
 from benchmark.context import RunContext
@@ -38,7 +39,7 @@ from benchmark.data.vip import (
     read_parts,
 )
 from tasks.davis import prediction_file
-from tasks.dense import PropagationTask, dense_output, video_features
+from tasks.dense import PropagationTask, SegmentationConfig, dense_output, video_features
 from tasks.metrics.vip import confusion, per_class_iou, scores
 from tasks.presets import PropagationConfig, resolve
 from tasks.propagation import grid_to_labels, labels_to_grid, propagate
@@ -110,6 +111,12 @@ class VIP(PropagationTask):
     )
     version = 2  # 2: per-video samples; presets resolved into the stored config
     score_split = "val"
+
+    class Config(SegmentationConfig):
+        """configs/tasks/vip.yaml."""
+
+        split: Annotated[str, Field(min_length=1)]  # lists/<split>_videos.txt
+        score_reference_frame: bool
 
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
         cfg, rule = resolve(self.config, "vip")

@@ -257,3 +257,33 @@ def weights_is_a_folder(tmp, toy):
 @case
 def abbreviated_option(tmp, toy):
     return ["--tasks", "tradeoff", "--forc"], ["unrecognized arguments: --forc"]
+
+
+# --- task values outside their typed range (issue 11: were a late traceback or a written result) ----
+
+def tradeoff_set(tmp: Path, toy: Path, item: str) -> list[str]:
+    """``bench run`` of tradeoff on two toy clips with ``--set item``: a result would be written if it were accepted."""
+    return ["--tasks", "tradeoff", "--data-root", str(two_clips(toy, tmp)), *TINY_TRADEOFF, "--set", item]
+
+
+@case
+def tradeoff_zero_frames(tmp, toy):  # was "torch.cat(): expected a non-empty list" at evaluation
+    return tradeoff_set(tmp, toy, "tradeoff.num_frames=0"), \
+        ["task tradeoff: num_frames=0 is refused", "greater than or equal to 1"]
+
+
+@case
+def tradeoff_negative_gamma(tmp, toy):  # was accepted: a margin that rewards inconsistency, written
+    return tradeoff_set(tmp, toy, "tradeoff.gamma=-5"), ["task tradeoff: gamma=-5.0 is refused", "greater than or equal to 0"]
+
+
+@case
+def retrieval_zero_clips(tmp, toy):  # was a ValueError while sampling clips
+    return ["--tasks", "ucf101_retrieval", "--data-root", str(toy), "--set", "ucf101_retrieval.num_clips=0"], \
+        ["task ucf101_retrieval: num_clips=0 is refused", "greater than or equal to 1"]
+
+
+@case
+def knn_negative_temperature(tmp, toy):  # was accepted: exp(sim / -1) ranks the farthest videos first, written
+    return ["--tasks", "ucf101_cls", "--data-root", str(toy), "--set", "ucf101_cls.knn_temperature=-1"], \
+        ["task ucf101_cls: knn_temperature=-1.0 is refused", "greater than 0"]

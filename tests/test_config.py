@@ -3,13 +3,14 @@ anything is built, and `_base_` inheritance through mmengine."""
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmark.cli import main
-from benchmark.config import CONFIG_DIR, configure, defaults, load_file, load_overrides, schema
+from benchmark.config import CONFIG_DIR, configure, defaults, load_file, load_overrides, schema, suites
 from benchmark.errors import UserError
-from benchmark.registry import METHODS
+from benchmark.registry import METHODS, TASKS
 from benchmark.runner import RunSpec, resolve
 from benchmark.schemas import SCHEMAS
 
@@ -23,6 +24,49 @@ def test_schema_and_yaml_defaults_agree_and_validation_keeps_the_values(kind, na
     assert set(model.model_fields) == set(base)
     assert all(field.is_required() for field in model.model_fields.values())  # values live in the YAML only
     assert configure(kind, name, None) == base
+
+
+def _fields_match(model, values) -> None:
+    """Every key has a required field and every field a key, down through nested blocks."""
+    assert set(model.model_fields) == set(values)
+    for key, field in model.model_fields.items():
+        assert field.is_required(), key  # values live in the YAML only
+        nested = field.annotation
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            _fields_match(nested, values[key])
+
+
+@pytest.mark.parametrize("name", sorted(TASKS.names()))
+def test_every_task_is_typed_on_its_class_in_sync_with_its_yaml(name):
+    """Issue 11: a task's config is validated against a typed model it declares (`Config`), so adding a
+    task stays one file; the YAML defaults validate unchanged (config hashes of existing results stay)."""
+    cls = TASKS.get(name)
+    model = schema("task", name, cls)
+    assert model is cls.Config and model.model_config["extra"] == "forbid" and model.model_config["strict"]
+    base = defaults("task", name, cls)
+    _fields_match(model, base)
+    assert configure("task", name, cls) == base
+    assert configure("task", name, cls, suites()["toy"]["overrides"].get(name, {}))  # the toy suite validates
+
+
+@pytest.mark.parametrize("name,key,value,needle", [
+    ("tradeoff", "num_frames", 0, "num_frames=0 is refused: input should be greater than or equal to 1"),
+    ("tradeoff", "num_frames", 7, "num_frames (7) must be at least 2 x edge_skip + 2 (8)"),
+    ("tradeoff", "margin_percentile", 50, "margin_percentile 50 must be one of percentiles [90, 95, 100]"),
+    ("tradeoff", "cycle_time_pairs", [[0.2, 1.5]], "cycle_time_pairs.0.1=1.5 is refused"),
+    ("ucf101_retrieval", "ks", [], "ks=[] is refused"),
+    ("hmdb51_cls", "split", 4, "split=4 is refused: input should be 1, 2 or 3"),
+    ("ssv2_cls", "finetune", {"lr": 0.0}, "finetune.lr=0.0 is refused: input should be greater than 0"),
+    ("ssv2_cls", "lr_selection", "val", "lr_selection='val' is refused: input should be 'test' or 'holdout'"),
+    ("thumos_loc", "score_threshold", 1.5, "score_threshold=1.5 is refused: input should be less than or equal to 1"),
+    ("davis", "resolution", "720p", "resolution='720p' is refused: input should be '480p' or 'Full-Resolution'"),
+    ("vip", "propagation", {"upsample": "bicubic"}, "propagation.upsample='bicubic' is refused"),
+    ("jhmdb", "propagation", {"pose_sigma": 0.0}, "propagation.pose_sigma=0.0 is refused"),
+])
+def test_bad_task_values_are_refused_before_anything_is_built(name, key, value, needle):
+    with pytest.raises(UserError) as e:
+        configure("task", name, TASKS.get(name), {key: value})
+    assert str(e.value).startswith(f"task {name}: ") and needle in str(e.value) and "\n" not in str(e.value)
 
 
 def test_every_method_yaml_with_keys_is_typed():
@@ -146,20 +190,29 @@ VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floa
                    st.text(max_size=8), st.lists(st.one_of(st.integers(-5, 5), st.floats(-2, 2)), max_size=5))
 
 
-@settings(max_examples=150, deadline=None)
-@given(kind_name=st.sampled_from(sorted(SCHEMAS)), data=st.data())
+TYPED = sorted(SCHEMAS) + [("task", name) for name in sorted(TASKS.names())]
+
+
+@settings(max_examples=200, deadline=None)
+@given(kind_name=st.sampled_from(TYPED), data=st.data())
 def test_any_value_is_either_a_valid_config_or_one_line(kind_name, data):
-    """Hostile values for every key: a one-line UserError or a config the model accepts again, never NaN/inf."""
+    """Hostile values for every key of every method and task: a one-line UserError or a config the model
+    accepts again, never NaN/inf."""
     import math
 
     kind, name = kind_name
-    key = data.draw(st.sampled_from(sorted(SCHEMAS[kind_name].model_fields)))
+    cls = TASKS.get(name) if kind == "task" else None
+    key = data.draw(st.sampled_from(sorted(schema(kind, name, cls).model_fields)))
     value = data.draw(VALUES)
     try:
-        cfg = configure(kind, name, None, {key: value})
+        cfg = configure(kind, name, cls, {key: value})
     except UserError as e:
         assert "\n" not in str(e) and f"{kind} {name}" in str(e)
         return
-    assert configure(kind, name, None, cfg) == cfg
-    flat = [v for v in cfg.values() if isinstance(v, float)] + [x for v in cfg.values() if isinstance(v, list) for x in v]
-    assert all(math.isfinite(x) for x in flat)
+    assert configure(kind, name, cls, cfg) == cfg
+    def floats(v):
+        if isinstance(v, dict):
+            v = list(v.values())
+        return [x for item in v for x in floats(item)] if isinstance(v, list) else [v] if isinstance(v, float) else []
+
+    assert all(math.isfinite(x) for x in floats(cfg))

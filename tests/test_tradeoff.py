@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.config import configure
 from benchmark.errors import UserError
-from tasks.tradeoff import cycle_accuracy, diagnostics, diameters, effective_rank, frame_indices, intra_distance
+from tasks.tradeoff import Tradeoff, cycle_accuracy, diagnostics, diameters, effective_rank, frame_indices, intra_distance
 
 
 def test_intra_distance_zero_for_static_video():
@@ -164,5 +165,5 @@ def test_tradeoff_end_to_end_names_protocol_keeps_cls_and_gives_per_video_sample
         check_samples(task, out, out.details["videos"], metric="cycle_acc")  # the margin has no per-video value
         assert out.details["protocol"] == protocol and out.details["cls_token"] == (protocol == "cal_metric")
     assert outs["cal_metric"].metrics["D_intra"] != pytest.approx(outs["fair"].metrics["D_intra"])
-    with pytest.raises(UserError, match="tradeoff.protocol 'paper'"):
-        toy_task("tradeoff", protocol="paper").resolve_config(toy_task("tradeoff", protocol="paper").config)
+    with pytest.raises(UserError, match="protocol='paper' is refused: input should be 'cal_metric' or 'fair'"):
+        configure("task", "tradeoff", Tradeoff, {"protocol": "paper"})

@@ -1,13 +1,13 @@
 """Presets resolved before hashing: no ``null`` reaches a stored config, and bad values are refused at
-resolve time, before any model is built."""
+resolve time (by the task's typed ``Config``, then by the engine's own check), before any model is built."""
 from __future__ import annotations
 
 import pytest
 
-from benchmark.config import defaults, merge
+from benchmark.config import configure
 from benchmark.errors import UserError
 from benchmark.registry import TASKS
-from tasks.presets import PRESETS
+from tasks.presets import PRESETS, resolve
 
 
 def _nulls(obj, path=""):
@@ -19,8 +19,9 @@ def _nulls(obj, path=""):
 
 
 def resolved(name: str, **over):
+    """What the runner does: defaults merged with ``over`` and validated, then the presets filled in."""
     cls = TASKS.get(name)
-    return cls.resolve_config(merge(defaults("task", name, cls), over, name))
+    return cls.resolve_config(configure("task", name, cls, over))
 
 
 @pytest.mark.parametrize("name", ["davis", "vip", "jhmdb", "tradeoff", "ucf101_cls", "thumos_loc"])
@@ -49,16 +50,41 @@ def test_an_override_survives_resolution():
 
 
 @pytest.mark.parametrize("over,needle", [
-    ({"propagation": {"temperature": "hot"}}, "davis.propagation.temperature must be a number, got 'hot'"),
-    ({"propagation": {"topk": 0}}, "topk must be >= 1, got 0"),
-    ({"propagation": {"topk": 2.5}}, "topk must be an integer, got 2.5"),
-    ({"propagation": {"long_memory": 1}}, "long_memory must be true or false"),
-    ({"propagation": {"radius_metric": "round"}}, "radius_metric must be 'euclidean' or 'square'"),
-    ({"input_size": ["fixed", 480]}, "davis.input_size ['fixed', 480]"),
-    ({"preset": "mine"}, "unknown preset 'mine'"),
-    ({"pck": "pck"}, "jhmdb.pck must be 'fixed' or 'crw'"),
+    ({"propagation": {"temperature": "hot"}}, "task davis: propagation.temperature='hot' is refused: input should be a valid number"),
+    ({"propagation": {"topk": 0}}, "propagation.topk=0 is refused: input should be greater than or equal to 1"),
+    ({"propagation": {"topk": 2.5}}, "propagation.topk=2.5 is refused: input should be a valid integer"),
+    ({"propagation": {"long_memory": 1}}, "long_memory=1 is refused: input should be a valid boolean"),  # a null default is typed too
+    ({"propagation": {"radius_metric": "round"}}, "radius_metric='round' is refused: input should be 'euclidean' or 'square'"),
+    ({"propagation": {"tile": -1}}, "propagation.tile=-1 is refused"),
+    ({"input_size": ["fixed", 480]}, "input_size=['fixed', 480] is refused: use [fixed, H, W]"),
+    ({"preset": "mine"}, "preset='mine' is refused: input should be 'cosettle', 'crw' or 'dino'"),
+    ({"pck": "pck"}, "task jhmdb: pck='pck' is refused: input should be 'fixed' or 'crw'"),
 ])
 def test_bad_values_are_one_line_errors_at_resolve_time(over, needle):
     with pytest.raises(UserError) as e:
         resolved("jhmdb" if "pck" in over else "davis", **over)
     assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("over,needle", [
+    ({"propagation": {"temperature": "hot"}}, "davis.propagation.temperature must be a number, got 'hot'"),
+    ({"propagation": {"topk": 0}}, "davis: propagation.topk=0 is refused: input should be greater than or equal to 1"),
+    ({"propagation": {"long_memory": False, "n_context": 0}}, "n_context must be > 0 when long_memory is false"),
+    ({"input_size": ["fixed", 480]}, "davis.input_size ['fixed', 480]"),
+    ({"preset": "mine"}, "unknown preset 'mine'"),
+])
+def test_the_engine_checks_a_config_that_skipped_validation(over, needle):
+    """``resolve`` (what ``evaluate`` calls) refuses a bad value itself, with the ranges of ``FIELDS``."""
+    cfg = {"preset": "cosettle", "propagation": {}, "input_size": None, **over}
+    with pytest.raises(UserError) as e:
+        resolve(cfg, "davis")
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_every_engine_constant_has_one_typed_field():
+    """`FIELDS` types every `PropagationConfig` constant (and only those), so no constant goes unchecked."""
+    import dataclasses
+
+    from tasks.presets import FIELDS, PropagationConfig
+
+    assert list(FIELDS) == [f.name for f in dataclasses.fields(PropagationConfig)]
