@@ -16,10 +16,8 @@ CNN's are not (EfficientNet-Lite0: token norm ~75, channel std ~6.6), so the xav
 pre-activations reach std ~7 and the tanh binarises them (toy suite: D_intra_norm95 0.148 → 0.28 before
 any training). ``auto`` = a parameter-free LayerNorm on CNN tokens, none on ViT tokens. On a CNN, PEA is a
 logged no-op (``asymmetric_pe`` forced false): the cycle's third item is ``P(f(I_t))`` itself.
-On the toy suite the paper's lower D_intra does not appear, and no defect is left to explain it: the
-suite's 4 iterations leave the projection at its init (lr 0 gives the same figures; 80 do not move
-EfficientNet-Lite0's 0.20, of which LayerNorm alone gives 0.19 over frozen 0.148), and on the random
-ViT-Ti with PEA 40 iterations give 0.192 against frozen 0.163 while DAVIS J&F rises 0.406 → 0.416 (2 seeds).
+On the toy suite the paper's lower D_intra does not appear and no defect is left to explain it (README,
+"Measured behaviour").
 Evaluation: the projection on the frozen tokens (``forward_features_eval``); the dense tasks' ``cosettle``
 preset is T-CORE's protocol (``downstreams/propagation/util.py``): Co-Settle's evaluation code is unreleased.
 """
