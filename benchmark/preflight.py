@@ -68,7 +68,7 @@ READERS: dict[str, Callable[[Path, dict[str, Any]], Any]] = {
 def weights_problem(spec: Any) -> str | None:
     """Why the job's backbone will find no weights, or None."""
     from benchmark.backbones.base import BackboneMeta
-    from benchmark.backbones.fetch import source
+    from benchmark.backbones.fetch import changed, source
     from benchmark.backbones.weights import is_offline
     from benchmark.registry import BACKBONES
     from benchmark.runner import weights_file
@@ -77,9 +77,9 @@ def weights_problem(spec: Any) -> str | None:
     named = weights_file(spec, BACKBONES.get(backbone))  # --weights, else the backbone's own default file
     if weights:
         return None if Path(weights).is_file() else f"--weights {weights}: no such file; pass the backbone's weight file"
-    if named and Path(named).is_file():
-        return None
     src = source(backbone)
+    if named and Path(named).is_file():
+        return changed(src) if src.path and Path(named).resolve() == src.path.resolve() else None
     if src.present or src.kind in ("none", "own") or (src.kind == "manual" and src.path is None):
         return None  # present, needs none, or a plugin that declares no file to look for
     if src.kind in ("url", "hub") and not is_offline():

@@ -213,6 +213,20 @@ def test_a_run_that_fetches_its_weights_records_their_digest(server, checkpoint,
     assert "frozen" not in capsys.readouterr().out
 
 
+def test_a_damaged_file_is_neither_called_present_nor_loaded(server, toy_root, tmp_path, capsys):
+    assert main(["weights", "fetch", "mae"]) == 0
+    with open(tmp_path / "weights" / FILE, "ab") as f:
+        f.write(b"\0")
+    capsys.readouterr()
+    assert main(["weights", "fetch", "mae"]) == 2
+    err = _lines(capsys.readouterr().err)
+    assert len(err) == 1 and FILE in err[0] and "delete it and fetch again" in err[0]
+    assert main(["run", "--method", "frozen", "--backbone", "mae", "--tasks", "tradeoff", "--data-root", str(toy_root),
+                 "--results", str(tmp_path / "results")]) == 2
+    err = _lines(capsys.readouterr().err)
+    assert len(err) == 1 and "damaged or replaced" in err[0] and not (tmp_path / "results").exists()
+
+
 def test_verify_reports_a_changed_file(server, tmp_path, capsys):
     assert main(["weights", "fetch", "mae"]) == 0
     dest = tmp_path / "weights" / FILE

