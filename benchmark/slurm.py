@@ -62,10 +62,17 @@ def gpu_count(gres: str) -> int:
 
 
 def partition_info(name: str | None) -> Partition | None:
-    """The named (else the default) partition's largest node; None where ``sinfo`` cannot say."""
+    """The named (else the default) partition's largest node; None where ``sinfo`` lists no default.
+
+    Raises:
+        UserError: ``sinfo`` fails (no controller reachable: sbatch would fail the same way, later), or
+            the named partition does not exist.
+    """
     out = _call("sinfo", "-h", "-N", "-o", "%P|%c|%m|%G")
     if out.returncode != 0:
-        return None
+        said = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
+        raise UserError(f"--executor slurm: sinfo cannot reach the Slurm controller ({said}): check SLURM_CONF "
+                        "and that slurmctld runs, or use --executor local")
     rows = [line.split("|") for line in out.stdout.splitlines() if line.count("|") == 3]
     names = sorted({r[0].rstrip("*") for r in rows})
     chosen = [r for r in rows if (r[0].rstrip("*") == name if name else r[0].endswith("*"))]

@@ -9,6 +9,7 @@ partition-fitting tests at the end need no cluster.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -246,6 +247,17 @@ def test_an_unknown_partition_is_one_line_naming_the_setting(slurm, toy_root, tm
     assert main(sweep_args(toy_root, tmp_path / "res", cfg, "frozen", "efficientnet_lite0")) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "slurm.partition='nosuch'" in err and "partitions: debug" in err
+
+
+@pytest.mark.skipif(not shutil.which("sinfo"), reason="Slurm's client commands are not installed")
+def test_no_reachable_controller_is_one_line_before_anything_is_planned(toy_root, tmp_path, monkeypatch, capsys):
+    """sinfo failing (no controller for this SLURM_CONF) is refused by the preflight, --dry-run included."""
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "no-such-slurm.conf"))
+    args = sweep_args(toy_root, tmp_path / "res", executor_config(tmp_path), "frozen", "efficientnet_lite0")
+    assert main([*args, "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sinfo cannot reach the Slurm controller" in err[0], err
+    assert not (tmp_path / "res").exists()
 
 
 def test_gpu_requests_fit_the_partition():
