@@ -128,6 +128,11 @@ def warn_again() -> None:
     _WARNED.clear()
 
 
+def warned(path: Path | str) -> bool:
+    """Whether this command has already said something about the record at ``path``."""
+    return str(path) in _WARNED
+
+
 def _warn_once(path: Path, line: str) -> None:
     """Print ``line`` the first time ``path`` is met in this process (a run reads a record several times)."""
     if str(path) not in _WARNED:

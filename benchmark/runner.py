@@ -368,11 +368,13 @@ def store(path: Path, record: Any) -> None:
     """Write ``record`` at ``path``; a complete record there is kept beside as stale when it has another
     identity or when ``record`` is a failure (a failed ``--force`` rerun must not cost a good result), and
     an unreadable file there is renamed aside (:func:`benchmark.results.set_aside`)."""
-    from benchmark.results import keep_stale, read_record, set_aside, write_json_atomic
+    from benchmark.results import keep_stale, read_record, set_aside, warned, write_json_atomic
 
     old = read_record(path)
     if old is None and Path(path).is_file():  # unreadable (corrupt, invalid, newer schema): kept, not overwritten
-        print(f"  unreadable result kept as {set_aside(Path(path))}", file=sys.stderr)
+        kept = set_aside(Path(path))
+        if not warned(path):  # the reader's warning already named where it would be kept: said once
+            print(f"  unreadable result kept as {kept}", file=sys.stderr)
     if old is not None and old.complete and (old.identity != record.identity or not record.complete):
         kept = keep_stale(path, old)
         print(f"  stale result kept as {kept}", file=sys.stderr)
