@@ -146,7 +146,7 @@ def test_toy_davis_reads_back_exact_masks(toy_davis):
     spec = SIZES["small"]
     seqs = load_davis(toy_davis)
     assert len(seqs) == spec.davis_sequences
-    assert sorted(len(s.object_ids()) for s in seqs) == [1, 2, 3]
+    assert sorted({len(s.object_ids()) for s in seqs}) == [1, 2, 3]
     for s in seqs:
         masks = s.read_masks()
         assert masks.shape == (spec.davis_frames, *spec.davis_hw)

@@ -49,7 +49,7 @@ def test_a_token_changes_the_tmm_output_only_in_a_window_centred_on_it():
 
 @pytest.fixture(scope="module")
 def davis16(tmp_path_factory, toy_root):
-    """16 toy DAVIS sequences of 8 frames (the suite's 3 have no power), the toy training videos beside."""
+    """16 toy DAVIS sequences of 8 frames (more, and shorter, than the suite's 12), the training videos beside."""
     root = tmp_path_factory.mktemp("davis16")
     size = dataclasses.replace(SIZES["small"], davis_sequences=16, davis_frames=8)
     generate_dense(root, np.random.default_rng(16), size, datasets=("davis",))
