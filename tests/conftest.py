@@ -19,3 +19,12 @@ def toy_root(tmp_path_factory) -> Path:
     from benchmark.data.toy import generate
 
     return generate(tmp_path_factory.mktemp("toy"), seed=0, size="small")
+
+
+@pytest.fixture(scope="module")
+def plugin(request, tmp_path_factory) -> Path:
+    """The test module's ``PLUGIN`` source as one plugin file, named ``PLUGIN_FILE`` (default ``probe.py``):
+    one per module, since a file is a module and is registered once per process."""
+    path = tmp_path_factory.mktemp("plugin") / getattr(request.module, "PLUGIN_FILE", "probe.py")
+    path.write_text(request.module.PLUGIN)
+    return path

@@ -36,12 +36,7 @@ class Probe(Task):
 '''
 
 
-@pytest.fixture(scope="module")
-def plugin(tmp_path_factory) -> Path:
-    """One plugin file for the module: a file is a module, registered once per process."""
-    path = tmp_path_factory.mktemp("plugin") / "poison_probe.py"
-    path.write_text(PLUGIN)
-    return path
+PLUGIN_FILE = "poison_probe.py"  # the plugin fixture (tests/conftest.py) writes PLUGIN there
 
 
 @pytest.fixture

@@ -46,14 +46,6 @@ def save_weights(path: Path, seed: int) -> None:
     torch.save(model.state_dict(), path)
 
 
-@pytest.fixture(scope="module")
-def plugin(tmp_path_factory) -> Path:
-    """One plugin file for the module: a file is a module, registered once per process."""
-    path = tmp_path_factory.mktemp("plugin") / "probe.py"
-    path.write_text(PLUGIN)
-    return path
-
-
 @pytest.fixture
 def setup(tmp_path, monkeypatch, plugin):
     monkeypatch.setenv("I2V_BENCH_CACHE", str(tmp_path / "cache"))  # the weights-digest memo goes here

@@ -224,11 +224,16 @@ class ViTVariant(ViTBackbone):
         return super().label + self.arch_note
 
 
-@BACKBONES.register("mae")
-class MAE(ViTVariant):
-    """MAE ViT-B/16 (He et al. 2022)"""
+class DinoInterpViT(ViTVariant):
+    """A variant whose authors' evaluation code resizes positional embeddings DINO's way (the +0.1 scale
+    factor, :mod:`benchmark.backbones.pos_embed`): that is its ``pos_interp`` default."""
 
-    option_defaults = {"pos_interp": "dino"}  # the authors' code interpolates DINO's way
+    option_defaults = {"pos_interp": "dino"}
+
+
+@BACKBONES.register("mae")
+class MAE(DinoInterpViT):
+    """MAE ViT-B/16 (He et al. 2022)"""
 
     meta = BackboneMeta("mae", "vit_base_patch16_224", "vit", "MAE, He et al. CVPR 2022", "mae_pretrain_vit_base.pth",
                         "https://dl.fbaipublicfiles.com/mae/pretrain/mae_pretrain_vit_base.pth", "vit_base_patch16_224.mae")
@@ -236,10 +241,8 @@ class MAE(ViTVariant):
 
 
 @BACKBONES.register("ijepa")
-class IJEPA(ViTVariant):
+class IJEPA(DinoInterpViT):
     """I-JEPA ViT-B/16 (Assran et al. 2023)"""
-
-    option_defaults = {"pos_interp": "dino"}  # the authors' code interpolates DINO's way
 
     meta = BackboneMeta("ijepa", "vit_base_patch16_224", "vit", "I-JEPA, Assran et al. CVPR 2023", "ijepa_vitb16.pth.tar",
                         "https://github.com/facebookresearch/ijepa (an I-JEPA ViT-B/16 checkpoint in its release layout)",
@@ -271,10 +274,8 @@ class BLIP(ViTVariant):
 
 
 @BACKBONES.register("mocov3")
-class MoCoV3(ViTVariant):
+class MoCoV3(DinoInterpViT):
     """MoCo v3 ViT-B/16 momentum encoder"""
-
-    option_defaults = {"pos_interp": "dino"}  # the authors' code interpolates DINO's way
 
     meta = BackboneMeta("mocov3", "vit_base_patch16_224", "vit", "MoCo v3, Chen et al. ICCV 2021", "vit-b-300ep.pth.tar",
                         "https://dl.fbaipublicfiles.com/moco-v3/vit-b-300ep/vit-b-300ep.pth.tar")
@@ -282,10 +283,8 @@ class MoCoV3(ViTVariant):
 
 
 @BACKBONES.register("ibot")
-class IBOT(ViTVariant):
+class IBOT(DinoInterpViT):
     """iBOT ViT-B/16 teacher"""
-
-    option_defaults = {"pos_interp": "dino"}  # the authors' code interpolates DINO's way
 
     meta = BackboneMeta("ibot", "vit_base_patch16_224", "vit", "iBOT, Zhou et al. ICLR 2022", "checkpoint_teacher.pth",
                         "https://github.com/bytedance/ibot (ViT-B/16 teacher checkpoint)")
@@ -293,10 +292,8 @@ class IBOT(ViTVariant):
 
 
 @BACKBONES.register("dino")
-class DINO(ViTVariant):
+class DINO(DinoInterpViT):
     """DINO ViT-B/16"""
-
-    option_defaults = {"pos_interp": "dino"}  # the authors' code interpolates DINO's way
 
     meta = BackboneMeta("dino", "vit_base_patch16_224", "vit", "DINO, Caron et al. ICCV 2021", "dino_vitbase16_pretrain.pth",
                         "https://dl.fbaipublicfiles.com/dino/dino_vitbase16_pretrain/dino_vitbase16_pretrain.pth",
@@ -305,10 +302,8 @@ class DINO(ViTVariant):
 
 
 @BACKBONES.register("dinov2")
-class DINOv2(ViTVariant):
+class DINOv2(DinoInterpViT):
     """DINOv2 ViT-B/14"""
-
-    option_defaults = {"pos_interp": "dino"}  # the authors' code interpolates DINO's way
 
     meta = BackboneMeta("dinov2", "vit_base_patch14_dinov2", "vit", "DINOv2, Oquab et al. TMLR 2024",
                         "dinov2_vitb14_pretrain.pth",
