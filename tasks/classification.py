@@ -159,8 +159,6 @@ class VideoClassification(LabelledVideoTask):
             details = {"mode": "finetune", "num_train": len(train), "num_test": len(test),
                        "num_classes": len(classes), "finetune": record}
             return TaskOutput(metrics=top_k(logits, yte), details=details, samples=_add_predictions(samples, logits))
-        if cfg["mode"] != "probe":
-            raise UserError(f"{self.meta.name}.mode must be probe or finetune, got {cfg['mode']!r}")
         xtr = video_embeddings(method, train, cfg, ctx, "train videos")
         xte = video_embeddings(method, test, cfg, ctx, "test videos")
         ytr = torch.tensor([v.label for v in train])

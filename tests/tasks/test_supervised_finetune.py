@@ -1,10 +1,7 @@
 """Supervised end-to-end fine-tuning mode of the classification tasks."""
 from __future__ import annotations
 
-import pytest
 import torch
-
-from benchmark.errors import UserError
 
 
 def test_finetune_mode_trains_a_copy_of_the_encoder(toy_root, tmp_path):
@@ -27,11 +24,11 @@ def test_finetune_mode_trains_a_copy_of_the_encoder(toy_root, tmp_path):
     assert all(torch.equal(v, before[k]) for k, v in backbone.state_dict().items())
 
 
-def test_unknown_mode_is_a_user_error(toy_root, tmp_path):
-    from benchmark.backbones import build_backbone
-    from methods.frozen import Frozen
-    from tests.tasks.toy_setup import toy_ctx, toy_task
+def test_unknown_mode_is_refused_before_anything_runs(toy_root, tmp_path, capsys):
+    from benchmark.cli import main
 
-    task = toy_task("ucf101_cls", mode="linear")
-    with pytest.raises(UserError, match="mode must be probe or finetune"):
-        task.evaluate(Frozen(build_backbone("vit_tiny_random"), {}), toy_ctx(toy_root, tmp_path))
+    assert main(["run", "--method", "frozen", "--backbone", "vit_tiny_random", "--tasks", "ucf101_cls", "--data-root",
+                 str(toy_root), "--results", str(tmp_path / "res"), "--set", "ucf101_cls.mode=linear"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "mode" in err[0] and "'probe'" in err[0], err
+    assert not (tmp_path / "res").exists()
