@@ -19,6 +19,7 @@ from PIL import Image
 
 from benchmark.cli import main
 from benchmark.data.davis import write_mask
+from benchmark.data.toy.video import SIZES
 
 from tests.bad_input_cases import (  # noqa: F401  (the checkpoint cases register themselves on import)
     CASES, REPO, RUN, TINY_TRADEOFF, case, code_checkpoint, copy_dataset, davis, jhmdb, tiny_vit_state, two_clips,
@@ -46,7 +47,9 @@ def ucf101_videos_not_in_class_folders(tmp, toy):
     root = copy_dataset(toy, tmp, "UCF101")
     for video in list((root / "UCF-101").rglob("*.avi")):
         video.rename(root / "UCF-101" / video.name)
-    return ["--tasks", "ucf101_cls", "--data-root", str(tmp / "data")], ["v_Bouncing_g03_c01.avi", "expected UCF101 as distributed"]
+    first_train = SIZES["small"].groups // 3 + 1  # split 1 tests the first third of the groups
+    return ["--tasks", "ucf101_cls", "--data-root", str(tmp / "data")], [f"v_Bouncing_g{first_train:02d}_c01.avi",
+                                                                         "expected UCF101 as distributed"]
 
 
 @case

@@ -56,4 +56,4 @@ def test_thumos_localisation_end_to_end_on_toy(toy_root, tmp_path):
     assert set(m) >= {"mAP@0.3", "mAP@0.5", "mAP@0.7", "mAP_avg", "frame_accuracy"}
     assert m["mAP@0.3"] >= m["mAP@0.5"] >= m["mAP@0.7"]
     assert 0.0 <= m["frame_accuracy"] <= 1.0 and out.details["num_detections"] > 0
-    assert out.details["num_train"] == 4 and out.details["num_test"] == 2 and out.details["num_classes"] == 3
+    assert out.details["num_train"] == 24 and out.details["num_test"] == 12 and out.details["num_classes"] == 3

@@ -17,7 +17,7 @@ import numpy as np
 
 from benchmark.errors import UserError
 
-VERSION = 3  # bump when the generated content changes, so old toy folders are regenerated
+VERSION = 4  # bump when the generated content changes, so old toy folders are regenerated
 MARKER = "TOY_COMPLETE.json"
 _IN_PROGRESS = "TOY_IN_PROGRESS.json"
 FOLDERS = ("DAVIS", "VIP", "JHMDB", "UCF101", "HMDB51", "SSv2", "kinetics", "THUMOS", "clips")

@@ -7,7 +7,8 @@ SSv2, H.264 ``.mp4`` for the rest. What each set is built to measure:
 * **UCF101 / HMDB51**: classes defined by *how* an object moves (slides, bounces, orbits, pulses,
   spins; swings, zigzags, hops, shakes, drifts). As in the real sets, where the scene and the objects
   correlate with the action, a class's own object photo is used in ``context_prob`` of its videos,
-  a random one otherwise; backgrounds are always random.
+  a random one otherwise; backgrounds are always random. Frames are small (``rec_hw``) so that a
+  third of ``groups`` per class gives 60 test clips on ``small``: one clip is 1.7 points, not 10.
 * **SSv2**: per motion axis, three classes that differ *only in temporal order*: "Moving something
   from left to right", "... from right to left" and "Shaking something left and right" (likewise
   down / up / up and down). Each video renders ``ssv2_frames`` positions along the axis; the classes
@@ -22,7 +23,8 @@ SSv2, H.264 ``.mp4`` for the rest. What each set is built to measure:
   on smooth paths, changing scale and occluding each other — for the methods that train and for the
   trade-off diagnostics.
 * **THUMOS**: long clips of an idle object that, inside annotated segments, hops, twirls or swells
-  (visible in single frames as well as in motion), with ActivityNet-style JSON annotations.
+  (visible in single frames as well as in motion), with ActivityNet-style JSON annotations; 12 test
+  videos on ``small``, each one sample of the paired statistics.
 """
 from __future__ import annotations
 
@@ -54,16 +56,18 @@ from benchmark.data.video import write_video
 class VideoSpec:
     """Counts and sizes of one toy size (``small`` keeps the whole test suite fast)."""
 
-    hw: int = 96                  # frame height = width (even, for yuv420p)
+    hw: int = 96                  # frame height = width (even, for yuv420p): kinetics, clips, THUMOS
+    rec_hw: int = 64              # UCF101/HMDB51 frame side: small frames, many clips (statistical power)
     frames: int = 16              # frames per recognition video
-    groups: int = 6               # UCF101 groups per class (1 clip each); HMDB51 videos per class - 1
+    groups: int = 36              # UCF101 groups per class (1 clip each, a third tested: 60 test clips);
+                                  # HMDB51 videos per class - 1 (12 tested per class and split)
     ssv2_train: int = 24          # SSv2 train videos per class
     ssv2_val: int = 40            # SSv2 validation (test) videos per class: 6 classes → 240 clips
     ssv2_hw: int = 64             # SSv2 frame side: small frames, many clips (statistical power)
     ssv2_frames: int = 8          # SSv2 frames per video (one 8-frame clip, stride 1)
     kinetics: int = 8             # unlabelled training videos
     kinetics_frames: int = 48
-    thumos: tuple[int, int] = (4, 2)  # validation, test videos
+    thumos: tuple[int, int] = (24, 12)  # validation (the probe learns textures apart from poses: 6 were too few), test
     thumos_frames: int = 120      # at 10 fps
     clips: int = 3
     context_prob: float = 0.6     # UCF/HMDB: share of a class's videos showing the class's own object
@@ -71,8 +75,8 @@ class VideoSpec:
 
 SIZES = {
     "small": VideoSpec(),
-    "medium": VideoSpec(hw=112, frames=24, groups=12, ssv2_train=48, ssv2_val=80, kinetics=32, kinetics_frames=96,
-                        thumos=(10, 5), thumos_frames=300, clips=8),
+    "medium": VideoSpec(hw=112, rec_hw=96, frames=24, groups=48, ssv2_train=48, ssv2_val=80, kinetics=32,
+                        kinetics_frames=96, thumos=(48, 24), thumos_frames=300, clips=8),
 }
 
 Track = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # y, x, scale, angle per frame
@@ -176,7 +180,8 @@ def _motion_video(rng: np.random.Generator, spec: VideoSpec, motion: Motion, cla
     photos = pick_photos(rng, 2)
     obj = class_photo if rng.random() < spec.context_prob else photos[0]
     bg = photos[1] if photos[1] != obj else photos[0]
-    return _render(rng, spec.hw, [(_object(rng, spec.hw, obj), motion(rng, spec.frames, spec.hw))], bg)
+    s = spec.rec_hw
+    return _render(rng, s, [(_object(rng, s, obj), motion(rng, spec.frames, s))], bg)
 
 
 def _ucf101(root: Path, rng: np.random.Generator, spec: VideoSpec) -> None:
