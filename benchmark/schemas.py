@@ -63,7 +63,7 @@ class CoSettleConfig(Optimisation):
     """configs/methods/cosettle.yaml."""
 
     fusion_net: Literal["linear", "mlp2", "mlp3"]
-    init: Literal["auto", "xavier_uniform", "trunc_normal", "torch_default"]  # auto: the backbone's own code
+    init: Literal["auto", "xavier_uniform", "trunc_normal", "torch_default", "orthogonal"]  # auto: the backbone's own code
     token_norm: Literal["auto", "none", "layernorm"]  # auto: parameter-free LayerNorm on CNN tokens only
     clip_gap: Annotated[float, Field(gt=0, lt=1)]
     pre_resize: Pos

@@ -48,12 +48,13 @@ def test_auto_init_is_the_backbones_own(name, family, init, small_config):
 def test_each_init_draws_from_its_distribution():
     torch.manual_seed(0)
     dim = 256
-    xavier, tn, default = (Projection(dim, init=i)[0].requires_grad_(False) for i in INITS)
+    xavier, tn, default, orthogonal = (Projection(dim, init=i)[0].requires_grad_(False) for i in INITS)
     bound = math.sqrt(6 / (2 * dim))  # xavier_uniform_: U(-a, a), a = sqrt(6 / (fan_in + fan_out))
     assert xavier.weight.abs().max() <= bound and xavier.weight.abs().max() > 0.99 * bound
     assert float(tn.weight.std()) == pytest.approx(0.02, rel=0.05)  # trunc_normal_(std=.02): cut at ±2 absolute, as theirs
     assert default.weight.abs().max() <= 1 / math.sqrt(dim) and default.bias.abs().max() > 0  # kaiming_uniform(a=√5)
-    assert not xavier.bias.any() and not tn.bias.any()
+    assert torch.allclose(orthogonal.weight @ orthogonal.weight.T, torch.eye(dim), atol=1e-5)  # ours: W Wᵀ = I
+    assert not xavier.bias.any() and not tn.bias.any() and not orthogonal.bias.any()
 
 
 def test_bad_projection_name_is_a_user_error():
