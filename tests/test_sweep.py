@@ -22,6 +22,7 @@ FAST = ["--tasks", "tradeoff", "--set", "tradeoff.num_frames=8", "--set", "trade
         "--set", "tradeoff.crop=64", "--no-progress"]
 
 PLUGIN = '''
+import time
 from pathlib import Path
 
 import torch
@@ -32,10 +33,14 @@ from methods.base import Method
 
 @METHODS.register("halfdim")
 class HalfDim(Method):
-    """First half of the channels; logs each training call so a test can count them."""
-    default_config = {"batch_size": 8, "fit_log": ""}
+    """First half of the channels; logs each training call so a test can count them. The run of seed
+    ``hold_seed`` waits (up to 5 min) in fit until the file ``gate`` exists."""
+    default_config = {"batch_size": 8, "fit_log": "", "gate": "", "hold_seed": -1}
 
     def fit(self, ctx):
+        deadline = time.time() + 300
+        while ctx.seed == self.config["hold_seed"] and not Path(self.config["gate"]).exists() and time.time() < deadline:
+            time.sleep(0.1)
         if self.config["fit_log"]:
             with open(self.config["fit_log"], "a") as f:
                 f.write(f"{self.backbone.meta.name} {ctx.seed}\\n")
@@ -132,11 +137,13 @@ def test_killed_sweep_resumes_with_every_result_exactly_once(clips, plugin, tmp_
     """SIGKILL the real `bench sweep` process after its first result; the rerun finishes the grid.
 
     The killed sweep's local jobs survive it (submitit's controllers are detached by design); the
-    rerun's copies wait for their locks and find the results written, so each job trains once.
+    rerun's copies wait for their locks and find the results written, so each job trains once. Seed 1
+    waits in fit until the kill has landed (its gate file), however fast the machine.
     """
-    res, log = tmp_path / "res", tmp_path / "fit.log"
+    res, log, gate = tmp_path / "res", tmp_path / "fit.log", tmp_path / "gate"
     args = sweep_args(clips, res, plugin, "halfdim", "--seeds", "0,1", "--executor", "local", "--max-parallel", "1",
-                      "--set", f"halfdim.fit_log={log}", backbones="efficientnet_lite0")
+                      "--set", f"halfdim.fit_log={log}", "--set", f"halfdim.gate={gate}", "--set", "halfdim.hold_seed=1",
+                      backbones="efficientnet_lite0")
     proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", *args], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     deadline = time.time() + 240
@@ -147,6 +154,7 @@ def test_killed_sweep_resumes_with_every_result_exactly_once(clips, plugin, tmp_
     before = {p: p.stat().st_mtime_ns for p in res.glob("*/*/*/*/seed*.json")}
     assert len(before) == 1, "the kill must land mid-way"
 
+    gate.touch()
     assert main(args) == 0
     capsys.readouterr()
     recs = records(res)
