@@ -14,12 +14,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from benchmark.errors import UserError
@@ -68,6 +70,9 @@ def partition_info(name: str | None) -> Partition | None:
         UserError: ``sinfo`` fails (no controller reachable: sbatch would fail the same way, later), or
             the named partition does not exist.
     """
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not Path(conf).is_file():  # Slurm's clients retry a missing config for 60 s before failing
+        raise UserError(f"SLURM_CONF={conf}: no such file: point it at the cluster's slurm.conf or unset it")
     out = _call("sinfo", "-h", "-N", "-o", "%P|%c|%m|%G")
     if out.returncode != 0:
         said = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]

@@ -249,14 +249,34 @@ def test_an_unknown_partition_is_one_line_naming_the_setting(slurm, toy_root, tm
     assert "slurm.partition='nosuch'" in err and "partitions: debug" in err
 
 
+def dead_controller_conf(folder: Path) -> Path:
+    """A slurm.conf whose controller port nothing listens on (a port just bound and released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    conf = folder / "slurm.conf"
+    conf.write_text(f"ClusterName=nowhere\nSlurmctldHost=localhost\nSlurmctldPort={port}\nAuthType=auth/munge\n"
+                    "MessageTimeout=1\n"  # sinfo gives up at once instead of retrying for 9 s
+                    "NodeName=localhost CPUs=1 State=UNKNOWN\nPartitionName=p Nodes=localhost Default=YES\n")
+    return conf
+
+
 @pytest.mark.skipif(not shutil.which("sinfo"), reason="Slurm's client commands are not installed")
-def test_no_reachable_controller_is_one_line_before_anything_is_planned(toy_root, tmp_path, monkeypatch, capsys):
-    """sinfo failing (no controller for this SLURM_CONF) is refused by the preflight, --dry-run included."""
-    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "no-such-slurm.conf"))
+@pytest.mark.parametrize("conf, said", [
+    ("no-such-slurm.conf", "no such file: point it at the cluster's slurm.conf"),  # refused before sinfo's 60 s of retries
+    ("dead", "sinfo cannot reach the Slurm controller"),
+])
+def test_no_reachable_controller_is_one_line_before_anything_is_planned(toy_root, tmp_path, monkeypatch, capsys, conf, said):
+    """A missing SLURM_CONF, or sinfo failing to reach the controller, is refused by the preflight,
+    --dry-run included."""
+    path = dead_controller_conf(tmp_path) if conf == "dead" else tmp_path / conf
+    monkeypatch.setenv("SLURM_CONF", str(path))
     args = sweep_args(toy_root, tmp_path / "res", executor_config(tmp_path), "frozen", "efficientnet_lite0")
     assert main([*args, "--dry-run"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "sinfo cannot reach the Slurm controller" in err[0], err
+    assert len(err) == 1 and said in err[0] and str(path if conf != "dead" else "SLURM_CONF") in err[0], err
     assert not (tmp_path / "res").exists()
 
 
