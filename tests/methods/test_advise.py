@@ -40,6 +40,8 @@ def test_released_constants_are_the_defaults(backbone):
     assert (cfg["weight_decay"], cfg["decay_norms"], tuple(cfg["betas"])) == (1e-6, True, (0.9, 0.999))
     assert (cfg["augment"], cfg["resize"], cfg["crop"], cfg["color_prob"]) == ("release", [320, 256], 224, 0.8)
     assert cfg["color_jitter"][:3] == [0.2, 0.2, 0.2] and cfg["normalise"] == "imagenet" and cfg["amp"] is False
+    assert cfg["encoder_precision"] == "bf16"  # TM.ENABLE_BF16 (models/temporal_modeling.py), on CUDA only;
+    assert not make(backbone)._bf16_encoder()  # this CPU trains in fp32, and the training record says so
     assert (cfg["rates"], cfg["jitter"], cfg["num_frames"], cfg["stride"], cfg["clips_per_video"]) == ([1, 2, 4, 8], 0.2, 8, 2, 4)
     assert (cfg["epochs"], cfg["warmup_epochs"], cfg["label_smoothing"], cfg["mlp_dim"]) == (800, 5, 0.05, 1024)
     m = make(backbone)
@@ -72,9 +74,13 @@ def test_imagenet_normalisation_for_every_encoder(backbone):
     normalisation, applied to the mapped frames, gives exactly that."""
     from benchmark.data.rates import IMAGENET_MEAN, IMAGENET_STD, imagenet_input
 
+    from benchmark.backbones import build_backbone
+
     x = torch.rand(2, 3, 32, 32)
-    got = backbone.normalise(imagenet_input(x, backbone.meta.mean, backbone.meta.std))
     want = (x - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    for b in (backbone, build_backbone("efficientnet_lite0", input_norm="imagenet")):  # the backbone option: no double mapping
+        assert torch.allclose(b.normalise(make(b)._input(x)), want, atol=1e-5)
+    got = backbone.normalise(imagenet_input(x, backbone.meta.mean, backbone.meta.std))
     assert backbone.meta.mean != IMAGENET_MEAN and torch.allclose(got, want, atol=1e-5)
 
 
@@ -120,7 +126,7 @@ def test_fit_records_memory_time_curve_and_reuses_checkpoint(backbone, pan_video
     m = make(backbone, **cfg)
     before = {k: v.clone() for k, v in m.tmm.state_dict().items()}
     rec = m.fit(ctx)
-    assert rec["reused"] is False and rec["iterations"] == 4 and len(rec["curve"]) == 4
+    assert rec["reused"] is False and rec["iterations"] == 4 and len(rec["curve"]) == 4 and rec["encoder_precision"] == "fp32"
     assert rec["peak_memory_bytes"] > 0 and rec["train_seconds"] > 0
     n_params = sum(p.numel() for p in m.trainable_modules().parameters())
     assert rec["trainable_params"] == n_params and n_params < sum(p.numel() for p in backbone.parameters())

@@ -1,5 +1,6 @@
 """The backbone options Co-Settle's evaluation depends on: DINO's positional-embedding interpolation
-(``pos_interp``, against a transcription of DINO's code) and the evaluation precision (``precision``)."""
+(``pos_interp``, against a transcription of DINO's code), the evaluation precision (``precision``) and the input
+statistics (``input_norm``)."""
 from __future__ import annotations
 
 import math
@@ -75,3 +76,19 @@ def test_evaluation_precision_is_fp32_unless_asked():
     assert build_backbone("vit_tiny_random", precision="bf16").amp_dtype is torch.bfloat16
     with pytest.raises(UserError, match="precision"):
         build_backbone("vit_tiny_random", precision="fp8")
+
+
+def test_input_norm_imagenet_feeds_every_encoder_imagenet_statistics():
+    """The reference codes normalise with ImageNet's mean/std whatever the encoder (``input_norm: imagenet``);
+    ``own`` keeps the encoder's (EfficientNet-Lite0: mean = std = 0.5). Training (Co-Settle's
+    ``backbone.normalise``) and evaluation (``encode``) both go through :meth:`Backbone.normalise`."""
+    from benchmark.backbones.base import IMAGENET_STATS
+
+    x = torch.rand(2, 3, 32, 32)
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in IMAGENET_STATS)
+    own, imagenet = build_backbone("efficientnet_lite0"), build_backbone("efficientnet_lite0", input_norm="imagenet")
+    assert torch.allclose(own.normalise(x), (x - 0.5) / 0.5)
+    assert torch.allclose(imagenet.normalise(x), (x - mean) / std)
+    assert not torch.allclose(own.encode(x), imagenet.encode(x))
+    with pytest.raises(UserError, match="input_norm='zscore' is refused: input should be 'own' or 'imagenet'"):
+        build_backbone("vit_tiny_random", input_norm="zscore")
