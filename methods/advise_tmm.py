@@ -6,10 +6,13 @@ github.com/JingwWu/advise-video-ssl: ``load_temporal_model``, ``load_head``).
   sets the first convolution's kernel to kt×1×1 (3 by default, a deliberate fix; 1 = the release).
 * ``conv3d``: two ``ks×ks×ks`` 3-D convolutions with SiLU, ``ks = 3`` (1 when the grid is pooled to
   1×1), padding 1 — the release's conv3d TMM mixes frames with a 3×3×3 kernel. Here its temporal
-  extent is ``temporal_kernel`` (3 by default = the release; 1 removes the temporal mixing).
-* ``transformer`` (the release's ``tfmer_enc``): pre-norm encoder layers over all space-time tokens;
-  the release's layer has no positional encoding and cannot see frame order, so a fixed sinusoidal
-  time encoding is added (a deviation).
+  extent is ``temporal_kernel``: 3 by default = the release on an unpooled grid; on a grid pooled to
+  1×1 the release's ``ks = 1`` drops the temporal mixing too, ours keeps kt×1×1 (a deviation;
+  ``temporal_kernel: 1`` reproduces it).
+* ``transformer`` (the release's ``tfmer_enc``): pre-norm encoder layers over all space-time tokens.
+  Two deviations: the release builds one ``TransformerEncoderLayer``, ours stacks ``blocks`` of them
+  (``blocks: 1`` reproduces it); the release's layer has no positional encoding and cannot see frame
+  order, so a fixed sinusoidal time encoding is added.
 
 Why the bottleneck block is written here rather than taken from mmaction2: mmaction2 1.2.0's
 ``Bottleneck3d`` lives in ``mmaction.models.backbones.resnet3d``, and ``import mmaction.models`` fails
