@@ -231,8 +231,8 @@ class _Running:
     def info(self, executor: str) -> dict[str, Any]:
         if self.job is None:
             return {"executor": executor}
-        return {"executor": executor, "job_id": str(self.job.job_id),
-                "stdout": str(self.job.paths.stdout), "stderr": str(self.job.paths.stderr)}
+        return {"executor": executor, "job_id": str(self.job.job_id), "stdout": str(self.job.paths.stdout),
+                "stderr": str(self.job.paths.stderr), "result": str(self.job.paths.result_pickle)}
 
 
 def run(planned: list[Planned], executor: str, folder: Path, cfg: dict[str, Any], max_parallel: int | None = None,

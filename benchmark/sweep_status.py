@@ -61,8 +61,24 @@ def _alive(pid: int, host: str) -> bool | None:
         return False
 
 
+def _outcome(job: dict[str, Any]) -> str | None:
+    """``done`` or ``failed (…)`` from the job's own result (submitit's ``("success", outcomes)`` or
+    ``("error", traceback)`` pickle), None where it wrote none. What the executor says is not enough:
+    Slurm forgets a finished job after MinJobAge (``GONE``), and ``COMPLETED`` includes a job whose tasks failed."""
+    import pickle
+
+    try:
+        kind, value = pickle.loads(Path(job["result"]).read_bytes())
+    except (KeyError, OSError, ValueError, TypeError, pickle.UnpicklingError, AttributeError, ImportError, EOFError):
+        return None
+    if kind != "success":
+        return "failed (error)"
+    bad = sum(getattr(o, "status", "") in ("failed", "error") for o in value or [])
+    return f"failed ({bad} task{'s' * (bad != 1)})" if bad else "done"
+
+
 def _live_state(doc: dict[str, Any], job: dict[str, Any], slurm_states: dict[str, str]) -> str:
-    """The state to show: the submitter's word for finished jobs, else the executor's."""
+    """The state to show: the submitter's word for finished jobs, else the job's own result, else the executor's."""
     if job["state"] in ("done", "failed", "waiting"):
         return "queued" if job["state"] == "waiting" else job["state"]
     if doc["executor"] == "slurm":
@@ -73,9 +89,9 @@ def _live_state(doc: dict[str, Any], job: dict[str, Any], slurm_states: dict[str
             return "running"
         if not state:
             return "unknown (squeue failed)"
-        return "done" if state == "COMPLETED" else f"failed ({state.lower()})"
+        return _outcome(job) or ("done" if state == "COMPLETED" else f"failed ({state.lower()})")
     alive = _alive(int(job["job_id"]), doc["host"]) if str(job.get("job_id", "")).isdigit() else None
-    return "running" if alive in (True, None) else "ended"
+    return "running" if alive in (True, None) else _outcome(job) or "ended"
 
 
 def ledgers(results: Path) -> list[tuple[Path, dict[str, Any]]]:

@@ -289,3 +289,25 @@ def test_gpu_requests_fit_the_partition():
     assert fit_to_partition(cfg, Partition("gpu", cpus=64, mem_gb=512, gpus=8, gres="gpu:8")) == (cfg, None)
     with pytest.raises(UserError, match=r"slurm.gpus_per_node=4, but the nodes of partition gpu have at most 2 GPUs"):
         fit_to_partition({**cfg, "gpus_per_node": 4}, Partition("gpu", cpus=64, mem_gb=512, gpus=2, gres="gpu:2"))
+
+
+def test_status_of_a_job_slurm_forgot_or_completed_comes_from_its_own_result(tmp_path):
+    """After MinJobAge Slurm no longer knows a finished job (GONE), and COMPLETED includes a job whose tasks
+    failed: the status reads the job's result pickle (submitit's) instead; with none, Slurm's word stands."""
+    import pickle
+
+    from benchmark.runner import Outcome
+    from benchmark.sweep_status import _live_state
+
+    doc = {"executor": "slurm", "host": "h"}
+    cases = {"ok": ("success", [Outcome("davis", "ok")]),
+             "task": ("success", [Outcome("davis", "ok"), Outcome("vip", "failed")]), "error": ("error", "Traceback …")}
+    for name, result in cases.items():
+        (tmp_path / f"{name}.pkl").write_bytes(pickle.dumps(result))
+    job = {"state": "submitted", "job_id": "7_0"}
+    for slurm_state in ("GONE", "COMPLETED"):
+        got = [_live_state(doc, {**job, "result": str(tmp_path / f"{n}.pkl")}, {"7_0": slurm_state}) for n in cases]
+        assert got == ["done", "failed (1 task)", "failed (error)"]
+    assert _live_state(doc, {**job, "result": str(tmp_path / "none.pkl")}, {"7_0": "GONE"}) == "failed (gone)"
+    assert _live_state(doc, job, {"7_0": "COMPLETED"}) == "done"
+    assert _live_state(doc, {**job, "result": str(tmp_path / "ok.pkl")}, {"7_0": "RUNNING"}) == "running"
