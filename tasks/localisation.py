@@ -32,8 +32,8 @@ from benchmark.errors import UserError
 from benchmark.schemas import Pos, PosFloat, Prob
 from tasks.base import Task, TaskMeta, TaskOutput, relative_id
 from tasks.classification import LinearProbeConfig, train_linear_classifiers
+from benchmark.data.frames import Preprocess, load_frames
 from benchmark.data.types import LocalisationVideo
-from benchmark.data.video import centre_crop, read_video, to_tensor
 from tasks.metrics.localisation import Detection, map_at_tiou, segments_from_scores
 from benchmark.registry import TASKS
 
@@ -54,7 +54,8 @@ def per_frame_features(method: Any, video: LocalisationVideo, cfg: dict[str, Any
     feats = []
     with torch.inference_mode():
         for i in range(0, len(frames), chunk):
-            x = centre_crop(to_tensor(read_video(video.path, frames[i : i + chunk]), int(cfg["short_side"])), int(cfg["crop"]))
+            # keyed on the file (benchmark.data.frames): a warm feature cache decodes nothing
+            x = load_frames(video.path, frames[i : i + chunk], Preprocess(int(cfg["short_side"]), int(cfg["crop"])))
             feats.append(method.frame_features(x).float().mean(dim=(1, 2)).cpu())
     return frames, torch.cat(feats)
 

@@ -57,3 +57,24 @@ def test_thumos_localisation_end_to_end_on_toy(toy_root, tmp_path):
     assert m["mAP@0.3"] >= m["mAP@0.5"] >= m["mAP@0.7"]
     assert 0.0 <= m["frame_accuracy"] <= 1.0 and out.details["num_detections"] > 0
     assert out.details["num_train"] == 24 and out.details["num_test"] == 12 and out.details["num_classes"] == 3
+
+
+def test_a_warm_feature_cache_decodes_no_thumos_frame(toy_root, tmp_path, monkeypatch):
+    """THUMOS frames are keyed on their files (benchmark.data.frames), like every other task's: the second
+    evaluation through a warm cache reads tokens only, and scores the same."""
+    import benchmark.data.frames as frames
+    from benchmark.backbones import build_backbone
+    from benchmark.cache import install
+    from methods.frozen import Frozen
+    from tests.tasks.toy_setup import toy_ctx, toy_task
+
+    task, method = toy_task("thumos_loc", iterations=100), Frozen(build_backbone("efficientnet_lite0"), {})
+    cache = install(method, tmp_path / "features")
+    cold = task.evaluate(method, toy_ctx(toy_root, tmp_path / "work"))
+
+    def no_decoding(path, *args, **kwargs):
+        raise AssertionError(f"a warm cache decoded {path}")
+
+    monkeypatch.setattr(frames, "read_video", no_decoding)
+    warm = task.evaluate(method, toy_ctx(toy_root, tmp_path / "work"))
+    assert warm.metrics == cold.metrics and cache.stats.hits > 0
