@@ -238,7 +238,8 @@ class Tradeoff(Task):
         sample_unit="video",
         sample_metric="cycle_acc",
     )
-    version = 2  # 2: protocols cal_metric (new default) and fair; ratios, raw diameters; per-video samples
+    version = 3  # 2: protocols cal_metric (new default) and fair; ratios, raw diameters; per-video samples. 3: the
+    # built-in methods give cal_metric the CLS token (frame_tokens), so frozen DINO etc. records change
     Config = TradeoffConfig
 
     def _video(self, method: Any, path: Any) -> tuple[torch.Tensor, torch.Tensor, bool] | None:
