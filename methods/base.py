@@ -62,16 +62,32 @@ class Method(abc.ABC):
         and the wrapper may serve their tokens without decoding them. Training paths with random
         augmentation call ``backbone.encode`` directly.
         """
-        batch = int(self.config.get("batch_size", 16))
-
         def compute(x: torch.Tensor) -> torch.Tensor:
-            out = [self.backbone.encode(x[i : i + batch].to(self.device, non_blocking=True)).float()
-                   for i in range(0, x.shape[0], batch)]
-            return torch.cat(out)
+            return self._batched(self.backbone.encode, x)
 
         if self.encoder_wrapper is None:
             return compute(materialize(frames))
         return self.encoder_wrapper(self.backbone, frames, compute)
+
+    @torch.inference_mode()
+    def encode_tokens(self, frames: torch.Tensor, prefix: bool) -> torch.Tensor:
+        """Backbone tokens ``(T, P', C)``: with ``prefix`` and a backbone that has prefix tokens (a ViT's
+        CLS), those first and then the ``h·w`` patch tokens (``P' = prefix + h·w``); else the patch grid
+        of :meth:`encode_frames`, flattened.
+
+        The prefix path bypasses :attr:`encoder_wrapper`: the feature cache stores ``(T, h, w, C)``
+        grids under keys that do not name the token set (:mod:`benchmark.cache`), so these tokens are
+        computed on every call (only the tradeoff task's ``cal_metric`` protocol reads them).
+        """
+        if prefix and self.backbone.num_prefix_tokens:
+            return self._batched(self.backbone.encode_sequence, materialize(frames))
+        return self.encode_frames(frames).flatten(1, 2)
+
+    def _batched(self, encode: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """``encode`` over ``x`` in batches of ``config['batch_size']`` on the method's device, float32."""
+        batch = int(self.config.get("batch_size", 16))
+        return torch.cat([encode(x[i : i + batch].to(self.device, non_blocking=True)).float()
+                          for i in range(0, x.shape[0], batch)])
 
     @abc.abstractmethod
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:

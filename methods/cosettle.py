@@ -51,6 +51,12 @@ INITS = ("xavier_uniform", "trunc_normal", "torch_default", "orthogonal")
 PROJECTION_INIT = {"mae": "xavier_uniform", "mocov3": "xavier_uniform",
                    **dict.fromkeys(("dino", "ibot", "blip", "ijepa", "dinov2"), "trunc_normal"),
                    **dict.fromkeys(("clip", "clip_l14", "clip_l14_dcr"), "torch_default")}
+# cal_metric.py reads ``forward_features_eval_metric`` = ``self.adapter(self.forward_encoder(x))``. Only MAE's
+# ``forward_encoder`` returns the CLS token (models/mae/models_mae.py: ``return x``), so only there does the CLS
+# pass through the projection; DINO, MoCo v3, iBOT, BLIP, CLIP return ``x[:, 1:]``, DINOv2 the patch tokens
+# (models/{dino/vision_transformer.py, mocov3/vit_moco.py, ibot/models/vision_transformer.py, blip/vit.py,
+# clip/model.py, dinov2/dinov2/models/vision_transformer.py}); I-JEPA has none; other ViTs (tests, plugins) keep it.
+CAL_METRIC_WITHOUT_CLS = frozenset({"dino", "mocov3", "ibot", "blip", "clip", "clip_l14", "clip_l14_dcr", "dinov2"})
 
 
 class Projection(nn.Sequential):
@@ -149,6 +155,15 @@ class CoSettle(Method):
     @torch.inference_mode()
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
         """Projection of the encoder's tokens, ``(T, h, w, D)``, unnormalised (``forward_features_eval``)."""
+        return self._projected(self.encode_frames(frames))
+
+    @torch.inference_mode()
+    def frame_tokens(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(T, P', D)`` for the tradeoff task's ``cal_metric``: the projection of every token cal_metric.py's
+        adapter sees on this backbone, the CLS first where it keeps it (:data:`CAL_METRIC_WITHOUT_CLS`)."""
+        return self._projected(self.encode_tokens(frames, prefix=self.backbone.meta.name not in CAL_METRIC_WITHOUT_CLS))
+
+    def _projected(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.projection is None:
-            raise RuntimeError(f"{self.name}: call fit(ctx) before frame_features (the runner does)")
-        return self.projection(self._token_norm(self.encode_frames(frames)))
+            raise RuntimeError(f"{self.name}: call fit(ctx) before evaluating (the runner does)")
+        return self.projection(self._token_norm(tokens))

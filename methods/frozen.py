@@ -9,6 +9,13 @@ import torch
 from methods.base import Method
 from benchmark.registry import METHODS
 
+# The frozen ViTs whose model file in Co-Settle @ 764436e returns no CLS token to cal_metric.py (which calls
+# ``model(x, use_adapter=False, eval_metric=True)`` → ``forward_no_adapter``): MAE's ``forward_encoder_eval``
+# returns ``x[:, 1:]`` (models/mae/models_mae.py), CLIP's ``ln_post(x[:, 1:, :])`` (models/clip/model.py,
+# every CLIP checkpoint). DINO, MoCo v3, BLIP (``return x``), iBOT (built with ``return_all_tokens=True``) and
+# DINOv2 (``x_norm_no_reg``: CLS + patches) keep it; I-JEPA has none; other ViTs (tests, plugins) keep it.
+CAL_METRIC_WITHOUT_CLS = frozenset({"mae", "clip", "clip_l14", "clip_l14_dcr"})
+
 
 @METHODS.register("frozen", "the frozen encoder's patch features, unchanged (baseline)")
 class Frozen(Method):
@@ -18,3 +25,8 @@ class Frozen(Method):
 
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
         return self.encode_frames(frames)
+
+    def frame_tokens(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(T, P', D)``: the tokens cal_metric.py reads from this frozen backbone, the CLS first where its
+        authors' file keeps it (:data:`CAL_METRIC_WITHOUT_CLS`); the tradeoff task's ``cal_metric`` protocol."""
+        return self.encode_tokens(frames, prefix=self.backbone.meta.name not in CAL_METRIC_WITHOUT_CLS)

@@ -12,7 +12,11 @@ named in the result (``details.protocol``):
     skip shorter videos, counted in ``details.skipped``); every token the model returns, the CLS
     token included where the method offers it (``method.frame_tokens``; ``details.cls_token`` says
     whether it did); cycle accuracy on raw (not L2-normalised) tokens, CLS removed before pooling as
-    the script does, averaged per batch of ``batch_size`` videos and then over batches.
+    the script does, averaged per batch of ``batch_size`` videos and then over batches. Built-in
+    ``frozen``, ``cosettle`` and ``finetune`` offer it as the authors' model file of each ViT returns
+    it to the script (P = 1 + h·w, 197 for a ViT-B/16 at 224 px, for frozen DINO, MoCo v3, iBOT, BLIP,
+    DINOv2 and for MAE with the adapter, its CLS projected; h·w for the others: ``CAL_METRIC_WITHOUT_CLS`` in
+    ``methods/frozen.py`` and ``methods/cosettle.py``); a CNN has none; other methods give patch tokens.
 ``fair``
     Our normalisation choices: ``num_frames`` frames spread uniformly over the whole video, patch
     tokens only (no CLS, so every backbone has the same token set), cycle accuracy on L2-normalised
@@ -234,7 +238,8 @@ class Tradeoff(Task):
         sample_unit="video",
         sample_metric="cycle_acc",
     )
-    version = 2  # 2: protocols cal_metric (new default) and fair; ratios, raw diameters; per-video samples
+    version = 3  # 2: protocols cal_metric (new default) and fair; ratios, raw diameters; per-video samples. 3: the
+    # built-in methods give cal_metric the CLS token (frame_tokens), so frozen DINO etc. records change
     Config = TradeoffConfig
 
     def _video(self, method: Any, path: Any) -> tuple[torch.Tensor, torch.Tensor, bool] | None:

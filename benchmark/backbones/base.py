@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -80,6 +81,7 @@ class Backbone(nn.Module, abc.ABC):
     weights_id: str
     amp_dtype: torch.dtype | None = None  # CUDA autocast of frozen encoders; None = float32
     input_norm: str = "own"  # the statistics normalise applies (set_input_norm)
+    num_prefix_tokens: int = 0  # tokens before the patch grid in :meth:`sequence` (a ViT's CLS)
     option_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self) -> None:
@@ -115,6 +117,11 @@ class Backbone(nn.Module, abc.ABC):
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised frames ``(B,3,H,W)`` (H, W multiples of the stride) → ``(B,h,w,C)``."""
 
+    def sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised frames → ``(B, num_prefix_tokens + h·w, C)``: the prefix tokens a ViT adds (CLS,
+        registers) first, then the patch grid row by row; a CNN has none, so its flattened grid."""
+        return self.tokens(x).flatten(1, 2)
+
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """Frames ``(B,3,H,W)`` in ``[0,1]`` → tokens ``(B, H//stride, W//stride, C)``.
 
@@ -123,13 +130,20 @@ class Backbone(nn.Module, abc.ABC):
         float32 tokens, so callers see the same dtype on every device; a trained encoder keeps its
         caller's precision.
         """
+        return self._encoded(self.tokens, frames)
+
+    def encode_sequence(self, frames: torch.Tensor) -> torch.Tensor:
+        """:meth:`encode` with the prefix tokens kept: :meth:`sequence` of the normalised frames."""
+        return self._encoded(self.sequence, frames)
+
+    def _encoded(self, forward: Callable[[torch.Tensor], torch.Tensor], frames: torch.Tensor) -> torch.Tensor:
         h = frames.shape[-2] // self.stride * self.stride
         w = frames.shape[-1] // self.stride * self.stride
         frames = frames[..., :h, :w]
         amp = self.amp_dtype is not None and frames.is_cuda and not any(p.requires_grad for p in self.parameters())
         # no autocast context at all unless amp: an ``enabled=False`` one would switch off the caller's
         with torch.autocast("cuda", dtype=self.amp_dtype) if amp else contextlib.nullcontext():
-            tokens = self.tokens(self.normalise(frames))
+            tokens = forward(self.normalise(frames))
         return tokens.float() if amp else tokens
 
     @property

@@ -15,7 +15,7 @@ Two ways to resample a ``M × M`` embedding to the ``h × w`` grid of a non-squa
   what the same repository's BLIP and CLIP files do (``models/blip/vit.py``, ``models/clip/model.py``:
   ``size=(w0, h0)``, ``antialias=True``).
 
-:func:`tokens_with_patch_pos` mirrors timm's ``VisionTransformer.forward_features`` with the patch
+:func:`sequence_with_patch_pos` mirrors timm's ``VisionTransformer.forward_features`` with the patch
 positions given, so a method can feed modified positions through the same path, such as Co-Settle's
 PEA (:func:`upsample_crop_patch_pos`).
 """
@@ -57,8 +57,9 @@ def resampled_pos_embed(model: torch.nn.Module, new_size: tuple[int, int], pos_i
     raise UserError(f"pos_interp {pos_interp!r} is unknown: use one of {', '.join(POS_INTERPS)}")
 
 
-def tokens_with_patch_pos(model: torch.nn.Module, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Last-layer, post-norm patch tokens ``(B, h, w, C)`` of normalised ``x`` with embedding ``pos``.
+def sequence_with_patch_pos(model: torch.nn.Module, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Last-layer, post-norm tokens ``(B, prefix + h·w, C)`` of normalised ``x`` with embedding ``pos``,
+    prefix (CLS, register) tokens first, as timm's ``forward_features`` returns them.
 
     ``pos``: ``(1, prefix + h·w, C)`` as :func:`resampled_pos_embed` returns it (the patch part may be
     replaced). Mirrors timm's ``_pos_embed`` + ``forward_features``: ``pos_drop``, ``patch_drop``,
@@ -74,8 +75,13 @@ def tokens_with_patch_pos(model: torch.nn.Module, x: torch.Tensor, pos: torch.Te
         pre = torch.cat(prefix, dim=1)
         x = torch.cat([pre if model.no_embed_class else pre + pos[:, :n_pre], x], dim=1)
     x = model.norm_pre(model.patch_drop(model.pos_drop(x)))
-    x = model.norm(model.blocks(x))
-    return x[:, model.num_prefix_tokens :].reshape(b, h, w, -1)
+    return model.norm(model.blocks(x))
+
+
+def tokens_with_patch_pos(model: torch.nn.Module, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """The patch tokens of :func:`sequence_with_patch_pos` as a ``(B, h, w, C)`` grid."""
+    h, w = (s // p for s, p in zip(x.shape[-2:], model.patch_embed.patch_size))
+    return sequence_with_patch_pos(model, x, pos)[:, model.num_prefix_tokens :].reshape(x.shape[0], h, w, -1)
 
 
 def upsample_crop_patch_pos(pos: torch.Tensor, grid: tuple[int, int], ratio: float, rng: torch.Generator) -> torch.Tensor:

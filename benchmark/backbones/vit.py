@@ -28,7 +28,7 @@ from timm.models.vision_transformer import checkpoint_filter_fn
 
 from benchmark.backbones import converters as conv
 from benchmark.backbones.base import Backbone, BackboneMeta, InputNorm, Precision
-from benchmark.backbones.pos_embed import POS_INTERPS, resampled_pos_embed, tokens_with_patch_pos
+from benchmark.backbones.pos_embed import POS_INTERPS, resampled_pos_embed, sequence_with_patch_pos
 from benchmark.backbones.fetch import meta_source, on_demand
 from benchmark.backbones.weights import (
     file_sha256,
@@ -65,17 +65,21 @@ class ViTBackbone(Backbone):
         self.model = model
         self.stride = int(model.patch_embed.patch_size[0])
         self.dim = int(model.embed_dim)
+        self.num_prefix_tokens = int(model.num_prefix_tokens)  # CLS (and registers); 0 for I-JEPA
         self.weights_id = weights_id
         self.pos_interp = pos_interp
         self.set_precision(precision)
         self.set_input_norm(input_norm)
 
+    def sequence(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pos_interp == "dino":
+            grid = (x.shape[-2] // self.stride, x.shape[-1] // self.stride)
+            return sequence_with_patch_pos(self.model, x, resampled_pos_embed(self.model, grid, "dino"))
+        return self.model.forward_features(x)
+
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2] // self.stride, x.shape[-1] // self.stride
-        if self.pos_interp == "dino":
-            return tokens_with_patch_pos(self.model, x, resampled_pos_embed(self.model, (h, w), "dino"))
-        out = self.model.forward_features(x)
-        return out[:, self.model.num_prefix_tokens :].reshape(x.shape[0], h, w, -1)
+        return self.sequence(x)[:, self.num_prefix_tokens :].reshape(x.shape[0], h, w, -1)
 
 
 def _infer_arch(state: dict[str, torch.Tensor]) -> dict[str, Any]:
