@@ -137,6 +137,10 @@ def read_file(path: Path) -> list[Published]:
             if name not in known:
                 raise UserError(f"published table {path}: row {r.row!r} names unknown {kind} {name!r}: "
                                 f"{suggest(name, known)}use a registry name (`bench list {kind}s`)")
+        options = set(read_yaml(CONFIG_DIR / "tasks" / f"{r.task}.yaml")) if r.options else set()
+        for key in set(r.options) - options:  # a misspelt option would silently match no cell
+            raise UserError(f"published table {path}: row {r.row!r} names option {key!r} that task {r.task!r} does "
+                            f"not have: {suggest(key, options)}use a key of configs/tasks/{r.task}.yaml")
         scale = 100.0 if parsed.scale == "percent" else 1.0
         cite = f"{parsed.source.document}, {parsed.source.table}, row {r.row!r}"
         out.append(Published(r.method, r.backbone, r.task, r.metric, r.value / scale, parsed.preset, path.stem, cite,

@@ -55,6 +55,7 @@ def test_the_values_the_issue_quotes_from_the_cosettle_readme_are_the_ones_store
     ({**GOOD_ROW, "valeu": 1.0}, ["unknown field", "valeu"]),
     ({**GOOD_ROW, "method": "co-settle"}, ["unknown method", "'co-settle'", "did you mean 'cosettle'"]),
     ({**GOOD_ROW, "value": 152.4}, ["outside [0, 100]"]),
+    ({**GOOD_ROW, "task": "jhmdb", "metric": "PCK@0.1", "options": {"pkc": "crw"}}, ["option 'pkc'", "did you mean 'pck'"]),
 ])
 def test_a_bad_row_is_refused_in_one_line_naming_the_file(tmp_path, bad, words):
     path = write_table(tmp_path, "paper", [bad])
