@@ -9,8 +9,12 @@ or a row without its source row is refused with one line naming the file, not si
 A published value sits beside one of our cells when method, backbone, task and metric are equal *and* the
 evaluation protocol is the one the source used: the file's ``preset`` against the cell's preset, read from
 a ``preset`` column if the frame has one, else from the variant name (``preset=dino``), else the task's
-default preset (``configs/tasks/<task>.yaml``). Two published values for one cell are refused, never
-chosen between. Values are stored as fractions, our metrics' scale; files in percent are divided by 100.
+default preset (``configs/tasks/<task>.yaml``). A row may also name task options its source's evaluation
+fixed beyond the preset (``options``; JHMDB's ``pck``: the published PCK@0.1 tables score with CRW's
+``eval_pck.py``, our ``pck: crw``, while the task's default is ``pck: fixed``); a cell meets such a row only
+when its own value of each option is the same, read like the preset (a column of that name, ``pck=crw`` in
+the variant name, else the task's default), so a ``fixed`` PCK is never compared with a ``crw`` number. Two
+published values for one cell are refused, never chosen between. Values are stored as fractions, our metrics' scale; files in percent are divided by 100.
 
 The tolerance (``--published-tol``, default :data:`DEFAULT_TOL` = 0.01 absolute) flags a cell whose Δ is
 larger than one point on the papers' percent scale, ten times the last digit of a value published to one
@@ -25,7 +29,7 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -62,6 +66,7 @@ class Row(_Strict):
     value: float
     row: str = Field(min_length=1)
     checkpoint: str | None = None
+    options: dict[str, str] = {}  # task options the source's evaluation used beyond the preset, e.g. {pck: crw}
     note: str = ""
 
 
@@ -94,6 +99,7 @@ class Published:
     cite: str  # "Co-Settle README.md (...), Checkpoints, row 'MoCo v3'"
     source_backbone: str
     checkpoint: str | None = None
+    options: tuple[tuple[str, str], ...] = ()  # (task option, value) the source's evaluation used
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -131,10 +137,14 @@ def read_file(path: Path) -> list[Published]:
             if name not in known:
                 raise UserError(f"published table {path}: row {r.row!r} names unknown {kind} {name!r}: "
                                 f"{suggest(name, known)}use a registry name (`bench list {kind}s`)")
+        options = set(read_yaml(CONFIG_DIR / "tasks" / f"{r.task}.yaml")) if r.options else set()
+        for key in set(r.options) - options:  # a misspelt option would silently match no cell
+            raise UserError(f"published table {path}: row {r.row!r} names option {key!r} that task {r.task!r} does "
+                            f"not have: {suggest(key, options)}use a key of configs/tasks/{r.task}.yaml")
         scale = 100.0 if parsed.scale == "percent" else 1.0
         cite = f"{parsed.source.document}, {parsed.source.table}, row {r.row!r}"
         out.append(Published(r.method, r.backbone, r.task, r.metric, r.value / scale, parsed.preset, path.stem, cite,
-                             r.source_backbone, r.checkpoint))
+                             r.source_backbone, r.checkpoint, tuple(sorted(r.options.items()))))
     return out
 
 
@@ -152,29 +162,26 @@ def load(names: list[str] | None = None, folder: Path = PUBLISHED_DIR) -> list[P
     rows = [p for name in (names or known) for p in read_file(folder / f"{name}.yaml")]
     seen: dict[tuple[str, ...], Published] = {}
     for p in rows:
-        other = seen.setdefault((*p.key, p.preset), p)
+        other = seen.setdefault((*p.key, p.preset, *p.options), p)
         if other is not p:
             raise UserError(f"published tables {other.source} and {p.source} both give {' x '.join(p.key)} under "
                             f"preset {p.preset!r}: keep one of them in {folder}")
     return rows
 
 
-_PRESET = re.compile(r"(?:^|,)preset=([A-Za-z0-9_]+)")
-
-
-def _task_preset(task: str) -> str:
+def _task_default(task: str, key: str) -> str:
     path = CONFIG_DIR / "tasks" / f"{task}.yaml"
-    return str(read_yaml(path).get("preset") or "") if path.is_file() else ""
+    return str(read_yaml(path).get(key) or "") if path.is_file() else ""
 
 
-def cell_preset(task: str, variant: str = "", preset: str = "") -> str:
-    """The protocol a cell of ours ran under: its ``preset`` column, ``preset=X`` in its variant name, else
-    the task's default preset. A ``--tag``-named variant that changed the preset cannot be told apart from
-    the default: give the frame a ``preset`` column to be exact."""
-    if preset:
-        return preset
-    m = _PRESET.search(variant or "")
-    return m.group(1) if m else _task_preset(task)
+def cell_option(task: str, key: str, variant: str = "", value: str = "") -> str:
+    """The value of task option ``key`` (``preset``, ``pck``) a cell of ours ran under: its column's
+    ``value``, ``key=X`` in its variant name, else the task's default. A ``--tag``-named variant that changed
+    it cannot be told apart from the default: give the frame a column named ``key`` to be exact."""
+    if value:
+        return value
+    m = re.search(rf"(?:^|,){re.escape(key)}=([A-Za-z0-9_]+)", variant or "")
+    return m.group(1) if m else _task_default(task, key)
 
 
 def annotate(df: pd.DataFrame, published: list[Published], tol: float = DEFAULT_TOL) -> pd.DataFrame:
@@ -192,14 +199,17 @@ def annotate(df: pd.DataFrame, published: list[Published], tol: float = DEFAULT_
     by_key: dict[tuple[str, str, str, str], list[Published]] = {}
     for p in published:
         by_key.setdefault(p.key, []).append(p)
-    presets = df["preset"] if "preset" in df.columns else pd.Series([""] * len(df), index=df.index)
     variants = df["variant"] if "variant" in df.columns else pd.Series([""] * len(df), index=df.index)
+
+    def ran(i: Any, task: str, key: str) -> str:
+        column = df[key][i] if key in df.columns else ""
+        return cell_option(task, key, str(variants[i]), "" if pd.isna(column) else str(column or ""))
+
     matched: list[Published | None] = []
     for i, row in df.iterrows():
         candidates = by_key.get((row["method"], row["backbone"], row["task"], row["metric"]), [])
-        if candidates:
-            protocol = cell_preset(row["task"], str(variants[i]), str(presets[i] or ""))
-            candidates = [p for p in candidates if p.preset == protocol]
+        candidates = [p for p in candidates if p.preset == ran(i, row["task"], "preset")
+                      and all(ran(i, row["task"], k) == v for k, v in p.options)]
         if len(candidates) > 1:
             raise UserError(f"{len(candidates)} published values match {row['method']} x {row['backbone']} x {row['task']} "
                             f"{row['metric']} ({', '.join(p.source for p in candidates)}): keep one of them")

@@ -5,8 +5,12 @@ The runs come from the published table itself (``configs/published/<table>.yaml`
 as Co-Settle's ViT-B/16 DINO v2, are listed as not runnable, with the checkpoint the table links). For
 each run it names the data folders (``configs/datasets.yaml`` under ``--data-root``, or ``--data``) and
 checks them with the data set's own reader (:mod:`benchmark.data`), which names the first missing file; it
-names the weight file each backbone loads and where it is looked for (:func:`weights_entry`). The plan
-reads; it never writes. Without ``--dry-run`` the CLI submits the missing runs through the sweep's path
+names the weight file each backbone loads and where it is looked for (:func:`weights_entry`). The runs
+set the table's ``preset`` (for Co-Settle, T-CORE's protocol: the authors' evaluation code is unreleased)
+and the task options its rows name (JHMDB ``pck: crw``, the ``eval_pck.py`` convention of the published
+PCK@0.1), so that the results sit beside the published values (:mod:`benchmark.published`). The weights are
+our own backbones' (the authors' releases); where the table links a base checkpoint of its own, the plan
+says so rather than implying the two are one file. The plan reads; it never writes. Without ``--dry-run`` the CLI submits the missing runs through the sweep's path
 (:mod:`benchmark.sweep`), after refusing if anything the runs need is missing.
 """
 from __future__ import annotations
@@ -22,6 +26,7 @@ from benchmark.published import Published, load
 
 TRAIN_DATASET = "kinetics"  # Co-Settle trains on K400 frames (its README, "Dataset"); our reader takes any videos
 TRAINING_METHODS = ("cosettle", "advise", "finetune")
+BASE_METHOD = "frozen"  # a table's base rows: the backbone's own checkpoint, evaluated frozen
 
 
 @dataclass
@@ -40,8 +45,10 @@ class Plan:
     table: str
     runs: list[tuple[str, str, str]]  # (method, backbone, task)
     seeds: list[int]
-    preset: str = ""  # the evaluation protocol the table was measured with; every run sets it on its tasks
+    preset: str = ""  # the preset matching the table's evaluation; every run sets it on its tasks
+    options: dict[str, dict[str, str]] = field(default_factory=dict)  # task -> options the table's rows name
     checkpoints: dict[tuple[str, str], str] = field(default_factory=dict)  # (method, backbone) -> the table's link
+    sources: dict[str, str] = field(default_factory=dict)  # backbone -> the table's base encoder, as it names it
     items: list[Item] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # backbones not run, or run without a published value
 
@@ -154,8 +161,13 @@ def plan(table: str, backbones: list[str] | None = None, seeds: list[int] | None
     if set(tasks or []) - set(reported_tasks):
         raise UserError(f"--tasks {','.join(tasks or [])}: the {table} table reports only {', '.join(reported_tasks)}")
     cells = [(m, t) for m, t in cells if not tasks or t in tasks]
+    options: dict[str, dict[str, str]] = {}
+    for p in rows:
+        options.setdefault(p.task, {}).update(p.options)
     out = Plan(table, [(m, b, t) for b in chosen for m, t in cells], seeds or [0], rows[0].preset,
-               {(p.method, p.backbone): p.checkpoint for p in rows if p.checkpoint})
+               {t: o for t, o in options.items() if o and t in dict.fromkeys(t for _, t in cells)},
+               {(p.method, p.backbone): p.checkpoint for p in rows if p.checkpoint},
+               {p.backbone: p.source_backbone for p in rows if p.method == BASE_METHOD})
     for b in reported:
         if b not in ours and (backbones is None):
             link = next((p.checkpoint for p in rows if p.backbone == b and p.checkpoint), None)
@@ -173,16 +185,34 @@ def plan(table: str, backbones: list[str] | None = None, seeds: list[int] | None
     return out
 
 
+def checkpoint_notes(p: Plan) -> list[str]:
+    """One line per backbone whose base row links a checkpoint other than the file our backbone loads: the
+    table's encoder as it names it, its link, and ours. Whether the two hold the same weights is not known here
+    (the table's link is the authors' copy; epochs are the table's words, not checked against our file)."""
+    out = []
+    for b in p.backbones:
+        link = p.checkpoints.get((BASE_METHOD, b))
+        meta = backbone_meta(b)
+        ours = (meta.weights_url or meta.weights_file) if meta is not None else ""
+        if link and link != ours:
+            mine = meta.weights_file if meta is not None and meta.weights_file else "built-in weights"
+            out.append(f"checkpoint differs: {b}: the table's base is {p.sources.get(b, b)} ({link}); ours loads "
+                       f"{mine} (see weights below), not shown to be the same weights")
+    return out
+
+
 def describe(p: Plan) -> str:
     """The plan as text: runs, then each data folder and weight file, missing ones marked."""
+    options = "".join(f", {t}.{k}={v}" for t, o in p.options.items() for k, v in o.items())
     lines = [f"reproduce {p.table}: {len(p.runs)} runs x {len(p.seeds)} seed(s) {', '.join(map(str, p.seeds))}"
-             + (f", preset {p.preset} (the table's protocol) on every task" if p.preset else "")]
+             + (f", preset {p.preset} on every task{options} (the protocol the table's values are compared under)"
+                if p.preset else "")]
     for m in p.methods:
         for b in p.backbones:
             tasks = [t for mm, bb, t in p.runs if (mm, bb) == (m, b)]
             link = p.checkpoints.get((m, b))
-            lines.append(f"  run {m} x {b}: {', '.join(tasks)}" + (f"  (the table's checkpoint: {link})" if link else ""))
-    lines += [f"  note: {n}" for n in p.notes]
+            lines.append(f"  run {m} x {b}: {', '.join(tasks)}" + (f"  (the table's own checkpoint: {link})" if link else ""))
+    lines += [f"  note: {n}" for n in [*p.notes, *checkpoint_notes(p)]]
     for kind in ("data", "weights"):
         lines.append(f"{kind}:")
         for i in (i for i in p.items if i.kind == kind):
@@ -195,8 +225,8 @@ def describe(p: Plan) -> str:
 
 def as_sweep(p: Plan, args: argparse.Namespace) -> None:
     """Point the run flags of ``args`` (``--tasks``, ``--seeds``, ``--set``, ``--train-data``) at plan ``p``, so
-    that the sweep's own path (``bench sweep``) runs it, with the table's preset set first so that a ``--set``
-    of the user's own still wins.
+    that the sweep's own path (``bench sweep``) runs it, with the table's preset and task options (``jhmdb.pck=crw``)
+    set first so that a ``--set`` of the user's own still wins.
 
     Raises:
         UserError: nothing to run, or a data folder or weight file missing.
@@ -207,6 +237,7 @@ def as_sweep(p: Plan, args: argparse.Namespace) -> None:
         raise UserError(f"cannot reproduce {p.table}: {len(p.missing)} data folders or weight files are missing "
                         "(listed above as MISSING): fetch them, then rerun")
     args.tasks, args.seeds = list(p.tasks), list(p.seeds)
-    args.set = [f"{t}.preset={p.preset}" for t in p.tasks if p.preset] + list(args.set)
+    options = [f"{t}.{k}={v}" for t, o in p.options.items() for k, v in o.items()]
+    args.set = [f"{t}.preset={p.preset}" for t in p.tasks if p.preset] + options + list(args.set)
     if args.train_data is None and args.data_root:
         args.train_data = str(Path(args.data_root) / dataset_folder_name(TRAIN_DATASET))

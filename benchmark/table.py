@@ -67,7 +67,7 @@ def frame(records: Iterable[ResultRecord], tasks: list[str] | None = None, metri
           methods: list[str] | None = None, backbones: list[str] | None = None, where: str = "the results") -> pd.DataFrame:
     """One row per record: method, backbone (its label), variant, task, seed, metric, value, direction,
     ``setting`` (a hash of the task and backbone configuration: what Δ vs frozen must share), ``preset``
-    (the task's protocol preset, for :mod:`benchmark.published`), ``random_init`` and ``record`` (the
+    and ``pck`` (protocol preset, JHMDB's PCK convention: :mod:`benchmark.published` matches on them), ``random_init`` and ``record`` (the
     record itself, whose per-sample scores :func:`significance` tests).
 
     ``backbones`` filters on registry names; the table shows labels ("… (RANDOM INIT)"). A value that is
@@ -86,7 +86,7 @@ def frame(records: Iterable[ResultRecord], tasks: list[str] | None = None, metri
             "method": r.method, "backbone": r.backbone_label, "variant": r.variant, "task": r.task,
             "seed": r.seed, "metric": name, "value": float(value), "higher_is_better": bool(r.higher_is_better),
             "setting": config_hash([r.config.get("task"), r.config.get("backbone")]),
-            "preset": str((r.config.get("task") or {}).get("preset") or ""),
+            **{key: str((r.config.get("task") or {}).get(key) or "") for key in ("preset", "pck")},
             "random_init": RANDOM_INIT in r.backbone_label or r.weights_id.startswith("random-init"),
             "record": r,
         })
@@ -106,14 +106,14 @@ def ci_halfwidth(std: float, n: int, confidence: float = CONFIDENCE) -> float:
 def summarise(df: pd.DataFrame, confidence: float = CONFIDENCE, holm: bool = True, resamples: int = RESAMPLES,
               seed: int = 0, reference: str = BASELINE) -> pd.DataFrame:
     """Per (backbone, method, variant, task, metric): n, mean, std, CI bounds (``ci_clipped`` where clipped at
-    0), Δ vs ``reference``, rank and entries in its column, ``preset``, ``random_init``, the columns of
+    0), Δ vs ``reference``, rank and entries in its column, ``preset``, ``pck``, ``random_init``, the columns of
     :func:`significance` (``holm``, ``resamples`` and ``seed`` go there) and ``reference``. Δ compares with
     the reference entry of the same backbone, task and ``setting``; where the reference was run in more than
     one variant of that setting, Δ is left empty rather than guessed."""
     keys = ["backbone", "method", "variant", "task", "metric"]
     g = df.groupby(keys, sort=False)
     s = g["value"].agg(["count", "mean", "std"]).reset_index().rename(columns={"count": "n"})
-    for col in ("higher_is_better", "setting", "preset", "random_init"):
+    for col in ("higher_is_better", "setting", "preset", "pck", "random_init"):
         s[col] = g[col].first().values if col in df.columns else ""
     half = pd.Series([ci_halfwidth(sd, n, confidence) for sd, n in zip(s["std"], s["n"])], index=s.index)
     bounded = df.groupby(["task", "metric"])["value"].min().ge(0)

@@ -49,12 +49,13 @@ def propagate_masks(method: Any, frames: np.ndarray | Video, first: np.ndarray, 
     device = feats.device
     ids = torch.as_tensor(np.unique(first).astype(np.int64), device=device)
     grid = tuple(feats.shape[1:3])
-    start = labels_to_grid(torch.as_tensor(first.astype(np.int64), device=device), ids, grid, cfg.label_downsample)
+    start = labels_to_grid(torch.as_tensor(first.astype(np.int64), device=device), ids, grid, cfg.label_downsample,
+                           cfg.index_resize)
     soft = propagate(feats, start, cfg)
     out = np.empty((len(frames), *first.shape), np.uint8)
     out[0] = first
     for t in range(1, len(frames)):
-        out[t] = ids[grid_to_labels(soft[t], first.shape, cfg.norm_mask, frame)].cpu().numpy()
+        out[t] = ids[grid_to_labels(soft[t], first.shape, cfg.norm_mask, frame, cfg.index_resize)].cpu().numpy()
     return out
 
 
@@ -111,7 +112,7 @@ class Davis(PropagationTask):
         sample_unit="sequence",
         sample_metric="J&F",
     )
-    version = 2  # 2: per-sequence samples; presets resolved into the stored config
+    version = 3  # 2: per-sequence samples; presets resolved into the stored config; 3: index_resize (dino: PIL nearest)
     score_split = "val"
 
     class Config(SegmentationConfig):

@@ -27,7 +27,7 @@ from tasks.presets import PresetName, PropagationConfig, Rule, input_size, overr
 
 #: the ``propagation`` keys every dense task's YAML lists
 ENGINE_KEYS = "topk temperature radius radius_metric n_context long_memory mask_long_memory repeat_first frame_resize tile"
-SegmentationPropagation = overrides_model("SegmentationPropagation", f"{ENGINE_KEYS} label_downsample norm_mask upsample")
+SegmentationPropagation = overrides_model("SegmentationPropagation", f"{ENGINE_KEYS} label_downsample norm_mask upsample index_resize")
 
 
 class DenseConfig(Strict):

@@ -21,9 +21,10 @@ means "the preset's value") and the resolution rule under ``input_size``:
 ``dino``
     Caron et al., ICCV 2021, ``eval_video_segmentation.py``: top-k 5, a *square* neighbourhood of
     half-size 12 applied to every context frame, temperature 0.1, the first frame plus the 7 last
-    frames (no repetition), first-frame labels downsampled with nearest-neighbour, each class map
-    min-max normalised before the argmax (``norm_mask``), frames resized to a short side of 480 with
-    the long side floored to a multiple of 64. DINO publishes no VIP/JHMDB protocol: the same
+    frames (no repetition), first-frame labels downsampled with PIL's nearest-neighbour (``read_seg``),
+    each class map min-max normalised before the argmax (``norm_mask``), the label map resized back to
+    the annotation size with PIL's nearest (``Image.fromarray(...).resize((ori_w, ori_h), 0)``), frames
+    resized to a short side of 480 with the long side floored to a multiple of 64. DINO publishes no VIP/JHMDB protocol: the same
     constants are used there, with CRW's 3-cell pose decoding and 320×320 JHMDB frames.
 
 :func:`resolve` turns a config into the engine constants and the resolution rule, checking every value
@@ -63,6 +64,7 @@ FIELDS: dict[str, Any] = {
     "pose_coords": Literal["crw", "centre"],
     "frame_resize": Literal["cv2", "antialias"],
     "upsample": Literal["frame", "direct"],
+    "index_resize": Literal["cv2", "pil"],
     "tile": NonNeg,  # 0: automatic
 }
 _ADAPTERS = {key: TypeAdapter(kind, config=ConfigDict(strict=True, allow_inf_nan=False)) for key, kind in FIELDS.items()}
@@ -98,6 +100,12 @@ class PropagationConfig:
         upsample: ``frame`` (soft maps bilinear to the encoder's input frame, argmax, then nearest to
             the annotation size: T-CORE ``vos.py``, DINO ``×16`` bilinear + ``norm_mask``; CRW's native
             size makes both steps one) or ``direct`` (bilinear straight to the annotation size; option).
+        index_resize: the nearest-neighbour rule of every index-map resize (the final one to the
+            annotation size, and the first-frame labels when ``label_downsample`` is ``nearest``):
+            ``cv2`` (``cv2.resize(INTER_NEAREST)``, T-CORE ``vos.py``) or ``pil`` (``Image.resize(..., 0)``,
+            DINO ``eval_video_segmentation.py`` ``read_seg`` and the final resize to ``(ori_w, ori_h)``).
+            The two differ: 832 → 854 columns (DINO's DAVIS frame back to 480p) take a different
+            source column in 415 of 854 (:func:`tasks.propagation.nearest_indices`).
         tile: query tile side in cells, 0 for automatic (speed only: results do not depend on it).
     """
 
@@ -117,6 +125,7 @@ class PropagationConfig:
     pose_coords: str = "crw"
     frame_resize: str = "cv2"
     upsample: str = "frame"
+    index_resize: str = "cv2"
     tile: int = 0
 
     def __post_init__(self) -> None:
@@ -141,6 +150,7 @@ _CRW = PropagationConfig(
 _DINO = PropagationConfig(
     topk=5, temperature=0.1, radius=12, radius_metric="square", n_context=7, long_memory=True,
     mask_long_memory=True, repeat_first=False, label_downsample="nearest", norm_mask=True, pose_topk=3,
+    index_resize="pil",
 )
 
 #: preset -> dataset -> (engine constants, input-resolution rule). Resolution rules:

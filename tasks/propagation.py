@@ -28,8 +28,10 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from benchmark.errors import UserError
 from tasks.presets import PRESETS, PropagationConfig, input_size, resolve  # noqa: F401  (engine constants; re-exported)
@@ -42,28 +44,30 @@ MASKED = -1e10  # CRW/T-CORE add this to out-of-radius affinities before top-k (
 # ----------------------------------------------------------------------------------------------
 
 
-def labels_to_grid(index_map: torch.Tensor, classes: torch.Tensor, grid: tuple[int, int], mode: str) -> torch.Tensor:
+def labels_to_grid(index_map: torch.Tensor, classes: torch.Tensor, grid: tuple[int, int], mode: str,
+                   rule: str = "cv2") -> torch.Tensor:
     """An index map ``(H, W)`` → soft one-hot ``(h, w, L)`` over ``classes`` at the feature grid.
 
     ``bilinear`` resizes the one-hot maps like cv2's ``INTER_LINEAR`` (half-pixel centres, no
-    antialiasing), as CRW's ``vos.py`` does; ``nearest`` picks the pixel under each cell centre as
-    PIL's nearest resize in DINO's ``read_seg`` does.
+    antialiasing), as CRW's ``vos.py`` does; ``nearest`` resizes the index map by the nearest ``rule``
+    (:func:`nearest_indices`; ``pil`` is DINO's ``read_seg``: ``seg.resize(..., 0)``).
     """
-    onehot = (index_map[None] == classes.view(-1, 1, 1)).float()[None]
     if mode == "bilinear":
-        out = F.interpolate(onehot, size=grid, mode="bilinear", align_corners=False, antialias=False)
-    else:
-        out = F.interpolate(onehot, size=grid, mode="nearest-exact")
-    return out[0].permute(1, 2, 0).contiguous()
+        onehot = (index_map[None] == classes.view(-1, 1, 1)).float()[None]
+        out = F.interpolate(onehot, size=grid, mode="bilinear", align_corners=False, antialias=False)[0]
+        return out.permute(1, 2, 0).contiguous()
+    rows, cols = (nearest_indices(src, dst, rule, index_map.device) for src, dst in zip(index_map.shape, grid))
+    return (index_map[rows][:, cols][..., None] == classes.view(1, 1, -1)).float()
 
 
 def grid_to_labels(soft: torch.Tensor, size: tuple[int, int], norm_mask: bool,
-                   frame: tuple[int, int] | None = None) -> torch.Tensor:
+                   frame: tuple[int, int] | None = None, rule: str = "cv2") -> torch.Tensor:
     """Soft maps ``(h, w, L)`` → class positions ``(H, W)`` (long).
 
     Bilinear upsampling to ``frame`` (the encoder's input size; ``size`` when None), the optional
     ``norm_mask``, the argmax, and, where ``frame`` differs from ``size``, a nearest resize of the
-    index map to ``size`` as ``cv2.INTER_NEAREST`` does it.
+    index map to ``size`` by ``rule`` (:func:`nearest_indices`: ``cv2`` as T-CORE's ``vos.py``,
+    ``pil`` as DINO's ``Image.fromarray(seg).resize((ori_w, ori_h), 0)``).
     """
     frame = tuple(frame or size)
     up = F.interpolate(soft.permute(2, 0, 1)[None], size=frame, mode="bilinear", align_corners=False)[0]
@@ -75,16 +79,31 @@ def grid_to_labels(soft: torch.Tensor, size: tuple[int, int], norm_mask: bool,
     labels = up.permute(1, 2, 0).contiguous().argmax(dim=-1)  # same first-max ties; ~8x faster on CPU than dim 0
     if frame == tuple(size):
         return labels
-    rows, cols = (_cv2_nearest(src, dst, labels.device) for src, dst in zip(frame, size))
+    rows, cols = (nearest_indices(src, dst, rule, labels.device) for src, dst in zip(frame, size))
     return labels[rows][:, cols]
 
 
-def _cv2_nearest(src: int, dst: int, device: torch.device) -> torch.Tensor:
-    """Source index of each of ``dst`` outputs as ``cv2.resize(INTER_NEAREST)`` picks it:
-    ``min(floor(x * (1 / (dst / src))), src - 1)`` in double precision (torch's own ``nearest``
-    computes the scale in float32 and picks a different pixel where ``x * src / dst`` is an integer)."""
+def nearest_indices(src: int, dst: int, rule: str, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Source index of each of ``dst`` outputs of a nearest-neighbour resize along one axis.
+
+    ``cv2`` is ``cv2.resize(INTER_NEAREST)``: ``min(floor(x * (1 / (dst / src))), src - 1)`` in double
+    precision (torch's own ``nearest`` computes the scale in float32 and picks a different pixel where
+    ``x * src / dst`` is an integer). ``pil`` is ``PIL.Image.resize(..., NEAREST)``, read from PIL
+    itself: Pillow's ``ImagingScaleAffine`` (``src/libImaging/Geometry.c``) accumulates the source
+    position ``xo += src / dst`` from ``src / dst / 2`` in double, so the closed form
+    ``floor((x + 0.5) * src / dst)`` misses its rounding in 7162 of the 39601 size pairs 1..199 (and
+    torch's ``nearest-exact`` in 7284); resizing a one-row ``arange`` image gives the table exactly.
+    """
+    return torch.tensor(_nearest_table(src, dst, rule), device=device)
+
+
+@functools.lru_cache(maxsize=64)
+def _nearest_table(src: int, dst: int, rule: str) -> tuple[int, ...]:
+    if rule == "pil":
+        ramp = Image.fromarray(np.arange(src, dtype=np.int32)[None])  # mode "I": any index is exact
+        return tuple(np.asarray(ramp.resize((dst, 1), Image.NEAREST))[0].tolist())
     inverse = 1.0 / (dst / src)
-    return torch.tensor([min(math.floor(x * inverse), src - 1) for x in range(dst)], device=device)
+    return tuple(min(math.floor(x * inverse), src - 1) for x in range(dst))
 
 
 def keypoint_heatmaps(points: torch.Tensor, grid: tuple[int, int], sigma: float, mode: str = "crw") -> torch.Tensor:

@@ -57,9 +57,10 @@ def propagate_parts(method: Any, frames: np.ndarray | Video, first: np.ndarray, 
     device = feats.device
     ids = torch.as_tensor([c for c in np.unique(first).tolist() if c != IGNORE_LABEL], device=device)
     start = labels_to_grid(torch.as_tensor(first.astype(np.int64), device=device), ids, tuple(feats.shape[1:3]),
-                           cfg.label_downsample)
+                           cfg.label_downsample, cfg.index_resize)
     soft = propagate(feats, start, cfg)
-    return {t: (first.copy() if t == 0 else ids[grid_to_labels(soft[t], first.shape, cfg.norm_mask, frame)].cpu().numpy().astype(np.uint8))
+    rule = cfg.index_resize
+    return {t: (first.copy() if t == 0 else ids[grid_to_labels(soft[t], first.shape, cfg.norm_mask, frame, rule)].cpu().numpy().astype(np.uint8))
             for t in wanted}
 
 
@@ -109,7 +110,7 @@ class VIP(PropagationTask):
         sample_unit="video",
         sample_metric="mIoU",
     )
-    version = 2  # 2: per-video samples; presets resolved into the stored config
+    version = 3  # 2: per-video samples; presets resolved into the stored config; 3: index_resize (dino: PIL nearest)
     score_split = "val"
 
     class Config(SegmentationConfig):

@@ -2,6 +2,7 @@
 ours sit beside the papers' values with Δ and a tolerance flag, blank where nothing is published."""
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -54,6 +55,7 @@ def test_the_values_the_issue_quotes_from_the_cosettle_readme_are_the_ones_store
     ({**GOOD_ROW, "valeu": 1.0}, ["unknown field", "valeu"]),
     ({**GOOD_ROW, "method": "co-settle"}, ["unknown method", "'co-settle'", "did you mean 'cosettle'"]),
     ({**GOOD_ROW, "value": 152.4}, ["outside [0, 100]"]),
+    ({**GOOD_ROW, "task": "jhmdb", "metric": "PCK@0.1", "options": {"pkc": "crw"}}, ["option 'pkc'", "did you mean 'pck'"]),
 ])
 def test_a_bad_row_is_refused_in_one_line_naming_the_file(tmp_path, bad, words):
     path = write_table(tmp_path, "paper", [bad])
@@ -163,3 +165,31 @@ def test_a_preset_column_decides_the_protocol_over_the_variant_name():
     assert out["published"].iloc[0] == pytest.approx(published("frozen", "dino", "dino", "dino").value)
     assert math.isnan(out["published"].iloc[1])  # nothing published under CRW's protocol for DINO
     assert out["published"].iloc[2] == pytest.approx(published("frozen", "dino").value)  # no preset: the task's default
+
+
+def test_jhmdb_rows_name_their_pck_and_only_a_cell_scored_the_same_way_meets_them():
+    """The published PCK@0.1 is CRW's ``eval_pck.py`` (lost joints left out): a ``pck: fixed`` result (lost
+    joints count as misses) must never be compared with it, whether the PCK is read from a column, the
+    variant name, or the task's default (``configs/tasks/jhmdb.yaml``)."""
+    jhmdb = [p for p in load() if p.task == "jhmdb"]
+    assert jhmdb and all(dict(p.options) == {"pck": "crw"} for p in jhmdb)
+    value = next(p.value for p in jhmdb if (p.method, p.backbone) == ("frozen", "mocov3"))
+    cells = [("default", "crw"), ("default", "fixed"), ("pck=crw", ""), ("default", ""), ("mytag", "")]
+    frame = pd.DataFrame([{"backbone": "mocov3", "method": "frozen", "variant": variant, "task": "jhmdb",
+                           "metric": "PCK@0.1", "mean": 0.4, "preset": "cosettle", "pck": pck} for variant, pck in cells])
+    got = annotate(frame, load())["published"].tolist()
+    assert got[0] == pytest.approx(value) and got[2] == pytest.approx(value)
+    assert all(math.isnan(v) for v in (got[1], got[3], got[4]))  # fixed, and the default (fixed) twice
+
+
+def test_bench_table_published_reads_the_pck_a_jhmdb_record_ran_with(tmp_path, capsys):
+    from benchmark.cli import main
+    from tests.test_table import record
+
+    for variant, pck in (("a", "crw"), ("b", "fixed")):
+        record(tmp_path, "frozen", "mocov3", "jhmdb", 0, "PCK@0.1", 0.4, variant=variant,
+               task_config={"preset": "cosettle", "pck": pck})
+    assert main(["table", "--results", str(tmp_path), "--published", "cosettle", "--format", "csv"]) == 0
+    by = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index("variant")
+    value = next(p.value for p in load(["cosettle"]) if p.key == ("frozen", "mocov3", "jhmdb", "PCK@0.1"))
+    assert by.loc["a", "published"] == pytest.approx(value) and math.isnan(by.loc["b", "published"])

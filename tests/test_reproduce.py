@@ -32,7 +32,8 @@ def test_dry_run_lists_every_run_of_the_table_and_what_is_missing_and_writes_not
     assert main(["reproduce", "cosettle", "--dry-run", "--data-root", str(empty), "--results", str(tmp_path / "res")]) == 0
     out = capsys.readouterr().out
     assert listing(tmp_path) == before
-    assert "preset cosettle (the table's protocol) on every task" in out
+    assert "preset cosettle on every task, jhmdb.pck=crw (the protocol the table's values are compared under)" in out
+    assert "the table's protocol" not in out  # the table's protocol is the authors' unreleased evaluation
     ours = {p.backbone for p in load(["cosettle"])} & {"mae", "ijepa", "clip", "blip", "mocov3", "ibot", "dino"}
     for backbone in ours:
         for method in ("frozen", "cosettle"):
@@ -64,3 +65,23 @@ def test_present_data_and_weights_are_found_and_a_run_refuses_while_anything_is_
 def test_a_task_the_table_does_not_report_is_refused(tmp_path, no_weights, capsys):
     assert main(["reproduce", "cosettle", "--tasks", "ucf101_cls", "--dry-run"]) == 2
     assert "reports only davis, vip, jhmdb" in capsys.readouterr().err
+
+
+def test_reproduce_sets_the_pck_of_the_published_jhmdb_rows_and_says_where_checkpoints_differ(tmp_path, no_weights):
+    """The published PCK@0.1 is CRW's ``eval_pck.py`` convention: the runs set ``jhmdb.pck=crw`` (before the user's
+    own ``--set``, which still wins); each base row linking a checkpoint other than the file our backbone loads
+    gets one line saying so, with the table's own words for its encoder."""
+    import argparse
+
+    from benchmark.reproduce import as_sweep, checkpoint_notes, plan
+
+    p = plan("cosettle", ["mae", "dino"], data_root=tmp_path)
+    assert p.options == {"jhmdb": {"pck": "crw"}}
+    notes = checkpoint_notes(p)
+    assert len(notes) == 2 and notes[0].startswith("checkpoint differs: mae: the table's base is MAE ViT-B/16, INet, 800 ep")
+    assert "ours loads mae_pretrain_vit_base.pth" in notes[0] and "not shown to be the same weights" in notes[0]
+    assert plan("cosettle", ["mae"], data_root=tmp_path, tasks=["davis"]).options == {}
+    p.items = []  # nothing missing, so that as_sweep goes on
+    args = argparse.Namespace(set=["jhmdb.pck=fixed"], train_data=None, data_root=None)
+    as_sweep(p, args)
+    assert args.set[-2:] == ["jhmdb.pck=crw", "jhmdb.pck=fixed"] and "jhmdb.preset=cosettle" in args.set

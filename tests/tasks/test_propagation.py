@@ -18,6 +18,7 @@ from tasks.propagation import (
     input_size,
     keypoint_heatmaps,
     labels_to_grid,
+    nearest_indices,
     neighbourhood,
     propagate,
     propagate_dense,
@@ -158,3 +159,37 @@ def test_upsampling_via_the_frame_then_nearest_as_cv2():
     ref = cv2.resize(at_frame.numpy().astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
     assert np.array_equal(via.numpy(), ref)
     assert torch.equal(grid_to_labels(soft, frame, False, frame), at_frame)
+
+
+@pytest.mark.parametrize("src,dst", [((480, 832), (480, 854)), ((30, 52), (480, 854)), ((128, 96), (6, 7)),
+                                     ((37, 91), (113, 58)), ((854, 1080), (52, 30))])
+def test_pil_nearest_equals_pil_resize(src, dst):
+    """The ``pil`` rule is PIL's own ``Image.resize(..., NEAREST)`` (what DINO calls, mode 0) on random label
+    maps, grown and shrunk; ``cv2`` is not (832 → 854 columns: 415 differ), so the rule matters."""
+    from PIL import Image
+
+    rng = np.random.default_rng(sum(src) + sum(dst))
+    seg = rng.integers(0, 7, src, dtype=np.uint8)
+    ref = np.asarray(Image.fromarray(seg).resize(dst[::-1], 0))
+    rows, cols = (nearest_indices(s, d, "pil") for s, d in zip(src, dst))
+    assert np.array_equal(seg[rows.numpy()][:, cols.numpy()], ref)
+    classes = torch.arange(7)
+    grid = labels_to_grid(torch.as_tensor(seg, dtype=torch.long), classes, dst, "nearest", "pil")
+    assert np.array_equal(grid.argmax(-1).numpy(), ref)
+    if src == (480, 832):
+        assert int((nearest_indices(832, 854, "pil") != nearest_indices(832, 854, "cv2")).sum()) == 415
+
+
+def test_final_nearest_rule_per_preset():
+    """DINO resizes its label maps with PIL (``read_seg``; ``Image.fromarray(..).resize((ori_w, ori_h), 0)``),
+    T-CORE with cv2: the ``dino`` preset alone uses PIL's rule, for the first frame and the output."""
+    from PIL import Image
+
+    assert {name: PRESETS[name]["davis"][0].index_resize for name in PRESETS} == {"cosettle": "cv2", "crw": "cv2", "dino": "pil"}
+    cfg, _ = resolve({"preset": "dino", "propagation": {}}, "davis")
+    soft = torch.rand(30, 52, 3, generator=torch.Generator().manual_seed(1))
+    frame, size = (480, 832), (480, 854)
+    at_frame = grid_to_labels(soft, frame, True).numpy().astype(np.uint8)
+    got = grid_to_labels(soft, size, True, frame, cfg.index_resize).numpy()
+    assert np.array_equal(got, np.asarray(Image.fromarray(at_frame).resize(size[::-1], 0)))
+    assert not np.array_equal(got, grid_to_labels(soft, size, True, frame, "cv2").numpy())
