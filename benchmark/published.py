@@ -74,6 +74,7 @@ class PublishedFile(_Strict):
     source: Source
     scale: Literal["percent", "fraction"]
     preset: str
+    backbone_options: dict[str, str] = {}  # backbone options of the source's code, e.g. {input_norm: imagenet}
     rows: list[Row]
 
     @model_validator(mode="after")
@@ -100,6 +101,7 @@ class Published:
     source_backbone: str
     checkpoint: str | None = None
     options: tuple[tuple[str, str], ...] = ()  # (task option, value) the source's evaluation used
+    backbone_options: tuple[tuple[str, str], ...] = ()  # (backbone option, value) of the source's code
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -144,7 +146,8 @@ def read_file(path: Path) -> list[Published]:
         scale = 100.0 if parsed.scale == "percent" else 1.0
         cite = f"{parsed.source.document}, {parsed.source.table}, row {r.row!r}"
         out.append(Published(r.method, r.backbone, r.task, r.metric, r.value / scale, parsed.preset, path.stem, cite,
-                             r.source_backbone, r.checkpoint, tuple(sorted(r.options.items()))))
+                             r.source_backbone, r.checkpoint, tuple(sorted(r.options.items())),
+                             tuple(sorted(parsed.backbone_options.items()))))
     return out
 
 

@@ -49,6 +49,7 @@ class Plan:
     options: dict[str, dict[str, str]] = field(default_factory=dict)  # task -> options the table's rows name
     checkpoints: dict[tuple[str, str], str] = field(default_factory=dict)  # (method, backbone) -> the table's link
     sources: dict[str, str] = field(default_factory=dict)  # backbone -> the table's base encoder, as it names it
+    backbone_options: dict[str, str] = field(default_factory=dict)  # set on every backbone (e.g. input_norm)
     items: list[Item] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # backbones not run, or run without a published value
 
@@ -167,7 +168,7 @@ def plan(table: str, backbones: list[str] | None = None, seeds: list[int] | None
     out = Plan(table, [(m, b, t) for b in chosen for m, t in cells], seeds or [0], rows[0].preset,
                {t: o for t, o in options.items() if o and t in dict.fromkeys(t for _, t in cells)},
                {(p.method, p.backbone): p.checkpoint for p in rows if p.checkpoint},
-               {p.backbone: p.source_backbone for p in rows if p.method == BASE_METHOD})
+               {p.backbone: p.source_backbone for p in rows if p.method == BASE_METHOD}, dict(rows[0].backbone_options))
     for b in reported:
         if b not in ours and (backbones is None):
             link = next((p.checkpoint for p in rows if p.backbone == b and p.checkpoint), None)
@@ -204,6 +205,7 @@ def checkpoint_notes(p: Plan) -> list[str]:
 def describe(p: Plan) -> str:
     """The plan as text: runs, then each data folder and weight file, missing ones marked."""
     options = "".join(f", {t}.{k}={v}" for t, o in p.options.items() for k, v in o.items())
+    options += "".join(f", <backbone>.{k}={v}" for k, v in p.backbone_options.items())
     lines = [f"reproduce {p.table}: {len(p.runs)} runs x {len(p.seeds)} seed(s) {', '.join(map(str, p.seeds))}"
              + (f", preset {p.preset} on every task{options} (the protocol the table's values are compared under)"
                 if p.preset else "")]
@@ -238,6 +240,7 @@ def as_sweep(p: Plan, args: argparse.Namespace) -> None:
                         "(listed above as MISSING): fetch them, then rerun")
     args.tasks, args.seeds = list(p.tasks), list(p.seeds)
     options = [f"{t}.{k}={v}" for t, o in p.options.items() for k, v in o.items()]
+    options += [f"{b}.{k}={v}" for b in p.backbones for k, v in p.backbone_options.items()]
     args.set = [f"{t}.preset={p.preset}" for t in p.tasks if p.preset] + options + list(args.set)
     if args.train_data is None and args.data_root:
         args.train_data = str(Path(args.data_root) / dataset_folder_name(TRAIN_DATASET))

@@ -32,7 +32,7 @@ def test_dry_run_lists_every_run_of_the_table_and_what_is_missing_and_writes_not
     assert main(["reproduce", "cosettle", "--dry-run", "--data-root", str(empty), "--results", str(tmp_path / "res")]) == 0
     out = capsys.readouterr().out
     assert listing(tmp_path) == before
-    assert "preset cosettle on every task, jhmdb.pck=crw (the protocol the table's values are compared under)" in out
+    assert "preset cosettle on every task, jhmdb.pck=crw, <backbone>.input_norm=imagenet (the protocol the table's values are compared under)" in out
     assert "the table's protocol" not in out  # the table's protocol is the authors' unreleased evaluation
     ours = {p.backbone for p in load(["cosettle"])} & {"mae", "ijepa", "clip", "blip", "mocov3", "ibot", "dino"}
     for backbone in ours:
@@ -76,7 +76,7 @@ def test_reproduce_sets_the_pck_of_the_published_jhmdb_rows_and_says_where_check
     from benchmark.reproduce import as_sweep, checkpoint_notes, plan
 
     p = plan("cosettle", ["mae", "dino"], data_root=tmp_path)
-    assert p.options == {"jhmdb": {"pck": "crw"}}
+    assert p.options == {"jhmdb": {"pck": "crw"}} and p.backbone_options == {"input_norm": "imagenet"}
     notes = checkpoint_notes(p)
     assert len(notes) == 2 and notes[0].startswith("checkpoint differs: mae: the table's base is MAE ViT-B/16, INet, 800 ep")
     assert "ours loads mae_pretrain_vit_base.pth" in notes[0] and "not shown to be the same weights" in notes[0]
@@ -84,4 +84,5 @@ def test_reproduce_sets_the_pck_of_the_published_jhmdb_rows_and_says_where_check
     p.items = []  # nothing missing, so that as_sweep goes on
     args = argparse.Namespace(set=["jhmdb.pck=fixed"], train_data=None, data_root=None)
     as_sweep(p, args)
-    assert args.set[-2:] == ["jhmdb.pck=crw", "jhmdb.pck=fixed"] and "jhmdb.preset=cosettle" in args.set
+    assert args.set[-4:] == ["jhmdb.pck=crw", "mae.input_norm=imagenet", "dino.input_norm=imagenet", "jhmdb.pck=fixed"]
+    assert "jhmdb.preset=cosettle" in args.set  # the authors' ImageNet statistics for every encoder, as above
