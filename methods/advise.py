@@ -4,7 +4,8 @@
 code github.com/JingwWu/advise-video-ssl. The defaults are the release's (``configs/methods/advise.yaml``
 cites each constant): frozen encoder in bf16 while training (``encoder_precision``, ``TM.ENABLE_BF16``,
 ``models/temporal_modeling.py``: bf16 weights and inputs; here bf16 autocast, on CUDA only: CPU training
-stays fp32 and the record says so; evaluation features follow the backbone's ``precision``); SFU pooling (``spatial_pool``/``channel_pool``); a ResNet3D TMM
+stays fp32 and the record says so; evaluation features follow the backbone's ``precision``); SFU pooling
+(``spatial_pool``/``channel_pool``); a ResNet3D TMM
 (:mod:`methods.advise_tmm`); 4 rate clips per video of 8 frames, stride 2, rates {1,2,4,8} ± 20 %
 (:mod:`benchmark.data.rates`); a 2-layer BN MLP head on the globally pooled TMM output
 (``ResNetBasicHead``); cross-entropy with smoothing 0.05; AdamW at ``base_lr × batch / 64``
