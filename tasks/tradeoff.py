@@ -17,6 +17,9 @@ named in the result (``details.protocol``):
     it to the script (P = 1 + h·w, 197 for a ViT-B/16 at 224 px, for frozen DINO, MoCo v3, iBOT, BLIP,
     DINOv2 and for MAE with the adapter, its CLS projected; h·w for the others: ``CAL_METRIC_WITHOUT_CLS`` in
     ``methods/frozen.py`` and ``methods/cosettle.py``); a CNN has none; other methods give patch tokens.
+    Frames are normalised with each encoder's own statistics unless the backbone option
+    ``input_norm: imagenet`` is set (the authors' code feeds ImageNet's to every encoder; the two differ
+    for CLIP, BLIP and EfficientNet-Lite0 only).
 ``fair``
     Our normalisation choices: ``num_frames`` frames spread uniformly over the whole video, patch
     tokens only (no CLS, so every backbone has the same token set), cycle accuracy on L2-normalised
