@@ -35,9 +35,13 @@ def job_lock(spec: Any) -> Iterator[None]:
         raise UserError(f"cannot create the job lock {path} ({e.strerror}): choose a writable --results folder") from None
     with open(path, "a") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"  {spec.method} x {spec.backbone} (seed {spec.seed}): another process is running this job "
-                  f"(lock {path}); waiting for it, then doing only what it left", file=sys.stderr)
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"  {spec.method} x {spec.backbone} (seed {spec.seed}): another process is running this job "
+                      f"(lock {path}); waiting for it, then doing only what it left", file=sys.stderr)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError as e:  # ENOLCK / ENOSYS: a network file system mounted without lock support
+            raise UserError(f"cannot lock {path} ({e.strerror}): its file system has no flock support; put --results "
+                            "on a file system with locking (local disk, NFS with lockd, Lustre mounted -o flock)") from None
         yield  # released when the file closes or the process dies

@@ -73,7 +73,11 @@ def partition_info(name: str | None) -> Partition | None:
     conf = os.environ.get("SLURM_CONF")
     if conf and not Path(conf).is_file():  # Slurm's clients retry a missing config for 60 s before failing
         raise UserError(f"SLURM_CONF={conf}: no such file: point it at the cluster's slurm.conf or unset it")
-    out = _call("sinfo", "-h", "-N", "-o", "%P|%c|%m|%G")
+    try:
+        out = _call("sinfo", "-h", "-N", "-o", "%P|%c|%m|%G")
+    except subprocess.TimeoutExpired:
+        raise UserError("--executor slurm: sinfo had no answer from the Slurm controller within 60 s: check that "
+                        "slurmctld responds (`scontrol ping`), or use --executor local") from None
     if out.returncode != 0:
         said = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
         raise UserError(f"--executor slurm: sinfo cannot reach the Slurm controller ({said}): check SLURM_CONF "
@@ -120,7 +124,10 @@ def fit_to_partition(cfg: dict[str, Any], part: Partition | None) -> tuple[dict[
 
 def accounting_off() -> bool:
     """True where ``sacct`` fails (no accounting storage): then job states come from ``squeue`` only."""
-    out = _call("sacct", "-n", "-X", "-o", "JobID", "-S", "now")
+    try:
+        out = _call("sacct", "-n", "-X", "-o", "JobID", "-S", "now")
+    except (OSError, subprocess.TimeoutExpired):  # no sacct at all, or no answer: states come from squeue
+        return True
     return out.returncode != 0
 
 

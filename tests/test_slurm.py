@@ -311,3 +311,22 @@ def test_status_of_a_job_slurm_forgot_or_completed_comes_from_its_own_result(tmp
     assert _live_state(doc, {**job, "result": str(tmp_path / "none.pkl")}, {"7_0": "GONE"}) == "failed (gone)"
     assert _live_state(doc, job, {"7_0": "COMPLETED"}) == "done"
     assert _live_state(doc, {**job, "result": str(tmp_path / "ok.pkl")}, {"7_0": "RUNNING"}) == "running"
+
+
+def test_a_silent_controller_or_no_sacct_is_handled_in_one_line(monkeypatch):
+    """sinfo timing out is one line naming the check; sacct missing or hanging means accounting is off."""
+    import benchmark.slurm as slurm
+
+    def timeout(*args, **kwargs):
+        raise subprocess.TimeoutExpired(args[0], 60)
+
+    monkeypatch.setattr(slurm, "_call", timeout)
+    with pytest.raises(UserError, match=r"sinfo had no answer from the Slurm controller within 60 s: .*scontrol ping"):
+        slurm.partition_info(None)
+    assert slurm.accounting_off()
+
+    def missing(*args, **kwargs):
+        raise FileNotFoundError(2, "No such file or directory", "sacct")
+
+    monkeypatch.setattr(slurm, "_call", missing)
+    assert slurm.accounting_off()

@@ -289,6 +289,23 @@ def test_locked_job_with_nothing_left_never_waits_on_the_lock(tmp_path):
         holder.wait()
 
 
+def test_a_file_system_without_flock_is_one_line(tmp_path, monkeypatch):
+    """ENOLCK (NFS without lockd) or ENOSYS (Lustre without -o flock) from flock: one line naming the lock file."""
+    import errno
+
+    from benchmark import joblock
+
+    def no_locks(handle, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(joblock.fcntl, "flock", no_locks)
+    spec = RunSpec(method="frozen", backbone="efficientnet_lite0", tasks=["davis"], results=tmp_path)
+    with pytest.raises(UserError, match=r"cannot lock .*frozen__efficientnet_lite0__seed0\.lock \(No locks available\): "
+                                        r"its file system has no flock support"):
+        with joblock.job_lock(spec):
+            pass
+
+
 def test_failure_reason_is_the_exception_line_of_submitit_messages():
     failed = ("Job (task=0) failed during processing with trace:\n----------------------\nTraceback (most recent call "
               "last):\n  File \"x.py\", line 4, in f\ntorch.OutOfMemoryError: CUDA out of memory.\n\n"
