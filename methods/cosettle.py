@@ -158,10 +158,13 @@ class CoSettle(Method):
         return self._projected(self.encode_frames(frames))
 
     @torch.inference_mode()
-    def frame_tokens(self, frames: torch.Tensor) -> torch.Tensor:
-        """``(T, P', D)`` for the tradeoff task's ``cal_metric``: the projection of every token cal_metric.py's
-        adapter sees on this backbone, the CLS first where it keeps it (:data:`CAL_METRIC_WITHOUT_CLS`)."""
-        return self._projected(self.encode_tokens(frames, prefix=self.backbone.meta.name not in CAL_METRIC_WITHOUT_CLS))
+    def frame_tokens(self, frames: torch.Tensor) -> torch.Tensor | None:
+        """``(T, 1 + h·w, D)`` for the tradeoff task's ``cal_metric``: the projection of every token cal_metric.py's
+        adapter sees on this backbone, CLS first, where it keeps the CLS; None where it does not
+        (:data:`CAL_METRIC_WITHOUT_CLS`, a CNN): :meth:`frame_features` is then the whole token set."""
+        if not self.backbone.num_prefix_tokens or self.backbone.meta.name in CAL_METRIC_WITHOUT_CLS:
+            return None
+        return self._projected(self.encode_tokens(frames, prefix=True))
 
     def _projected(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.projection is None:

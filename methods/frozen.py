@@ -26,7 +26,10 @@ class Frozen(Method):
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
         return self.encode_frames(frames)
 
-    def frame_tokens(self, frames: torch.Tensor) -> torch.Tensor:
-        """``(T, P', D)``: the tokens cal_metric.py reads from this frozen backbone, the CLS first where its
-        authors' file keeps it (:data:`CAL_METRIC_WITHOUT_CLS`); the tradeoff task's ``cal_metric`` protocol."""
-        return self.encode_tokens(frames, prefix=self.backbone.meta.name not in CAL_METRIC_WITHOUT_CLS)
+    def frame_tokens(self, frames: torch.Tensor) -> torch.Tensor | None:
+        """``(T, 1 + h·w, D)``: the tokens cal_metric.py reads from this frozen backbone, CLS first, where its
+        authors' file keeps the CLS; None where it does not (:data:`CAL_METRIC_WITHOUT_CLS`, a CNN): the grid
+        of :meth:`frame_features` is then the whole token set (the tradeoff task's ``cal_metric`` protocol)."""
+        if not self.backbone.num_prefix_tokens or self.backbone.meta.name in CAL_METRIC_WITHOUT_CLS:
+            return None
+        return self.encode_tokens(frames, prefix=True)

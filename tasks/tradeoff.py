@@ -254,11 +254,11 @@ class Tradeoff(Task):
         x = load_frames(path, idx, Preprocess(c["resize_short"], c["crop"], strict=True))  # decoded on a cache miss only
         grid = method.frame_features(x).float().cpu()  # (T, h, w, D)
         tokens = grid.flatten(1, 2)
-        with_cls = c["protocol"] == "cal_metric" and hasattr(method, "frame_tokens")
-        if with_cls:  # (T, P', D) with the prefix (CLS) tokens first, as the authors' eval_metric output
-            tokens = method.frame_tokens(x).float().cpu()
-            with_cls = tokens.shape[1] > grid.shape[1] * grid.shape[2]
-        return tokens, grid, with_cls
+        # (T, P', D) with the prefix (CLS) tokens first, as the authors' eval_metric output; None: no CLS kept
+        seq = method.frame_tokens(x) if c["protocol"] == "cal_metric" and hasattr(method, "frame_tokens") else None
+        if seq is not None:
+            tokens = seq.float().cpu()
+        return tokens, grid, tokens.shape[1] > grid.shape[1] * grid.shape[2]
 
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
         c = self.config
