@@ -54,6 +54,7 @@ class Partition:
     mem_gb: int
     gpus: int
     gres: str
+    max_minutes: int | None = None  # the partition's time limit (sinfo %l); None: unlimited
 
 
 def gpu_count(gres: str) -> int:
@@ -61,6 +62,21 @@ def gpu_count(gres: str) -> int:
     plain = re.sub(r"\([^)]*\)", "", gres)
     return sum(int(p[-1]) for p in (item.split(":") for item in plain.split(","))
                if p[0] == "gpu" and len(p) > 1 and p[-1].isdigit())
+
+
+def minutes(limit: str) -> int | None:
+    """A Slurm time limit as sinfo prints it (``infinite``, ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``) in
+    whole minutes (seconds rounded down, at least 1); None for no limit or a form it does not know."""
+    days, _, clock = limit.strip().rpartition("-")
+    parts = clock.split(":")
+    if not all(p.isdigit() for p in parts) or (days and not days.isdigit()) or len(parts) > 3:
+        return None
+    values = [int(p) for p in parts]
+    if days:  # D-HH, D-HH:MM, D-HH:MM:SS
+        h, m, sec = (values + [0, 0])[:3]
+    else:  # MM, MM:SS, HH:MM:SS
+        h, m, sec = {1: (0, values[0], 0), 2: (0, *values), 3: tuple(values)}[len(values)]
+    return max(1, (int(days or 0) * 24 + h) * 60 + m + sec // 60)
 
 
 def partition_info(name: str | None) -> Partition | None:
@@ -74,7 +90,7 @@ def partition_info(name: str | None) -> Partition | None:
     if conf and not Path(conf).is_file():  # Slurm's clients retry a missing config for 60 s before failing
         raise UserError(f"SLURM_CONF={conf}: no such file: point it at the cluster's slurm.conf or unset it")
     try:
-        out = _call("sinfo", "-h", "-N", "-o", "%P|%c|%m|%G")
+        out = _call("sinfo", "-h", "-N", "-o", "%P|%c|%m|%G|%l")
     except subprocess.TimeoutExpired:
         raise UserError("--executor slurm: sinfo had no answer from the Slurm controller within 60 s: check that "
                         "slurmctld responds (`scontrol ping`), or use --executor local") from None
@@ -82,7 +98,7 @@ def partition_info(name: str | None) -> Partition | None:
         said = (out.stderr.strip().splitlines() or [f"exit code {out.returncode}"])[-1]
         raise UserError(f"--executor slurm: sinfo cannot reach the Slurm controller ({said}): check SLURM_CONF "
                         "and that slurmctld runs, or use --executor local")
-    rows = [line.split("|") for line in out.stdout.splitlines() if line.count("|") == 3]
+    rows = [line.split("|") for line in out.stdout.splitlines() if line.count("|") == 4]
     names = sorted({r[0].rstrip("*") for r in rows})
     chosen = [r for r in rows if (r[0].rstrip("*") == name if name else r[0].endswith("*"))]
     if not chosen:
@@ -92,7 +108,8 @@ def partition_info(name: str | None) -> Partition | None:
         return None
     return Partition(name=chosen[0][0].rstrip("*"), cpus=max(int(r[1].rstrip("+")) for r in chosen),
                      mem_gb=max(int(r[2].rstrip("+")) for r in chosen) // 1024,
-                     gpus=max(gpu_count(r[3]) for r in chosen), gres=",".join(sorted({r[3] for r in chosen})))
+                     gpus=max(gpu_count(r[3]) for r in chosen), gres=",".join(sorted({r[3] for r in chosen})),
+                     max_minutes=minutes(chosen[0][4]))
 
 
 def fit_to_partition(cfg: dict[str, Any], part: Partition | None) -> tuple[dict[str, Any], str | None]:
@@ -119,6 +136,10 @@ def fit_to_partition(cfg: dict[str, Any], part: Partition | None) -> tuple[dict[
     if part.mem_gb and float(cfg["mem_gb"]) > part.mem_gb:
         notes.append(f"{part.mem_gb} GB per node, so mem_gb {cfg['mem_gb']} becomes {part.mem_gb}")
         cfg["mem_gb"] = part.mem_gb
+    if part.max_minutes and int(cfg.get("timeout_min") or 0) > part.max_minutes:  # sbatch would refuse the job
+        notes.append(f"a time limit of {part.max_minutes} min, so timeout_min {cfg['timeout_min']} becomes "
+                     f"{part.max_minutes} (a job at the limit checkpoints and is requeued)")
+        cfg["timeout_min"] = part.max_minutes
     return cfg, (f"slurm: partition {part.name}: " + "; ".join(notes)) if notes else None
 
 

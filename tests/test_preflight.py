@@ -52,7 +52,7 @@ def test_sweep_dry_run_lists_every_problem_once_and_plans_nothing(toy_root, env,
     bin_dir = env / "bin"
     bin_dir.mkdir()
     for name in ("sbatch", "srun", "squeue", "scontrol", "sinfo"):  # a cluster with two partitions, nothing submits
-        body = "printf 'debug*|4|8000|(null)\\ngpu|8|64000|gpu:2\\n'" if name == "sinfo" else "exit 1"
+        body = "printf 'debug*|4|8000|(null)|infinite\\ngpu|8|64000|gpu:2|2-00:00:00\\n'" if name == "sinfo" else "exit 1"
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")

@@ -291,6 +291,21 @@ def test_gpu_requests_fit_the_partition():
         fit_to_partition({**cfg, "gpus_per_node": 4}, Partition("gpu", cpus=64, mem_gb=512, gpus=2, gres="gpu:2"))
 
 
+def test_the_job_time_limit_fits_the_partitions():
+    """The default timeout_min (3 days) is more than most partitions allow, and sbatch refuses such a job: it is
+    capped at the partition's limit (sinfo %l), said in the same one line."""
+    from benchmark.slurm import minutes
+
+    assert [minutes(s) for s in ("infinite", "UNLIMITED", "30", "30:45", "2:00:00", "1-00:00:00", "2-12", "7-0:30")] == \
+        [None, None, 30, 30, 120, 1440, 3600, 10110]
+    cfg = {"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 1, "timeout_min": 4320}
+    fitted, note = fit_to_partition(cfg, Partition("short", cpus=2, mem_gb=20, gpus=0, gres="(null)", max_minutes=120))
+    assert fitted["timeout_min"] == 120 and note == ("slurm: partition short: a time limit of 120 min, so timeout_min "
+                                                     "4320 becomes 120 (a job at the limit checkpoints and is requeued)")
+    unlimited = Partition("long", cpus=2, mem_gb=20, gpus=0, gres="(null)", max_minutes=None)
+    assert fit_to_partition(cfg, unlimited) == (cfg, None)
+
+
 def test_status_of_a_job_slurm_forgot_or_completed_comes_from_its_own_result(tmp_path):
     """After MinJobAge Slurm no longer knows a finished job (GONE), and COMPLETED includes a job whose tasks
     failed: the status reads the job's result pickle (submitit's) instead; with none, Slurm's word stands."""
