@@ -5,7 +5,7 @@ BENCH  := $(VENV)/bin/bench
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= results/demo
 
-.PHONY: demo test install clean browser slurm gpu-check
+.PHONY: demo test install clean browser slurm gpu-check gpu-wheels
 
 install: $(STAMP)
 
@@ -45,9 +45,22 @@ slurm:
 test: $(STAMP) browser slurm
 	$(PY) -m pytest -q -p no:cacheprovider
 
-# the GPU figures (benchmark/perf/gpu_check.py, under 10 minutes); one line and nothing measured without CUDA
-gpu-check: $(STAMP)
-	$(PY) -m benchmark.perf.gpu_check --out gpu_check.json
+# the GPU figures (benchmark/perf/gpu_check.py, under 10 minutes); one line and nothing measured without CUDA.
+# On the lent GPU machine (no network; its python3 3.12 has torch, timm, numpy ... but not these) run it with
+# `.whl` carried: `make gpu-wheels` here first downloads, for Python 3.12, the versions this venv holds.
+GPU_WHEELS := pydantic pydantic_core annotated_types typing_inspection mmengine addict yapf termcolor platformdirs av submitit
+gpu-wheels: $(STAMP)
+	mkdir -p .whl
+	for p in $(GPU_WHEELS); do v=$$($(PY) -c "import importlib.metadata as m; print(m.version('$$p'))") || exit 1; \
+	  $(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	    -d .whl "$$p==$$v" || exit 1; done
+
+gpu-check:
+	if [ -d .whl ]; then \
+	  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+	  && PYTHONPATH=/tmp/site:$$PWD python3 -m benchmark.perf.gpu_check; \
+	else $(MAKE) $(STAMP) && $(PY) -m benchmark.perf.gpu_check --out gpu_check.json; fi
 
 clean:
 	rm -rf $(VENV) results/demo
