@@ -9,7 +9,7 @@ TOY_COSETTLE = ("train_batch_size=4", "input_size=112", "pre_resize=128", "warmu
 
 
 def gated_method(folder: Path, gate: Path) -> Path:
-    """Plugin methods that wait (up to 5 min) for the file ``gate``, so a job is surely still running, and
+    """Plugin methods that wait (up to 5 min, then fail the job) for the file ``gate``, so a job is surely still running, and
     surely mid-training, when the test acts on it, however fast the machine: ``gated_frozen`` waits in
     ``fit``; ``gated_cosettle`` waits before its second training step, after the first checkpoint is saved.
     They replace (``override``) an earlier test's copy registered in this process by an in-process rerun."""
@@ -18,7 +18,10 @@ def gated_method(folder: Path, gate: Path) -> Path:
         "import time\nfrom pathlib import Path\n\nfrom benchmark.config import defaults\nfrom benchmark.registry import METHODS\n"
         "from methods.cosettle import CoSettle\nfrom methods.frozen import Frozen\n\n\n"
         "def wait():\n    deadline = time.time() + 300\n"
-        f"    while not Path({str(gate)!r}).exists() and time.time() < deadline:\n        time.sleep(0.2)\n\n\n"
+        f"    while not Path({str(gate)!r}).exists():\n"
+        "        if time.time() > deadline:\n"
+        f"            raise TimeoutError('the test never opened the gate {gate} (5 min)')\n"
+        "        time.sleep(0.2)\n\n\n"
         "@METHODS.register('gated_frozen', override=True)\nclass GatedFrozen(Frozen):\n"
         "    def fit(self, ctx):\n        wait()\n        return super().fit(ctx)\n\n\n"
         "@METHODS.register('gated_cosettle', override=True)\nclass GatedCoSettle(CoSettle):\n"
