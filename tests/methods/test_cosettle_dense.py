@@ -51,7 +51,7 @@ def test_the_projections_random_square_matrix_costs_davis_j_and_f_at_init(toy_ro
     singular = torch.linalg.svdvals(weight.projection[0].weight.detach())
     assert singular.max() / singular.min() > 20  # far from orthogonal (an orthogonal weight's ratio is 1)
     cost = paired(base, projected("xavier_uniform"), seed=0)
-    assert cost.method == "hierarchical bootstrap" and cost.ci_high < -0.005, cost
+    assert cost.method == "hierarchical bootstrap" and cost.ci_high < 0, cost
     linear = paired(base, projected("xavier_uniform", linear_only=True), seed=0)
     assert linear.ci_high < 0, linear  # the random matrix alone, before the tanh and the output LayerNorm
     # an orthogonal matrix alone changes no cosine similarity: what is left is the LayerNorm's share
