@@ -65,6 +65,30 @@ def test_two_processes_match_one_and_resume_from_the_checkpoint(tmp_path):
     assert not torch.equal(a["body.0.weight"], worker.Net().body[0].weight.detach())  # it trained
 
 
+def test_torchrun_bench_run_trains_cosettle_on_two_ranks_as_on_one(toy_root, tmp_path):
+    """The README's one-machine launch, ``torchrun -m benchmark.cli run``, on a real method: Co-Settle on the
+    toy suite with 2 gloo ranks gives one process's loss curve (the same global batch of 4, split 2 + 2),
+    and rank 0 alone writes the one result."""
+    from benchmark.cli import main
+
+    def argv(results: Path) -> list[str]:
+        return ["run", "--method", "cosettle", "--backbone", "efficientnet_lite0", "--suite", "toy", "--data-root",
+                str(toy_root), "--results", str(results), "--tasks", "tradeoff", "--set", "tradeoff.num_frames=8",
+                "--set", "cosettle.epochs=2", "--set", "cosettle.warmup_epochs=0", "--no-progress", "--no-cache"]
+
+    assert main(argv(tmp_path / "one")) == 0
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "benchmark.cli", *argv(tmp_path / "two")],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    (one,), (two,) = (list(iter_results(tmp_path / k)) for k in ("one", "two"))
+    assert (one.training["world_size"], two.training["world_size"]) == (1, 2) and two.status == "ok"
+    assert [c["iteration"] for c in two.training["curve"]] == [c["iteration"] for c in one.training["curve"]]
+    assert [c["loss"] for c in two.training["curve"]] == pytest.approx([c["loss"] for c in one.training["curve"]], rel=1e-4)
+    assert two.metrics == pytest.approx(one.metrics, rel=1e-4)
+
+
 sys.path.insert(0, str(REPO / "tests"))
 from slurm_cluster import running_cluster
 
