@@ -56,10 +56,10 @@ gpu-wheels: $(STAMP)
 	    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 	    -d .whl "$$p==$$v" || exit 1; done
 
-gpu-check:
-	if [ -d .whl ]; then \
+gpu-check:  # the lent machine's checkout has .whl/ and no venv; anywhere else the venv is used (and made)
+	if [ ! -x $(PY) ] && [ -d .whl ]; then \
 	  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-	  && PYTHONPATH=/tmp/site:$$PWD python3 -m benchmark.perf.gpu_check; \
+	  && PYTHONPATH=/tmp/site:$$PWD python3 -m benchmark.perf.gpu_check --out $${OUT:-.}/gpu_check.json; \
 	else $(MAKE) $(STAMP) && $(PY) -m benchmark.perf.gpu_check --out gpu_check.json; fi
 
 clean:

@@ -187,6 +187,22 @@ def cell_option(task: str, key: str, variant: str = "", value: str = "") -> str:
     return m.group(1) if m else _task_default(task, key)
 
 
+def _same_input(backbone: str, ran: str, published: str) -> bool:
+    """Whether a cell run with ``input_norm: ran`` saw the frames as the published one (``published``): the same
+    option, or ``own`` statistics that are ImageNet's (MAE, DINO, ...: only CLIP, BLIP and EfficientNet-Lite0
+    differ). A record older than the option ran ``own``."""
+    if ran == published:
+        return True
+    from benchmark.backbones.base import IMAGENET_STATS
+    from benchmark.registry import BACKBONES
+
+    try:
+        meta = getattr(BACKBONES.get(backbone), "meta", None)
+    except UserError:  # a backbone outside our registry (a plugin's, not loaded): cannot tell
+        return False
+    return meta is not None and "imagenet" in (ran, published) and (tuple(meta.mean), tuple(meta.std)) == IMAGENET_STATS
+
+
 def annotate(df: pd.DataFrame, published: list[Published], tol: float = DEFAULT_TOL) -> pd.DataFrame:
     """``df`` (rows of :func:`benchmark.table.summarise` or :func:`benchmark.table.frame`: method, backbone,
     task, metric and ``mean`` or ``value``) with ``published`` (the fraction), ``published_delta`` (ours −
@@ -212,7 +228,8 @@ def annotate(df: pd.DataFrame, published: list[Published], tol: float = DEFAULT_
     for i, row in df.iterrows():
         candidates = by_key.get((row["method"], row["backbone"], row["task"], row["metric"]), [])
         candidates = [p for p in candidates if p.preset == ran(i, row["task"], "preset")
-                      and all(ran(i, row["task"], k) == v for k, v in p.options)]
+                      and all(ran(i, row["task"], k) == v for k, v in p.options)
+                      and all(_same_input(row["backbone"], str(row.get(k) or "own"), v) for k, v in p.backbone_options)]
         if len(candidates) > 1:
             raise UserError(f"{len(candidates)} published values match {row['method']} x {row['backbone']} x {row['task']} "
                             f"{row['metric']} ({', '.join(p.source for p in candidates)}): keep one of them")

@@ -137,8 +137,11 @@ def fit_to_partition(cfg: dict[str, Any], part: Partition | None) -> tuple[dict[
         notes.append(f"{part.mem_gb} GB per node, so mem_gb {cfg['mem_gb']} becomes {part.mem_gb}")
         cfg["mem_gb"] = part.mem_gb
     if part.max_minutes and int(cfg.get("timeout_min") or 0) > part.max_minutes:  # sbatch would refuse the job
+        # submitit requeues a timed-out job 3 times by default: enough requeues to reach the asked-for time
+        cfg["max_num_timeout"] = -(-int(cfg["timeout_min"]) // part.max_minutes) + 3
         notes.append(f"a time limit of {part.max_minutes} min, so timeout_min {cfg['timeout_min']} becomes "
-                     f"{part.max_minutes} (a job at the limit checkpoints and is requeued)")
+                     f"{part.max_minutes} (a job at the limit checkpoints and is requeued, up to "
+                     f"{cfg['max_num_timeout']} times)")
         cfg["timeout_min"] = part.max_minutes
     return cfg, (f"slurm: partition {part.name}: " + "; ".join(notes)) if notes else None
 

@@ -326,7 +326,8 @@ def submit_slurm(todo: list[Planned], folder: Path, cfg: dict[str, Any], max_par
 
     import submitit
 
-    ex = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster="slurm")
+    ex = submitit.AutoExecutor(folder=str(Path(folder) / "%j"), cluster="slurm",
+                               slurm_max_num_timeout=int(cfg.get("max_num_timeout", 3)))  # 3: submitit's default
     ex.update_parameters(**slurm_parameters(cfg, max_parallel))
     said = io.StringIO()
     try:

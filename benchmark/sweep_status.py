@@ -87,9 +87,10 @@ def _live_state(doc: dict[str, Any], job: dict[str, Any], slurm_states: dict[str
             return "queued"
         if state in RUNNING:
             return "running"
-        if not state:
-            return "unknown (squeue failed)"
-        return _outcome(job) or ("done" if state == "COMPLETED" else f"failed ({state.lower()})")
+        outcome = _outcome(job)  # the job's own word first: squeue may have failed, or forgotten it
+        if outcome or not state:
+            return outcome or "unknown (squeue failed)"
+        return "done" if state == "COMPLETED" else f"failed ({state.lower()})"
     alive = _alive(int(job["job_id"]), doc["host"]) if str(job.get("job_id", "")).isdigit() else None
     return "running" if alive in (True, None) else _outcome(job) or "ended"
 

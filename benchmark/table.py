@@ -66,9 +66,8 @@ def load_frame(results: Path, tasks: list[str] | None = None, metric: str | None
 def frame(records: Iterable[ResultRecord], tasks: list[str] | None = None, metric: str | None = None,
           methods: list[str] | None = None, backbones: list[str] | None = None, where: str = "the results") -> pd.DataFrame:
     """One row per record: method, backbone (its label), variant, task, seed, metric, value, direction,
-    ``setting`` (a hash of the task and backbone configuration: what Δ vs frozen must share), ``preset``
-    and ``pck`` (protocol preset, JHMDB's PCK convention: :mod:`benchmark.published` matches on them), ``random_init`` and ``record`` (the
-    record itself, whose per-sample scores :func:`significance` tests).
+    ``setting`` (a hash of the task and backbone configuration: what Δ vs frozen must share), ``preset``, ``pck``,
+    ``input_norm`` (:mod:`benchmark.published` matches on them), ``random_init``, ``record`` (:func:`significance`).
 
     ``backbones`` filters on registry names; the table shows labels ("… (RANDOM INIT)"). A value that is
     not a finite number (NaN, a string) is no cell.
@@ -87,6 +86,7 @@ def frame(records: Iterable[ResultRecord], tasks: list[str] | None = None, metri
             "seed": r.seed, "metric": name, "value": float(value), "higher_is_better": bool(r.higher_is_better),
             "setting": config_hash([r.config.get("task"), r.config.get("backbone")]),
             **{key: str((r.config.get("task") or {}).get(key) or "") for key in ("preset", "pck")},
+            "input_norm": str((r.config.get("backbone") or {}).get("input_norm") or "own"),  # older records: own
             "random_init": RANDOM_INIT in r.backbone_label or r.weights_id.startswith("random-init"),
             "record": r,
         })
@@ -113,7 +113,7 @@ def summarise(df: pd.DataFrame, confidence: float = CONFIDENCE, holm: bool = Tru
     keys = ["backbone", "method", "variant", "task", "metric"]
     g = df.groupby(keys, sort=False)
     s = g["value"].agg(["count", "mean", "std"]).reset_index().rename(columns={"count": "n"})
-    for col in ("higher_is_better", "setting", "preset", "pck", "random_init"):
+    for col in ("higher_is_better", "setting", "preset", "pck", "input_norm", "random_init"):
         s[col] = g[col].first().values if col in df.columns else ""
     half = pd.Series([ci_halfwidth(sd, n, confidence) for sd, n in zip(s["std"], s["n"])], index=s.index)
     bounded = df.groupby(["task", "metric"])["value"].min().ge(0)

@@ -115,6 +115,11 @@ class AdViSe(Method):
     def _bf16_encoder(self) -> bool:
         return self.config["encoder_precision"] == "bf16" and torch.device(self.device).type == "cuda"
 
+    def _encoder_precision(self) -> str:
+        """What the encoder trains under: bf16 where this option or the backbone's own ``precision`` asks, on CUDA."""
+        cuda_bf16 = torch.device(self.device).type == "cuda" and self.backbone.amp_dtype is torch.bfloat16
+        return "bf16" if self._bf16_encoder() or cuda_bf16 else "fp32"
+
     def _step(self, batch: list[tuple[int, int]], data: RateClips, videos: list, seed: int) -> StepOutput:
         clips, labels = zip(*(data.clips(videos[i], np.random.default_rng(derived_seed(seed, e, i))) for e, i in batch))
         logits = self.rate_logits(torch.cat(clips).to(self.device))
@@ -149,6 +154,6 @@ class AdViSe(Method):
             iters_per_epoch=len(videos) // batch, cfg=cfg, device=self.device, seed=ctx.seed, progress=ctx.progress,
         )
         try:
-            return {**trainer.fit(), "encoder_precision": "bf16" if self._bf16_encoder() else "fp32"}
+            return {**trainer.fit(), "encoder_precision": self._encoder_precision()}
         finally:
             module.eval()  # evaluation uses BatchNorm's running statistics

@@ -18,7 +18,8 @@ any training). ``auto`` = a parameter-free LayerNorm on CNN tokens, none on ViT 
 logged no-op (``asymmetric_pe`` forced false): the cycle's third item is ``P(f(I_t))`` itself. ``init:
 orthogonal``: a random square matrix is far from orthogonal and bends the tokens' similarities before any
 training (toy DAVIS, EfficientNet-Lite0, 6 seeds: the xavier projection costs J&F 0.027, its Linear alone
-0.020; orthogonal 0.010, its Linear alone 0.002; tests/methods/test_cosettle_dense.py).
+0.020, both pinned as CIs below 0 by tests/methods/test_cosettle_dense.py; an orthogonal Linear alone 0.002,
+pinned as |Δ| < 0.005; the whole orthogonal projection 0.010, measured, not pinned).
 On the toy suite the paper's lower D_intra does not appear and no defect is left to explain it (README,
 "Measured behaviour").
 Evaluation: the projection on the frozen tokens (``forward_features_eval``); the dense tasks' ``cosettle``

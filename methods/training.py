@@ -87,7 +87,7 @@ def checkpoint_folder(
 ) -> Path:
     """``checkpoint_root/<method>/<backbone>/<key>``; the key also goes to ``key.json`` in the folder.
 
-    The key covers everything that changes the trained weights: backbone name and weights identity,
+    The key covers everything that changes the trained weights: backbone name, weights and token options,
     the training config (without :data:`NON_TRAINING_KEYS`), the seed, and the training videos
     (relative path, file count, byte size; not modification times, so a copied data set still hits).
     """
@@ -95,8 +95,8 @@ def checkpoint_folder(
     key_obj = {
         "trainer_version": TRAINER_VERSION,
         "method": method,
-        "backbone": backbone.meta.name,
-        "weights_id": backbone.weights_id,
+        "backbone": [backbone.meta.name, backbone.weights_id, backbone.input_norm, str(backbone.amp_dtype),
+                     getattr(backbone, "pos_interp", None)],  # name, weights, and the options that change its tokens
         "config": {k: v for k, v in config.items() if k not in NON_TRAINING_KEYS},
         "seed": ctx.seed,
         "data": _data_listing(videos, Path(ctx.train_data)) if ctx.train_data else [],

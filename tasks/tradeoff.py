@@ -167,6 +167,16 @@ def effective_rank(tokens: torch.Tensor) -> float:
     return float(torch.exp(-(p * p.log()).sum()) / min(tokens.shape))
 
 
+def _tokens_match_features(method: Any) -> bool:
+    """Whether ``method.frame_tokens`` speaks for its ``frame_features``: defined by the same class or below it.
+    A subclass that changes the features and inherits ``frame_tokens`` would hand cal_metric its parent's tokens."""
+    def owner(name: str) -> type | None:
+        return next((c for c in type(method).__mro__ if name in vars(c)), None)
+
+    tokens, features = owner("frame_tokens"), owner("frame_features")
+    return tokens is not None and features is not None and issubclass(tokens, features)
+
+
 def frame_indices(n: int, count: int, protocol: str) -> np.ndarray | None:
     """Frames read from an ``n``-frame video: ``count`` consecutive around the middle (``cal_metric``;
     None when the video is shorter, as the script skips it) or ``count`` spread uniformly (``fair``)."""
@@ -255,7 +265,7 @@ class Tradeoff(Task):
         grid = method.frame_features(x).float().cpu()  # (T, h, w, D)
         tokens = grid.flatten(1, 2)
         # (T, P', D) with the prefix (CLS) tokens first, as the authors' eval_metric output; None: no CLS kept
-        seq = method.frame_tokens(x) if c["protocol"] == "cal_metric" and hasattr(method, "frame_tokens") else None
+        seq = method.frame_tokens(x) if c["protocol"] == "cal_metric" and _tokens_match_features(method) else None
         if seq is not None:
             tokens = seq.float().cpu()
         return tokens, grid, tokens.shape[1] > grid.shape[1] * grid.shape[2]

@@ -193,3 +193,16 @@ def test_bench_table_published_reads_the_pck_a_jhmdb_record_ran_with(tmp_path, c
     by = pd.read_csv(io.StringIO(capsys.readouterr().out)).set_index("variant")
     value = next(p.value for p in load(["cosettle"]) if p.key == ("frozen", "mocov3", "jhmdb", "PCK@0.1"))
     assert by.loc["a", "published"] == pytest.approx(value) and math.isnan(by.loc["b", "published"])
+
+
+def test_cosettle_cells_meet_the_table_only_with_its_input_statistics():
+    """The authors feed every encoder ImageNet's mean/std (``backbone_options: {input_norm: imagenet}``): a CLIP
+    cell run with CLIP's own statistics saw other inputs and gets no published value; one run with
+    ``input_norm: imagenet`` does; for MAE, whose own statistics are ImageNet's, both do (older records: own)."""
+    rows = load(["cosettle"])
+    assert all(dict(p.backbone_options) == {"input_norm": "imagenet"} for p in rows)
+    cells = [("clip", "own"), ("clip", "imagenet"), ("mae", "own"), ("mae", None)]
+    frame = pd.DataFrame([{"backbone": b, "method": "frozen", "variant": "default", "task": "davis", "metric": "J&F-Mean",
+                           "mean": 0.5, "preset": "cosettle", "input_norm": norm} for b, norm in cells])
+    got = annotate(frame, rows)["published"].tolist()
+    assert math.isnan(got[0]) and not any(math.isnan(v) for v in got[1:])

@@ -84,5 +84,6 @@ def test_reproduce_sets_the_pck_of_the_published_jhmdb_rows_and_says_where_check
     p.items = []  # nothing missing, so that as_sweep goes on
     args = argparse.Namespace(set=["jhmdb.pck=fixed"], train_data=None, data_root=None)
     as_sweep(p, args)
+    # the table's options (its PCK variant, the authors' ImageNet statistics for every encoder), then the user's own
     assert args.set[-4:] == ["jhmdb.pck=crw", "mae.input_norm=imagenet", "dino.input_norm=imagenet", "jhmdb.pck=fixed"]
-    assert "jhmdb.preset=cosettle" in args.set  # the authors' ImageNet statistics for every encoder, as above
+    assert "jhmdb.preset=cosettle" in args.set

@@ -300,8 +300,9 @@ def test_the_job_time_limit_fits_the_partitions():
         [None, None, 30, 30, 120, 1440, 3600, 10110]
     cfg = {"gpus_per_node": 0, "cpus_per_task": 1, "mem_gb": 1, "timeout_min": 4320}
     fitted, note = fit_to_partition(cfg, Partition("short", cpus=2, mem_gb=20, gpus=0, gres="(null)", max_minutes=120))
-    assert fitted["timeout_min"] == 120 and note == ("slurm: partition short: a time limit of 120 min, so timeout_min "
-                                                     "4320 becomes 120 (a job at the limit checkpoints and is requeued)")
+    assert fitted["timeout_min"] == 120 and fitted["max_num_timeout"] == 36 + 3  # requeues enough for 3 days
+    assert note == ("slurm: partition short: a time limit of 120 min, so timeout_min 4320 becomes 120 (a job at the "
+                    "limit checkpoints and is requeued, up to 39 times)")
     unlimited = Partition("long", cpus=2, mem_gb=20, gpus=0, gres="(null)", max_minutes=None)
     assert fit_to_partition(cfg, unlimited) == (cfg, None)
 
@@ -326,6 +327,8 @@ def test_status_of_a_job_slurm_forgot_or_completed_comes_from_its_own_result(tmp
     assert _live_state(doc, {**job, "result": str(tmp_path / "none.pkl")}, {"7_0": "GONE"}) == "failed (gone)"
     assert _live_state(doc, job, {"7_0": "COMPLETED"}) == "done"
     assert _live_state(doc, {**job, "result": str(tmp_path / "ok.pkl")}, {"7_0": "RUNNING"}) == "running"
+    assert _live_state(doc, {**job, "result": str(tmp_path / "ok.pkl")}, {}) == "done"  # squeue failed: the result speaks
+    assert _live_state(doc, job, {}) == "unknown (squeue failed)"
 
 
 def test_a_silent_controller_or_no_sacct_is_handled_in_one_line(monkeypatch):

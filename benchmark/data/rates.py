@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmark.backbones.base import IMAGENET_STATS
 from benchmark.data.sampling import rate_clip
 from benchmark.data.video import centre_crop, read_video, to_tensor, video_length
 from benchmark.errors import UserError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)  # AugsWarper's transforms.Normalize (datasets/augmentation.py)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN, IMAGENET_STD = IMAGENET_STATS  # AugsWarper's transforms.Normalize (datasets/augmentation.py)
 AUGMENTS = ("release", "ours")
 
 

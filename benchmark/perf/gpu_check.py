@@ -18,7 +18,7 @@ Usage::
     python -m benchmark.perf.gpu_check [--out gpu_check.json]
 
 On the lent GPU machine (its image's python3 3.12 has torch and timm, not every package of ours): ``make
-gpu-wheels`` here puts the missing ones in ``.whl/`` (gitignored, about 37 MB); then ``make gpu-check`` there,
+gpu-wheels`` here puts the missing ones in ``.whl/`` (gitignored, about 38 MB); then ``make gpu-check`` there,
 with ``.whl`` carried, installs them under /tmp and writes ``$OUT/gpu_check.json``.
 """
 from __future__ import annotations

@@ -41,7 +41,7 @@ def test_released_constants_are_the_defaults(backbone):
     assert (cfg["augment"], cfg["resize"], cfg["crop"], cfg["color_prob"]) == ("release", [320, 256], 224, 0.8)
     assert cfg["color_jitter"][:3] == [0.2, 0.2, 0.2] and cfg["normalise"] == "imagenet" and cfg["amp"] is False
     assert cfg["encoder_precision"] == "bf16"  # TM.ENABLE_BF16 (models/temporal_modeling.py), on CUDA only;
-    assert not make(backbone)._bf16_encoder()  # this CPU trains in fp32, and the training record says so
+    assert make(backbone)._encoder_precision() == "fp32"  # this CPU trains in fp32, and the training record says so
     assert (cfg["rates"], cfg["jitter"], cfg["num_frames"], cfg["stride"], cfg["clips_per_video"]) == ([1, 2, 4, 8], 0.2, 8, 2, 4)
     assert (cfg["epochs"], cfg["warmup_epochs"], cfg["label_smoothing"], cfg["mlp_dim"]) == (800, 5, 0.05, 1024)
     m = make(backbone)

@@ -74,3 +74,21 @@ def test_tradeoff_cal_metric_keeps_cls_on_vits_only(toy_root, tmp_path, small_co
     side = 96 // vit.stride  # the toy suite's 96 px crop
     assert set(shapes) == {side * side + 1} and len(shapes) == 2 * out.details["videos"]
     assert cache.stats.hits == out.details["videos"]  # the second run: grids from the cache, the CLS recomputed
+
+
+def test_cal_metric_reads_frame_tokens_only_where_they_speak_for_the_features():
+    """A subclass that changes ``frame_features`` but inherits ``frame_tokens`` would hand cal_metric its
+    parent's token set: its grid is used alone. A class defining both, or the same class, is read."""
+    from tasks.tradeoff import _tokens_match_features
+
+    class Half(Frozen):
+        def frame_features(self, frames):
+            return super().frame_features(frames)[..., :8]
+
+    class HalfWithTokens(Half):
+        def frame_tokens(self, frames):
+            return None
+
+    backbone = build_backbone("vit_tiny_random")
+    assert _tokens_match_features(Frozen(backbone, {})) and _tokens_match_features(HalfWithTokens(backbone, {}))
+    assert not _tokens_match_features(Half(backbone, {}))

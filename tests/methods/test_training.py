@@ -57,7 +57,7 @@ def test_epoch_batches_drop_last_and_depend_on_seed_and_epoch():
 
 
 def test_checkpoint_key_covers_what_changes_the_weights(tmp_path, pan_videos):
-    bb = SimpleNamespace(meta=SimpleNamespace(name="bb"), weights_id="w1")
+    bb = SimpleNamespace(meta=SimpleNamespace(name="bb"), weights_id="w1", input_norm="own", amp_dtype=None)
     ctx = RunContext(data_root=None, train_data=pan_videos, work_dir=tmp_path, checkpoint_root=tmp_path)
     videos = sorted(pan_videos.iterdir())
     cfg = {"lr": 1.0, "batch_size": 16, "num_workers": 4}
@@ -66,7 +66,10 @@ def test_checkpoint_key_covers_what_changes_the_weights(tmp_path, pan_videos):
     assert checkpoint_folder(ctx, "m", bb, {**cfg, "batch_size": 2, "num_workers": 0}, videos) == base
     assert checkpoint_folder(ctx, "m", bb, {**cfg, "lr": 2.0}, videos) != base
     assert checkpoint_folder(ctx, "m", bb, cfg, videos[:-1]) != base
-    assert checkpoint_folder(ctx, "m", SimpleNamespace(meta=bb.meta, weights_id="w2"), cfg, videos) != base
+    assert checkpoint_folder(ctx, "m", SimpleNamespace(**{**vars(bb), "weights_id": "w2"}), cfg, videos) != base
+    # the backbone options that change its tokens: the input statistics, positional interpolation, precision
+    for option, value in (("input_norm", "imagenet"), ("pos_interp", "dino"), ("amp_dtype", torch.bfloat16)):
+        assert checkpoint_folder(ctx, "m", SimpleNamespace(**{**vars(bb), option: value}), cfg, videos) != base
     ctx.seed = 1
     assert checkpoint_folder(ctx, "m", bb, cfg, videos) != base
 

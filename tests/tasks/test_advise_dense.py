@@ -1,5 +1,5 @@
-"""Why AdViSe's per-frame features propagate DAVIS labels so poorly, pinned (toy suite, seed 0:
-J&F 0.037 against frozen's 0.613; see "Dense tasks" in methods/advise.py).
+"""Why AdViSe's per-frame features propagate DAVIS labels so poorly, pinned (the toy suite's settings, seed 0:
+J&F 0.055-0.064 against frozen's 0.614 in `make demo`; see methods/advise.py).
 
 Not a misalignment: a change to one token moves the TMM's output only inside a window centred on
 that token, in time and in space (first test). What the measurements point to instead is the TMM's
