@@ -10,8 +10,9 @@ named in the result (``details.protocol``):
     ``num_frames`` (40) *consecutive* frames per video (the script reads folders of exactly 40
     extracted frames and skips other videos; we take the 40 frames around the video's middle and
     skip shorter videos, counted in ``details.skipped``); every token the model returns, the CLS
-    token included where the method offers it (``method.frame_tokens``; ``details.cls_token`` says
-    whether it did); cycle accuracy on raw (not L2-normalised) tokens, CLS removed before pooling as
+    token included where the method offers it (``method.frame_tokens``: the prefix tokens, then the same
+    patch grid as ``frame_features`` row by row, which is read from it, so one encoder pass serves both;
+    ``details.cls_token`` says whether it did); cycle accuracy on raw (not L2-normalised) tokens, CLS removed before pooling as
     the script does, averaged per batch of ``batch_size`` videos and then over batches. Built-in
     ``frozen``, ``cosettle`` and ``finetune`` offer it as the authors' model file of each ViT returns
     it to the script (P = 1 + h·w, 197 for a ViT-B/16 at 224 px, for frozen DINO, MoCo v3, iBOT, BLIP,
@@ -262,13 +263,14 @@ class Tradeoff(Task):
         if idx is None:
             return None
         x = load_frames(path, idx, Preprocess(c["resize_short"], c["crop"], strict=True))  # decoded on a cache miss only
-        grid = method.frame_features(x).float().cpu()  # (T, h, w, D)
-        tokens = grid.flatten(1, 2)
         # (T, P', D) with the prefix (CLS) tokens first, as the authors' eval_metric output; None: no CLS kept
         seq = method.frame_tokens(x) if c["protocol"] == "cal_metric" and _tokens_match_features(method) else None
-        if seq is not None:
-            tokens = seq.float().cpu()
-        return tokens, grid, tokens.shape[1] > grid.shape[1] * grid.shape[2]
+        if seq is None:
+            grid = method.frame_features(x).float().cpu()  # (T, h, w, D), from the feature cache where it has them
+            return grid.flatten(1, 2), grid, False
+        # the patch grid ends the sequence (crop x crop frames): taken from it rather than from a second encoder pass
+        side, tokens = int(c["crop"]) // method.backbone.stride, seq.float().cpu()
+        return tokens, tokens[:, -side * side:].unflatten(1, (side, side)), tokens.shape[1] > side * side
 
     def evaluate(self, method: Any, ctx: RunContext) -> TaskOutput:
         c = self.config
