@@ -70,18 +70,14 @@ class Method(abc.ABC):
         return self.encoder_wrapper(self.backbone, frames, compute)
 
     @torch.inference_mode()
-    def encode_tokens(self, frames: torch.Tensor, prefix: bool) -> torch.Tensor:
-        """Backbone tokens ``(T, P', C)``: with ``prefix`` and a backbone that has prefix tokens (a ViT's
-        CLS), those first and then the ``h·w`` patch tokens (``P' = prefix + h·w``); else the patch grid
-        of :meth:`encode_frames`, flattened.
+    def encode_tokens(self, frames: torch.Tensor) -> torch.Tensor:
+        """Backbone tokens ``(T, P', C)`` with the prefix tokens (a ViT's CLS) first, then the ``h·w`` patch tokens.
 
-        The prefix path bypasses :attr:`encoder_wrapper`: the feature cache stores ``(T, h, w, C)``
-        grids under keys that do not name the token set (:mod:`benchmark.cache`), so these tokens are
-        computed on every call (only the tradeoff task's ``cal_metric`` protocol reads them).
+        Bypasses :attr:`encoder_wrapper`: the feature cache stores ``(T, h, w, C)`` grids under keys that do
+        not name the token set (:mod:`benchmark.cache`), so these tokens are computed on every call (only the
+        tradeoff task's ``cal_metric`` protocol reads them, and takes the grid from them).
         """
-        if prefix and self.backbone.num_prefix_tokens:
-            return self._batched(self.backbone.encode_sequence, materialize(frames))
-        return self.encode_frames(frames).flatten(1, 2)
+        return self._batched(self.backbone.encode_sequence, materialize(frames))
 
     def _batched(self, encode: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """``encode`` over ``x`` in batches of ``config['batch_size']`` on the method's device, float32."""

@@ -165,7 +165,7 @@ class CoSettle(Method):
         (:data:`CAL_METRIC_WITHOUT_CLS`, a CNN): :meth:`frame_features` is then the whole token set."""
         if not self.backbone.num_prefix_tokens or self.backbone.meta.name in CAL_METRIC_WITHOUT_CLS:
             return None
-        return self._projected(self.encode_tokens(frames, prefix=True))
+        return self._projected(self.encode_tokens(frames))
 
     def _projected(self, tokens: torch.Tensor) -> torch.Tensor:
         if self.projection is None:

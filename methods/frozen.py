@@ -32,4 +32,4 @@ class Frozen(Method):
         of :meth:`frame_features` is then the whole token set (the tradeoff task's ``cal_metric`` protocol)."""
         if not self.backbone.num_prefix_tokens or self.backbone.meta.name in CAL_METRIC_WITHOUT_CLS:
             return None
-        return self.encode_tokens(frames, prefix=True)
+        return self.encode_tokens(frames)
