@@ -13,8 +13,10 @@ default preset (``configs/tasks/<task>.yaml``). A row may also name task options
 fixed beyond the preset (``options``; JHMDB's ``pck``: the published PCK@0.1 tables score with CRW's
 ``eval_pck.py``, our ``pck: crw``, while the task's default is ``pck: fixed``); a cell meets such a row only
 when its own value of each option is the same, read like the preset (a column of that name, ``pck=crw`` in
-the variant name, else the task's default), so a ``fixed`` PCK is never compared with a ``crw`` number. Two
-published values for one cell are refused, never chosen between. Values are stored as fractions, our metrics' scale; files in percent are divided by 100.
+the variant name, else the task's default), so a ``fixed`` PCK is never compared with a ``crw`` number; a file's
+``backbone_options`` (Co-Settle's ``input_norm: imagenet``) are met likewise (:func:`_same_input`). Two published
+values for one cell are refused, never chosen between. Values are stored as fractions, our metrics' scale; files
+in percent are divided by 100.
 
 The tolerance (``--published-tol``, default :data:`DEFAULT_TOL` = 0.01 absolute) flags a cell whose Δ is
 larger than one point on the papers' percent scale, ten times the last digit of a value published to one
